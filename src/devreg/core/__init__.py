@@ -1,0 +1,1 @@
+"""The domain core: records, rules and use cases. No HTTP, no SQL."""

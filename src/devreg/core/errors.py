@@ -1,0 +1,51 @@
+"""The few domain exceptions. Each dialect turns them into its own envelope, in one place."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a client may see; `message` says what is wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    """The request is malformed or breaks a rule; `field` names the bad part when known."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFound(DomainError):
+    """No such object in the caller's scope (another account's object is also 'not found')."""
+
+
+class Conflict(DomainError):
+    """A uniqueness rule would be broken; `code` names which one."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Unauthenticated(DomainError):
+    """Missing, malformed, expired or forged credentials."""
+
+
+class Forbidden(DomainError):
+    """Valid credentials that may not do this."""
+
+
+class RateLimited(DomainError):
+    """The credential is over its request rate; retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many requests. Please retry after a short delay.")
+        self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """A backing service (database, Redis) cannot be reached right now."""

@@ -1,0 +1,42 @@
+"""Object ids: 128 random bits, rendered per dialect (F: `dev_<32 hex>`, D: a UUID)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+ID_BYTES = 16
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def new_id() -> bytes:
+    return secrets.token_bytes(ID_BYTES)
+
+
+def render_prefixed(prefix: str, object_id: bytes) -> str:
+    return f"{prefix}_{object_id.hex()}"
+
+
+def parse_prefixed(prefix: str, text: str) -> bytes | None:
+    """`dev_<32 lowercase hex>` -> 16 bytes; None when the text is not of that form."""
+    head = prefix + "_"
+    if len(text) != len(head) + 2 * ID_BYTES or not text.startswith(head):
+        return None
+    digits = text[len(head) :]
+    if not _HEX_DIGITS.issuperset(digits):
+        return None
+    return bytes.fromhex(digits)
+
+
+def render_uuid(object_id: bytes) -> str:
+    return str(uuid.UUID(bytes=object_id))
+
+
+def parse_uuid(text: str) -> bytes | None:
+    """A UUID in its canonical 36-character form -> 16 bytes; None otherwise."""
+    if len(text) != 36:
+        return None
+    try:
+        return uuid.UUID(text).bytes
+    except ValueError:
+        return None

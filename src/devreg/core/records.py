@@ -1,0 +1,102 @@
+"""The records the core works on. Plain immutable values; the stores build and read them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class DeviceStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    DISABLED = "DISABLED"
+    DELETED = "DELETED"
+
+
+class Account(msgspec.Struct, frozen=True):
+    id: bytes
+    name: str
+    created_at: int
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    """A stored API key: only the SHA-256 of the secret is kept, never the secret."""
+
+    id: bytes
+    account_id: bytes
+    live_mode: bool
+    key_hash: bytes
+    prefix: str  # `sk_live_` or `sk_test_` plus a few characters, to tell keys apart in a list
+    created_at: int
+    revoked_at: int | None = None
+
+
+class Division(msgspec.Struct, frozen=True):
+    id: bytes
+    account_id: bytes
+    name: str
+    is_default: bool
+    created_at: int
+    updated_at: int
+
+
+class ProfileField(msgspec.Struct, frozen=True):
+    id: bytes
+    profile_id: bytes
+    name: str
+    mandatory: bool
+    position: int
+
+
+class DeviceProfile(msgspec.Struct, frozen=True):
+    id: bytes
+    account_id: bytes
+    division_id: bytes
+    name: str
+    is_default: bool
+    allow_read: bool
+    allow_write: bool
+    allow_renew: bool
+    created_at: int
+    updated_at: int
+
+
+class Device(msgspec.Struct, frozen=True):
+    id: bytes
+    account_id: bytes
+    live_mode: bool
+    reference_id: str | None
+    device_identifier: str | None
+    division_id: bytes
+    profile_id: bytes
+    status: DeviceStatus
+    allow_read: bool
+    allow_write: bool
+    allow_renew: bool
+    last_seen: int | None
+    created_at: int
+    updated_at: int
+    version: int
+
+
+class Certificate(msgspec.Struct, frozen=True):
+    id: bytes
+    account_id: bytes
+    device_id: bytes
+    serial: str
+    fingerprint: bytes  # SHA-256 of the DER
+    pem: str
+    not_before: int
+    not_after: int
+    issuer: str  # "devreg" for our CA, else the external CA's subject
+    created_at: int
+    revoked_at: int | None = None
+    revocation_reason: str | None = None
+
+
+class Caller(msgspec.Struct, frozen=True):
+    """Who is asking, as the core sees it: one account in one mode, through one credential."""
+
+    account_id: bytes
+    live_mode: bool
+    credential_id: str  # stable, non-secret name of the credential, for limits and logs
