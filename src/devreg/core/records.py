@@ -85,6 +85,7 @@ class Certificate(msgspec.Struct, frozen=True):
     device_id: bytes
     serial: str
     fingerprint: bytes  # SHA-256 of the DER
+    public_key_hash: bytes  # SHA-256 of the SubjectPublicKeyInfo: one key, one device
     pem: str
     not_before: int
     not_after: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+from devreg.core.errors import Unavailable
 from devreg.core.records import Account, ApiKey, Device, DeviceProfile, Division
 
 # Columns of a device that `update_fields` may set; anything else is a programming error.
@@ -22,11 +23,14 @@ class DuplicateValue(Exception):
         self.field = field
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Unavailable):
     """The database cannot be reached (connection refused, server restarting)."""
 
 
 class DeviceStore(Protocol):
+    async def ping(self) -> None:
+        """Raises StoreUnavailable when the database cannot answer."""
+
     async def create_account(
         self, account: Account, keys: list[ApiKey], division: Division, profile: DeviceProfile
     ) -> None: ...

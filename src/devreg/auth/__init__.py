@@ -1,0 +1,1 @@
+"""Authentication: API keys, the bearer tokens they are exchanged for, and rate limits."""

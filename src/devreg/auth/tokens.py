@@ -1,0 +1,99 @@
+"""Bearer tokens: HS256 JWTs signed with a secret made at init (mode 0600 in the data dir).
+
+The algorithm list is pinned, so neither `none` nor an asymmetric-key confusion is accepted,
+and every claim we rely on is required.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import jwt
+
+from devreg.core.errors import Unauthenticated
+from devreg.core.records import ApiKey, Caller
+
+TOKEN_TTL_SECONDS = 3600
+ALGORITHM = "HS256"
+ISSUER = "devreg"
+AUDIENCE = "devreg:dialect-f"
+SIGNING_KEY_FILE = "jwt-signing.key"
+MAX_TOKEN_LENGTH = 2048
+
+
+def load_or_create_signing_key(data_dir: Path) -> bytes:
+    """The signing secret, created on first use with mode 0600 and never rewritten."""
+    path = data_dir / SIGNING_KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return bytes.fromhex(path.read_text().strip())
+
+
+class TokenSigner:
+    def __init__(self, key: bytes, ttl: int = TOKEN_TTL_SECONDS) -> None:
+        self._key = key
+        self.ttl = ttl
+
+    def issue(self, api_key: ApiKey, now_seconds: int) -> str:
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "acc_" + api_key.account_id.hex(),
+            "kid": api_key.id.hex(),
+            "live_mode": api_key.live_mode,
+            "iat": now_seconds,
+            "exp": now_seconds + self.ttl,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> Caller:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated("Bearer token is too long")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "kid", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("Bearer token has expired: log in again") from None
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("Bearer token is not valid") from None
+        sub, kid, live_mode = claims.get("sub"), claims.get("kid"), claims.get("live_mode")
+        if (
+            not isinstance(sub, str)
+            or not sub.startswith("acc_")
+            or not isinstance(kid, str)
+            or not isinstance(live_mode, bool)
+        ):
+            raise Unauthenticated("Bearer token is not valid")
+        try:
+            account_id = bytes.fromhex(sub[4:])
+        except ValueError:
+            raise Unauthenticated("Bearer token is not valid") from None
+        return Caller(account_id=account_id, live_mode=live_mode, credential_id="key:" + kid)
+
+
+def parse_bearer(header: str | None) -> str:
+    if not header:
+        raise Unauthenticated("Missing Authorization header: use Bearer <token> from GET /login")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Authorization must use the Bearer scheme with a token from /login")
+    return token.strip()

@@ -1,0 +1,1 @@
+"""The `devreg` command line."""

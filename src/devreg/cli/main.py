@@ -1,0 +1,137 @@
+"""`devreg init | serve | account create`: the stable command line of PRODUCT.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from devreg.auth.api_keys import new_api_key
+from devreg.auth.tokens import load_or_create_signing_key
+from devreg.core.accounts import build_account
+from devreg.core.clock import now_us
+from devreg.core.errors import DomainError
+from devreg.server.config import Config, load_config
+from devreg.storage import migrate_store, open_store
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="data directory (env DEVREG_DATA_DIR; ./devreg-data)")
+    parser.add_argument(
+        "--database-url",
+        help="postgresql://... or sqlite:///path (env DEVREG_DATABASE_URL; SQLite in the data dir)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="devreg", description="Device registry service")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    init = commands.add_parser("init", help="create or upgrade the database and the secrets")
+    _common(init)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    _common(serve)
+    serve.add_argument("--host", help="address to listen on (env DEVREG_HOST; 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (env DEVREG_PORT; 8080)")
+    serve.add_argument("--workers", type=int, help="processes sharing the port (DEVREG_WORKERS)")
+    serve.add_argument("--redis-url", help="share rate limits through Redis (DEVREG_REDIS_URL)")
+    serve.add_argument(
+        "--rate-limit",
+        type=float,
+        help="requests/second per credential, 0 = off (DEVREG_RATE_LIMIT; 100)",
+    )
+    serve.add_argument("--rate-burst", type=int, help="burst per credential (DEVREG_RATE_BURST)")
+    serve.add_argument(
+        "--no-access-log",
+        action="store_const",
+        const=False,
+        dest="access_log",
+        help="do not log each request (DEVREG_ACCESS_LOG=0)",
+    )
+
+    account = commands.add_parser("account", help="manage accounts")
+    account_commands = account.add_subparsers(dest="account_command", required=True)
+    create = account_commands.add_parser("create", help="create an account and its two API keys")
+    _common(create)
+    create.add_argument("--name", required=True)
+    create.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    keys = (
+        "data_dir",
+        "database_url",
+        "host",
+        "port",
+        "workers",
+        "redis_url",
+        "rate_limit",
+        "rate_burst",
+        "access_log",
+    )
+    return load_config({key: getattr(args, key, None) for key in keys})
+
+
+async def _init(config: Config) -> list[int]:
+    # The data directory holds secrets: only its owner may enter it.
+    Path(config.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+    applied = await migrate_store(config.database_url, config.data_dir)
+    load_or_create_signing_key(Path(config.data_dir))
+    return applied
+
+
+async def _create_account(config: Config, name: str) -> dict[str, str]:
+    await _init(config)
+    now = now_us()
+    new = build_account(name, now)
+    live_secret, live_key = new_api_key(new.account.id, True, now)
+    test_secret, test_key = new_api_key(new.account.id, False, now)
+    store = await open_store(config.database_url, config.data_dir)
+    try:
+        await store.create_account(new.account, [live_key, test_key], new.division, new.profile)
+    finally:
+        await store.close()
+    return {
+        "account_id": "acc_" + new.account.id.hex(),
+        "live_key": live_secret,
+        "test_key": test_secret,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = _config(args)
+        if args.command == "init":
+            applied = asyncio.run(_init(config))
+            print(
+                f"devreg initialised: {config.database_label}, data dir {config.data_dir}"
+                f" ({len(applied)} migration(s) applied)"
+            )
+        elif args.command == "serve":
+            from devreg.server.run import serve
+
+            serve(config)
+        elif args.command == "account":
+            created = asyncio.run(_create_account(config, args.name))
+            if args.json:
+                print(json.dumps(created))
+            else:
+                print(
+                    f"account {created['account_id']}\n"
+                    f"live key {created['live_key']}\ntest key {created['test_key']}\n"
+                    "(the keys are shown only now: store them safely)"
+                )
+    except (ValueError, DomainError, OSError) as exc:
+        print(f"devreg: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Dialect F's part of `/openapi.json`, built from the same Structs that decode requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devreg.dialect_f.shapes import (
+    API_VERSION,
+    Accepted,
+    DeviceCreate,
+    DeviceList,
+    DeviceOut,
+    DeviceUpdate,
+    ErrorOut,
+    LoginOut,
+)
+
+SHAPES: tuple[type, ...] = (
+    DeviceCreate,
+    DeviceUpdate,
+    DeviceOut,
+    DeviceList,
+    LoginOut,
+    Accepted,
+    ErrorOut,
+)
+
+_ERRORS = {
+    "400": "Malformed input: the message names the bad part",
+    "403": "Missing, malformed, expired or forged credentials (seed 000 has no 401)",
+    "404": "No such device in this account and mode",
+    "409": "reference_id already taken (code duplicate_reference)",
+    "413": "Request body over 1 MiB",
+    "415": "Content-Type is not application/json",
+    "422": "Unsupported Flatpeak-Version",
+    "429": "Over the credential's rate limit; see Retry-After",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _responses(ok: str, schema: str, description: str, errors: list[str]) -> dict[str, Any]:
+    responses = {ok: _json(_ref(schema), description)}
+    for status in ["403", "422", "429", *errors]:
+        responses[status] = _json(_ref("ErrorOut"), _ERRORS[status])
+    return responses
+
+
+_VERSION_HEADER = {
+    "in": "header",
+    "name": "Flatpeak-Version",
+    "required": False,
+    "schema": {"type": "string", "enum": [API_VERSION]},
+}
+_DEVICE_ID = {
+    "in": "path",
+    "name": "id",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^dev_[0-9a-f]{32}$"},
+    "description": "Device id (`dev_` + 32 hex digits).",
+}
+_BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": False, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def paths() -> dict[str, Any]:
+    list_params = [
+        _VERSION_HEADER,
+        {
+            "in": "query",
+            "name": "limit",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 30},
+        },
+        {
+            "in": "query",
+            "name": "starting_after",
+            "schema": {"type": "string"},
+            "description": "A device id: the page of devices older than it.",
+        },
+        {
+            "in": "query",
+            "name": "ending_before",
+            "schema": {"type": "string"},
+            "description": "A device id: the page of devices newer than it.",
+        },
+        {"in": "query", "name": "reference_id", "schema": {"type": "string"}},
+    ]
+    return {
+        "/login": {
+            "get": {
+                "tags": ["Login"],
+                "operationId": "login",
+                "summary": "Exchange an API key for a token",
+                "description": "HTTP Basic `account_id:api_key`. The key's mode (live/test) is the"
+                " token's mode.",
+                "security": [{"basicAuth": []}],
+                "parameters": [_VERSION_HEADER],
+                "responses": _responses("200", "LoginOut", "A bearer token valid for an hour", []),
+            }
+        },
+        "/devices": {
+            "post": {
+                "tags": ["Devices"],
+                "operationId": "create-device",
+                "summary": "Create a device",
+                "security": _BEARER,
+                "parameters": [_VERSION_HEADER],
+                "requestBody": _body("DeviceCreate"),
+                "responses": _responses(
+                    "201", "DeviceOut", "The new device", ["400", "409", "413", "415"]
+                ),
+            },
+            "get": {
+                "tags": ["Devices"],
+                "operationId": "list-devices",
+                "summary": "List devices, newest first",
+                "security": _BEARER,
+                "parameters": list_params,
+                "responses": _responses("200", "DeviceList", "A page of devices", ["400"]),
+            },
+        },
+        "/devices/{id}": {
+            "parameters": [_DEVICE_ID],
+            "get": {
+                "tags": ["Devices"],
+                "operationId": "get-device",
+                "summary": "Get a device",
+                "security": _BEARER,
+                "parameters": [_VERSION_HEADER],
+                "responses": _responses("200", "DeviceOut", "The device", ["404"]),
+            },
+            "patch": {
+                "tags": ["Devices"],
+                "operationId": "update-device",
+                "summary": "Update a device",
+                "description": "Any parameters that have not been provided are left unchanged.",
+                "security": _BEARER,
+                "parameters": [_VERSION_HEADER],
+                "requestBody": _body("DeviceUpdate"),
+                "responses": _responses(
+                    "200", "DeviceOut", "The updated device", ["400", "404", "409", "413", "415"]
+                ),
+            },
+            "delete": {
+                "tags": ["Devices"],
+                "operationId": "delete-device",
+                "summary": "Delete a device",
+                "security": _BEARER,
+                "parameters": [_VERSION_HEADER],
+                "responses": _responses("202", "Accepted", "Deleted", ["404"]),
+            },
+        },
+    }
+
+
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "basicAuth": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "username: account id (`acc_...`), password: API key",
+    },
+}

@@ -1,0 +1,1 @@
+"""Vendored assets of the docs page."""

@@ -1,0 +1,154 @@
+"""The ASGI application: lifespan (open the store and the limiter), routing, access log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import msgspec
+
+from devreg.auth.rate_limit import RateLimiter, make_rate_limiter
+from devreg.auth.tokens import TokenSigner, load_or_create_signing_key
+from devreg.core.devices import DeviceService
+from devreg.core.errors import Unavailable
+from devreg.core.store import DeviceStore
+from devreg.dialect_f.errors import render_error as render_f_error
+from devreg.dialect_f.routes import DialectF
+from devreg.server.config import Config, load_config
+from devreg.server.docs import docs_page, static_file
+from devreg.server.openapi import build_openapi
+from devreg.storage import open_store
+from devreg.web.errors import HttpError, method_not_allowed
+from devreg.web.request import Receive, Request, Scope, Send
+from devreg.web.response import Response, json_response
+from devreg.web.routing import Router
+
+access_log = logging.getLogger("devreg.access")
+log = logging.getLogger("devreg")
+
+
+class Services(msgspec.Struct):
+    """What handlers depend on, made once per process at startup."""
+
+    store: DeviceStore
+    limiter: RateLimiter
+    signer: TokenSigner
+
+
+async def open_services(config: Config) -> Services:
+    store = await open_store(config.database_url, config.data_dir)
+    limiter = make_rate_limiter(config.rate_limit, config.rate_burst, config.redis_url)
+    signer = TokenSigner(load_or_create_signing_key(Path(config.data_dir)))
+    return Services(store=store, limiter=limiter, signer=signer)
+
+
+def build_router(services: Services) -> Router:
+    router = Router()
+    DialectF(
+        services.store, DeviceService(services.store), services.signer, services.limiter
+    ).mount(router)
+    spec = msgspec.json.encode(build_openapi())
+
+    async def openapi(request: Request) -> Response:
+        return Response(200, spec)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await services.store.ping()
+        except Unavailable:
+            return json_response(503, {"status": "unavailable", "database": "unreachable"})
+        return json_response(200, {"status": "ok"})
+
+    async def docs(request: Request) -> Response:
+        return docs_page()
+
+    async def docs_static(request: Request) -> Response:
+        return static_file(request.path_params["name"])
+
+    router.add("GET", "/openapi.json", openapi, render_f_error)
+    router.add("GET", "/healthz", healthz, render_f_error)
+    router.add("GET", "/docs", docs, render_f_error)
+    router.add("GET", "/docs/static/{name}", docs_static, render_f_error)
+    return router
+
+
+class DevregApp:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.services: Services | None = None
+        self.router = Router()
+
+    async def startup(self) -> None:
+        self.services = await open_services(self.config)
+        self.router = build_router(self.services)
+
+    async def shutdown(self) -> None:
+        if self.services is not None:
+            await self.services.limiter.close()
+            await self.services.store.close()
+            self.services = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.error("startup failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request = Request(scope, receive)
+        found = self.router.match(request.path)
+        render = found[0].render_error if found else render_f_error
+        try:
+            if found is None:
+                raise HttpError(404, "not_found", f"No such endpoint: {request.path[:200]}")
+            route, request.path_params = found
+            handler = route.handlers.get(request.method)
+            if handler is None:
+                raise method_not_allowed(request.method, list(route.handlers))
+            response = await handler(request)
+        except Exception as exc:  # every failure is rendered in the route's dialect
+            response = render(exc)
+        await response.send(send)
+        if self.config.access_log:
+            # The path only: query strings and headers may carry secrets or personal data.
+            access_log.info(
+                '%s "%s %s" %d %.1fms %s',
+                _client(scope),
+                request.method,
+                request.path[:200],
+                response.status,
+                (time.perf_counter() - started) * 1000,
+                request.credential or "-",
+            )
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
+def create_app(config: Config | None = None) -> DevregApp:
+    return DevregApp(config or load_config())
+
+
+def app_from_env() -> DevregApp:
+    """Factory for `uvicorn --factory`: each worker reads the configuration from DEVREG_*."""
+    return create_app(load_config())

@@ -1,0 +1,97 @@
+"""Service configuration: command-line options over `DEVREG_*` environment variables over
+defaults. The serve command writes the final values back to the environment so that
+worker processes (which start from an import string) read the same configuration."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+
+import msgspec
+
+DEFAULT_DATA_DIR = "./devreg-data"
+
+
+class Config(msgspec.Struct, frozen=True):
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    rate_limit: float = 100.0
+    rate_burst: int = 200
+    access_log: bool = True
+
+    @property
+    def database_label(self) -> str:
+        """The database named without its password, for logs."""
+        if not self.database_url:
+            return f"sqlite {self.data_dir / 'devreg.sqlite3'}"
+        scheme, _, rest = self.database_url.partition("://")
+        host = rest.rpartition("@")[2]
+        return f"{scheme}://{host}"
+
+
+ENV = {
+    "data_dir": "DEVREG_DATA_DIR",
+    "database_url": "DEVREG_DATABASE_URL",
+    "redis_url": "DEVREG_REDIS_URL",
+    "host": "DEVREG_HOST",
+    "port": "DEVREG_PORT",
+    "workers": "DEVREG_WORKERS",
+    "rate_limit": "DEVREG_RATE_LIMIT",
+    "rate_burst": "DEVREG_RATE_BURST",
+    "access_log": "DEVREG_ACCESS_LOG",
+}
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def load_config(
+    overrides: Mapping[str, object] | None = None, environ: Mapping[str, str] = os.environ
+) -> Config:
+    values: dict[str, object] = {}
+    for field, variable in ENV.items():
+        text = environ.get(variable)
+        if text not in (None, ""):
+            values[field] = text
+    for field, value in (overrides or {}).items():
+        if value is not None:
+            values[field] = value
+    if "access_log" in values and isinstance(values["access_log"], str):
+        values["access_log"] = _parse_bool(values["access_log"])
+    try:
+        config = msgspec.convert(values, Config, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"bad configuration: {exc}") from None
+    if config.workers < 1:
+        raise ValueError("workers must be at least 1")
+    if not 0 < config.port < 65536:
+        raise ValueError("port must be between 1 and 65535")
+    return config
+
+
+def _dec_hook(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
+
+
+def export_config(config: Config, environ: MutableMapping[str, str]) -> None:
+    for field, variable in ENV.items():
+        value = getattr(config, field)
+        if value is None:
+            environ.pop(variable, None)
+        elif isinstance(value, bool):
+            environ[variable] = "1" if value else "0"
+        else:
+            environ[variable] = str(value)

@@ -1,0 +1,40 @@
+"""`/openapi.json`: the document of every dialect mounted, from the code's own schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+import devreg
+from devreg.dialect_f import openapi as dialect_f
+
+
+def build_openapi() -> dict[str, Any]:
+    (_, components) = msgspec.json.schema_components(
+        dialect_f.SHAPES, ref_template="#/components/schemas/{name}"
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "devreg",
+            "version": devreg.__version__,
+            "description": "Device registry and device identity. Dialect F follows the"
+            " Flatpeak API (version 2025-09-14.anode).",
+        },
+        "paths": {
+            **dialect_f.paths(),
+            "/healthz": {
+                "get": {
+                    "tags": ["Service"],
+                    "operationId": "healthz",
+                    "summary": "Liveness and database",
+                    "responses": {
+                        "200": {"description": "Serving"},
+                        "503": {"description": "The database cannot be reached"},
+                    },
+                }
+            },
+        },
+        "components": {"schemas": components, "securitySchemes": dialect_f.SECURITY_SCHEMES},
+    }

@@ -1,0 +1,74 @@
+"""The request as handlers see it: method, path, headers, query, a size-limited body."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from devreg.core.errors import InvalidInput
+from devreg.web.errors import payload_too_large
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY = 1024 * 1024
+MAX_QUERY_PARAMS = 32
+
+
+class Request:
+    __slots__ = ("_receive", "credential", "method", "path", "path_params", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.path_params: dict[str, str] = {}
+        self.credential: str | None = None  # set once authenticated, for the access log
+
+    def header(self, name: bytes) -> str | None:
+        """The first value of header `name` (lowercase), decoded as latin-1 per RFC 9110."""
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return str(value.decode("latin-1"))
+        return None
+
+    def query(self) -> dict[str, str]:
+        """Query parameters; each may appear once."""
+        raw = self.scope.get("query_string", b"").decode("latin-1")
+        if not raw:
+            return {}
+        try:
+            pairs = parse_qsl(
+                raw, keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_QUERY_PARAMS
+            )
+        except ValueError as exc:
+            raise InvalidInput(f"Query string is malformed: {exc}", "query") from None
+        params: dict[str, str] = {}
+        for key, value in pairs:
+            if key in params:
+                raise InvalidInput(f"Query parameter {key} is given more than once", key)
+            params[key] = value
+        return params
+
+    async def body(self, limit: int = MAX_BODY) -> bytes:
+        declared = self.header(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise payload_too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise payload_too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)

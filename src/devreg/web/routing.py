@@ -1,0 +1,54 @@
+"""Path routing: literal segments and `{name}` captures, one handler per method."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from devreg.web.request import Request
+from devreg.web.response import Response
+
+Handler = Callable[[Request], Awaitable[Response]]
+ErrorRenderer = Callable[[Exception], Response]
+
+
+class Route:
+    __slots__ = ("handlers", "render_error", "segments")
+
+    def __init__(self, path: str, render_error: ErrorRenderer) -> None:
+        self.segments = tuple(path.strip("/").split("/")) if path != "/" else ("",)
+        self.handlers: dict[str, Handler] = {}
+        self.render_error = render_error
+
+    def match(self, parts: tuple[str, ...]) -> dict[str, str] | None:
+        if len(parts) != len(self.segments):
+            return None
+        params: dict[str, str] = {}
+        for pattern, part in zip(self.segments, parts, strict=True):
+            if pattern.startswith("{") and pattern.endswith("}"):
+                if not part:
+                    return None
+                params[pattern[1:-1]] = part
+            elif pattern != part:
+                return None
+        return params
+
+
+class Router:
+    def __init__(self) -> None:
+        self._routes: list[Route] = []
+        self._by_path: dict[str, Route] = {}
+
+    def add(self, method: str, path: str, handler: Handler, render_error: ErrorRenderer) -> None:
+        route = self._by_path.get(path)
+        if route is None:
+            route = self._by_path[path] = Route(path, render_error)
+            self._routes.append(route)
+        route.handlers[method] = handler
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        parts = tuple(path.strip("/").split("/")) if path != "/" else ("",)
+        for route in self._routes:
+            params = route.match(parts)
+            if params is not None:
+                return route, params
+        return None
