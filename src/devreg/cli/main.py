@@ -14,7 +14,7 @@ from devreg.auth.tokens import load_or_create_signing_key
 from devreg.core.accounts import build_account
 from devreg.core.clock import now_us
 from devreg.core.errors import DomainError
-from devreg.server.config import Config, load_config
+from devreg.server.config import Config, ensure_data_dir, load_config
 from devreg.storage import migrate_store, open_store
 
 
@@ -78,8 +78,6 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 async def _init(config: Config) -> list[int]:
-    # The data directory holds secrets: only its owner may enter it.
-    Path(config.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     applied = await migrate_store(config.database_url, config.data_dir)
     load_or_create_signing_key(Path(config.data_dir))
     return applied
@@ -107,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = _config(args)
+        ensure_data_dir(config)
         if args.command == "init":
             applied = asyncio.run(_init(config))
             print(

@@ -80,6 +80,11 @@ def load_config(
     return config
 
 
+def ensure_data_dir(config: Config) -> None:
+    """The data directory holds secrets: created so that only its owner may enter it."""
+    Path(config.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def _dec_hook(kind: type, value: object) -> object:
     if kind is Path and isinstance(value, str):
         return Path(value)
