@@ -24,6 +24,7 @@ from devreg.web.request import Receive, Request, Scope, Send
 from devreg.web.response import Response, json_response
 from devreg.web.routing import Router
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 access_log = logging.getLogger("devreg.access")
 log = logging.getLogger("devreg")
 
@@ -150,5 +151,8 @@ def create_app(config: Config | None = None) -> DevregApp:
 
 
 def app_from_env() -> DevregApp:
-    """Factory for `uvicorn --factory`: each worker reads the configuration from DEVREG_*."""
+    """Factory for `uvicorn --factory`: each worker reads the configuration from DEVREG_*.
+    Worker processes start with a bare logging setup, so it is configured here too."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     return create_app(load_config())

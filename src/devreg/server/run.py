@@ -8,18 +8,13 @@ import os
 
 import uvicorn
 
+from devreg.server.app import LOG_FORMAT
 from devreg.server.config import Config, export_config
 from devreg.storage import migrate_store
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-
 
 def serve(config: Config) -> None:
-    configure_logging()
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     applied = asyncio.run(migrate_store(config.database_url, config.data_dir))
     log = logging.getLogger("devreg")
     if applied:

@@ -1,0 +1,105 @@
+"""Run the real `devreg` command: a server subprocess on a free port, accounts via the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+DEVREG = str(Path(sys.executable).parent / "devreg")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    data_dir: Path
+    database_url: str | None
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def devreg_env(data_dir: Path, database_url: str | None, **settings: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVREG_")}
+    env["DEVREG_DATA_DIR"] = str(data_dir)
+    if database_url:
+        env["DEVREG_DATABASE_URL"] = database_url
+    for key, value in settings.items():
+        if value is not None:
+            env["DEVREG_" + key.upper()] = str(value)
+    return env
+
+
+def start_server(
+    data_dir: Path,
+    *,
+    database_url: str | None = None,
+    workers: int = 1,
+    **settings: object,
+) -> RunningServer:
+    port = free_port()
+    env = devreg_env(data_dir, database_url, **settings)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [DEVREG, "serve", "--port", str(port), "--workers", str(workers)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(f"http://127.0.0.1:{port}", data_dir, database_url, process,
+                           log_path, env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"devreg serve exited {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"devreg serve did not become healthy:\n{server.log()}")
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([DEVREG, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def create_account(server: RunningServer, name: str) -> dict[str, str]:
+    done = run_cli(server.env, "account", "create", "--name", name, "--json")
+    assert done.returncode == 0, done.stderr
+    created: dict[str, str] = json.loads(done.stdout)
+    return created
+
+
+def login(server: RunningServer, account_id: str, key: str) -> str:
+    response = httpx.get(server.base_url + "/login", auth=(account_id, key))
+    assert response.status_code == 200, response.text
+    token: str = response.json()["bearer_token"]
+    return token
