@@ -7,7 +7,6 @@ nothing to brute-force, and the lookup by hash stays one indexed read per login.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -52,7 +51,7 @@ def parse_basic(header: str | None) -> tuple[str, str]:
         raise Unauthenticated("Authorization must use the Basic scheme with account_id:api_key")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text in the header
         raise Unauthenticated("Authorization Basic credentials are not valid base64") from None
     user, sep, password = decoded.partition(":")
     if not sep or not user or not password:

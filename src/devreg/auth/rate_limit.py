@@ -17,6 +17,9 @@ from devreg.core.errors import RateLimited
 log = logging.getLogger("devreg.ratelimit")
 
 MAX_TRACKED = 100_000
+# After Redis fails, stay on the in-memory buckets this long before trying it again: a hung
+# Redis would otherwise cost every request the full socket timeout.
+REDIS_RETRY_SECONDS = 1.0
 
 
 class RateLimiter(Protocol):
@@ -104,10 +107,15 @@ class RedisRateLimiter:
         self._script = self._client.register_script(_BUCKET_SCRIPT)
         self._fallback = MemoryRateLimiter(rate, burst)
         self._degraded = False
+        self._retry_at = 0.0
+        self.retry_interval = REDIS_RETRY_SECONDS
 
     async def check(self, credential: str) -> None:
         from redis.exceptions import RedisError
 
+        if self._degraded and time.monotonic() < self._retry_at:
+            await self._fallback.check(credential)
+            return
         try:
             reply = await self._script(
                 keys=["devreg:rl:" + credential], args=[self.rate, self.burst]
@@ -119,6 +127,7 @@ class RedisRateLimiter:
                     type(exc).__name__,
                 )
                 self._degraded = True
+            self._retry_at = time.monotonic() + self.retry_interval
             await self._fallback.check(credential)
             return
         if self._degraded:

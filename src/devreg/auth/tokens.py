@@ -24,21 +24,36 @@ MAX_TOKEN_LENGTH = 2048
 
 
 def load_or_create_signing_key(data_dir: Path) -> bytes:
-    """The signing secret, created on first use with mode 0600 and never rewritten."""
+    """The signing secret, created on first use with mode 0600 and never rewritten.
+
+    The key is written and fsynced under a private temporary name, then hard-linked into
+    place: the link either creates the complete file or fails because another process
+    linked its own first, so no caller ever reads a half-written (or empty) key."""
     path = data_dir / SIGNING_KEY_FILE
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
+    temporary = data_dir / f".{SIGNING_KEY_FILE}.{os.getpid()}.{secrets.token_hex(8)}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return bytes.fromhex(path.read_text().strip())
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32))
-        handle.flush()
-        os.fsync(handle.fileno())
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:  # another process made it first: use theirs
+            pass
+        else:
+            directory = os.open(data_dir, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+    finally:
+        temporary.unlink()
     return bytes.fromhex(path.read_text().strip())
 
 

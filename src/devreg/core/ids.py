@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 
 ID_BYTES = 16
 _HEX_DIGITS = frozenset("0123456789abcdef")
+# 8-4-4-4-12 hex digits; `uuid.UUID()` alone also takes braces, `urn:uuid:`, misplaced
+# hyphens, `_`, signs and spaces, none of which is a UUID a client should be able to send.
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def new_id() -> bytes:
@@ -34,9 +38,6 @@ def render_uuid(object_id: bytes) -> str:
 
 def parse_uuid(text: str) -> bytes | None:
     """A UUID in its canonical 36-character form -> 16 bytes; None otherwise."""
-    if len(text) != 36:
+    if _CANONICAL_UUID.fullmatch(text) is None:
         return None
-    try:
-        return uuid.UUID(text).bytes
-    except ValueError:
-        return None
+    return uuid.UUID(text).bytes

@@ -1,0 +1,201 @@
+"""Schema migrations on both backends: idempotent, recorded, durable settings, whole record."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from devreg.storage import SQLITE_FILE, migrate_store, open_store
+from devreg.storage.sqlite import SqliteDeviceStore
+from tests.conftest import POSTGRES_ADMIN_URL
+
+RECORD_TABLES = {
+    "accounts",
+    "api_keys",
+    "divisions",
+    "device_profiles",
+    "profile_fields",
+    "devices",
+    "device_field_values",
+    "certificates",
+    "enrollment_secrets",
+}
+DEVICE_COLUMNS = {
+    "id", "account_id", "live_mode", "reference_id", "device_identifier", "division_id",
+    "profile_id", "status", "allow_read", "allow_write", "allow_renew", "last_seen",
+    "created_at", "updated_at", "version",
+}  # fmt: skip
+
+
+@pytest.fixture
+async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
+    """An empty PostgreSQL database (never migrated), dropped afterwards."""
+    name = "devreg_mig_" + secrets.token_hex(4)
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = postgres_url.rpartition("/")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """An unmigrated database of each kind (None: SQLite in tmp_path)."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("fresh_postgres")
+        return url
+    return None
+
+
+async def fetch(database_url: str | None, data_dir: Path, query: str) -> list[tuple[object, ...]]:
+    if database_url is None:
+        conn = sqlite3.connect(data_dir / SQLITE_FILE)
+        try:
+            return [tuple(row) for row in conn.execute(query).fetchall()]
+        finally:
+            conn.close()
+    pg = await asyncpg.connect(database_url)
+    try:
+        return [tuple(row) for row in await pg.fetch(query)]
+    finally:
+        await pg.close()
+
+
+async def table_names(database_url: str | None, data_dir: Path) -> set[str]:
+    if database_url is None:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        query = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    return {str(row[0]) for row in await fetch(database_url, data_dir, query)}
+
+
+async def test_migrate_twice_applies_once(fresh_backend: str | None, tmp_path: Path) -> None:
+    assert await migrate_store(fresh_backend, tmp_path) == [1]
+    assert await migrate_store(fresh_backend, tmp_path) == []
+    rows = await fetch(fresh_backend, tmp_path, "SELECT version, name FROM schema_migrations")
+    assert rows == [(1, "0001_initial")]
+
+
+async def test_migration_creates_the_whole_record(
+    fresh_backend: str | None, tmp_path: Path
+) -> None:
+    assert RECORD_TABLES.isdisjoint(await table_names(fresh_backend, tmp_path))
+    await migrate_store(fresh_backend, tmp_path)
+    tables = await table_names(fresh_backend, tmp_path)
+    assert RECORD_TABLES | {"schema_migrations"} <= tables
+    if fresh_backend is None:
+        columns = {str(r[1]) for r in await fetch(None, tmp_path, "PRAGMA table_info(devices)")}
+    else:
+        columns = {
+            str(r[0])
+            for r in await fetch(
+                fresh_backend,
+                tmp_path,
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = 'public' AND table_name = 'devices'",
+            )
+        }
+    assert columns == DEVICE_COLUMNS
+
+
+async def test_second_migration_keeps_data(fresh_backend: str | None, tmp_path: Path) -> None:
+    from tests.storage.conftest import stored_account
+
+    await migrate_store(fresh_backend, tmp_path)
+    store = await open_store(fresh_backend, tmp_path)
+    try:
+        account = await stored_account(store)
+    finally:
+        await store.close()
+    assert await migrate_store(fresh_backend, tmp_path) == []
+    store = await open_store(fresh_backend, tmp_path)
+    try:
+        assert await store.default_profile(account.id) == account.new.profile
+    finally:
+        await store.close()
+
+
+async def test_concurrent_migrations_apply_once(fresh_backend: str | None, tmp_path: Path) -> None:
+    """Several `devreg init`/`serve` processes starting at once on a fresh database."""
+    runs = 4
+    if fresh_backend is None:
+        barrier = threading.Barrier(runs)
+
+        def run() -> list[int]:
+            barrier.wait()
+            return asyncio.run(migrate_store(None, tmp_path))
+
+        results = await asyncio.gather(*(asyncio.to_thread(run) for _ in range(runs)))
+    else:
+        results = await asyncio.gather(
+            *(migrate_store(fresh_backend, tmp_path) for _ in range(runs))
+        )
+    assert sorted(results) == [[], [], [], [1]]
+    rows = await fetch(fresh_backend, tmp_path, "SELECT version FROM schema_migrations")
+    assert rows == [(1,)]
+
+
+async def test_postgres_migrated_by_fixture_records_version_1(postgres_url: str) -> None:
+    assert await migrate_store(postgres_url, Path("/nonexistent")) == []
+    assert await table_names(postgres_url, Path("/nonexistent")) >= RECORD_TABLES
+
+
+async def test_sqlite_file_is_wal(tmp_path: Path) -> None:
+    await migrate_store(None, tmp_path)
+    store = await open_store(None, tmp_path)
+    try:
+        # journal_mode=WAL is a property of the file: a plain connection sees it too
+        plain = sqlite3.connect(tmp_path / SQLITE_FILE)
+        try:
+            assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        finally:
+            plain.close()
+    finally:
+        await store.close()
+
+
+async def test_sqlite_store_connection_is_durable(tmp_path: Path) -> None:
+    await migrate_store(None, tmp_path)
+    store = await open_store(None, tmp_path)
+    assert isinstance(store, SqliteDeviceStore)
+    try:
+        conn = store._conn  # synchronous and foreign_keys are per connection
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    finally:
+        await store.close()
+
+
+async def test_sqlite_url_names_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "db.sqlite3"
+    url = f"sqlite://{target}"  # sqlite:///abs/path
+    assert url.startswith("sqlite:///")
+    assert await migrate_store(url, tmp_path / "data") == [1]
+    assert target.exists()
+    assert not (tmp_path / "data" / SQLITE_FILE).exists()
+    store = await open_store(url, tmp_path / "data")
+    try:
+        await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_unsupported_url_scheme_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unsupported database URL scheme"):
+        await migrate_store("mysql://localhost/devreg", tmp_path)
