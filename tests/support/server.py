@@ -69,10 +69,13 @@ def start_server(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [DEVREG, "serve", "--port", str(port), "--workers", str(workers)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-    server = RunningServer(f"http://127.0.0.1:{port}", data_dir, database_url, process,
-                           log_path, env)
+    server = RunningServer(
+        f"http://127.0.0.1:{port}", data_dir, database_url, process, log_path, env
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

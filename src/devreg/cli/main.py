@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,10 +127,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"live key {created['live_key']}\ntest key {created['test_key']}\n"
                     "(the keys are shown only now: store them safely)"
                 )
-    except (ValueError, DomainError, OSError) as exc:
+    except Exception as exc:
+        if not _is_operator_error(exc):
+            raise
         print(f"devreg: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _is_operator_error(exc: Exception) -> bool:
+    """Errors an operator can fix (bad option, unreachable or refusing database): one line
+    on stderr and exit 1, not a traceback."""
+    if isinstance(exc, ValueError | DomainError | OSError | sqlite3.Error):
+        return True
+    # The PostgreSQL driver is imported only when a postgresql:// URL is used; its errors
+    # (unknown database or role, refused authentication) can only occur once it is.
+    asyncpg = sys.modules.get("asyncpg")
+    return asyncpg is not None and isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError)
 
 
 if __name__ == "__main__":

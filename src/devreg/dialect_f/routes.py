@@ -59,6 +59,8 @@ async def decode_body(request: Request, shape: type[T]) -> T:
         raise InvalidInput(f"Invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"Request body is not valid JSON: {exc}", "body") from None
+    except UnicodeDecodeError:  # msgspec's error for bad UTF-8 inside a string
+        raise InvalidInput("Request body is not valid JSON: it is not UTF-8", "body") from None
     assert isinstance(value, shape)
     return value
 
@@ -84,7 +86,11 @@ def limit_of(params: dict[str, str]) -> int:
     text = params.get("limit")
     if text is None:
         return DEFAULT_PAGE
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    # ASCII digits only: str.isdigit() also accepts "²" (superscript), which int() refuses, and
+    # a bounded length keeps int() away from its 4300-digit limit.
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not (
+        1 <= int(text) <= MAX_PAGE
+    ):
         raise InvalidInput(f"limit must be an integer between 1 and {MAX_PAGE}", "limit")
     return int(text)
 

@@ -134,11 +134,25 @@ class DevregApp:
                 '%s "%s %s" %d %.1fms %s',
                 _client(scope),
                 request.method,
-                request.path[:200],
+                _loggable(request.path[:200]),
                 response.status,
                 (time.perf_counter() - started) * 1000,
                 request.credential or "-",
             )
+
+
+# Control characters (a percent-encoded newline arrives decoded in the path) would let a
+# client forge or split access-log lines: they are logged as escapes instead.
+_LOG_ESCAPES = {
+    code: f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
+    for code in [*range(32), *range(127, 160), 0x2028, 0x2029]
+}
+_LOG_ESCAPES[ord('"')] = "\\x22"
+_LOG_ESCAPES[ord("\\")] = "\\x5c"
+
+
+def _loggable(text: str) -> str:
+    return text.translate(_LOG_ESCAPES)
 
 
 def _client(scope: Scope) -> str:
