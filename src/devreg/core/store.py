@@ -4,12 +4,29 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+import msgspec
+
 from devreg.core.errors import Unavailable
-from devreg.core.records import Account, ApiKey, Device, DeviceProfile, Division
+from devreg.core.records import (
+    Account,
+    ApiKey,
+    Certificate,
+    Device,
+    DeviceProfile,
+    Division,
+    ProfileField,
+)
 
 # Columns of a device that `update_fields` may set; anything else is a programming error.
 UPDATABLE_DEVICE_COLUMNS = frozenset(
-    {"reference_id", "device_identifier", "status", "allow_read", "allow_write", "allow_renew"}
+    {
+        "reference_id",
+        "device_identifier",
+        "status",
+        "allow_read",
+        "allow_write",
+        "allow_renew",
+    }
 )
 
 ListDirection = Literal["older", "newer"]
@@ -27,24 +44,60 @@ class StoreUnavailable(Unavailable):
     """The database cannot be reached (connection refused, server restarting)."""
 
 
+class DeviceFilter(msgspec.Struct, frozen=True):
+    """Dialect D's list filters; None means "any". Times are microseconds, inclusive."""
+
+    device_identifier: str | None = None
+    division_id: bytes | None = None
+    profile_id: bytes | None = None
+    created_from: int | None = None
+    created_to: int | None = None
+    updated_from: int | None = None
+    updated_to: int | None = None
+
+
 class DeviceStore(Protocol):
     async def ping(self) -> None:
         """Raises StoreUnavailable when the database cannot answer."""
 
+    # --- accounts and keys
     async def create_account(
         self, account: Account, keys: list[ApiKey], division: Division, profile: DeviceProfile
     ) -> None: ...
 
     async def find_api_key(self, key_hash: bytes) -> ApiKey | None: ...
 
+    # --- divisions and profiles (per account, not per mode)
+    async def insert_division(self, division: Division) -> None:
+        """Raises DuplicateValue("division_name")."""
+
+    async def get_division(self, account_id: bytes, division_id: bytes) -> Division | None: ...
+
+    async def list_divisions(self, account_id: bytes) -> list[Division]: ...
+
+    async def insert_profile(self, profile: DeviceProfile, fields: list[ProfileField]) -> None:
+        """Raises DuplicateValue("profile_name")."""
+
+    async def get_profile(self, account_id: bytes, profile_id: bytes) -> DeviceProfile | None: ...
+
     async def default_profile(self, account_id: bytes) -> DeviceProfile | None: ...
 
-    async def insert_device(self, device: Device) -> None:
+    async def list_profiles(self, account_id: bytes) -> list[DeviceProfile]: ...
+
+    async def profile_fields(self, profile_ids: list[bytes]) -> dict[bytes, list[ProfileField]]:
+        """Each profile's fields in their declared order."""
+
+    # --- devices
+    async def insert_device(self, device: Device, values: dict[bytes, str] | None = None) -> None:
         """Raises DuplicateValue when reference_id or device_identifier is taken."""
 
     async def get_device(
         self, account_id: bytes, live_mode: bool, device_id: bytes, *, include_deleted: bool = False
     ) -> Device | None: ...
+
+    async def get_device_by_id(self, device_id: bytes) -> Device | None:
+        """A non-deleted device whatever its account: only for callers already authenticated
+        as that device (by its certificate)."""
 
     async def list_devices(
         self,
@@ -59,6 +112,14 @@ class DeviceStore(Protocol):
         """Non-deleted devices, newest first. With a cursor (created_at, id), only those
         older (or newer) than it; the result is always ordered newest first."""
 
+    async def query_devices(
+        self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, limit: int, offset: int
+    ) -> tuple[list[Device], int]:
+        """A page of non-deleted devices matching `where`, oldest first, and their total."""
+
+    async def field_values(self, device_ids: list[bytes]) -> dict[bytes, dict[bytes, str]]:
+        """Each device's values by field id (devices without values are absent)."""
+
     async def update_fields(
         self,
         account_id: bytes,
@@ -66,8 +127,23 @@ class DeviceStore(Protocol):
         device_id: bytes,
         changes: dict[str, object],
         now: int,
+        values: dict[bytes, str] | None = None,
     ) -> Device | None:
         """Set `changes` on a non-deleted device, bump its version and updated_at, and
-        return the new record (None when there is no such device). Raises DuplicateValue."""
+        return the new record (None when there is no such device). With `values`, the
+        device's field values become exactly these, in the same transaction.
+        Raises DuplicateValue."""
+
+    async def touch_last_seen(self, device_id: bytes, now: int) -> None: ...
+
+    # --- certificates
+    async def insert_certificate(self, certificate: Certificate) -> None: ...
+
+    async def list_certificates(self, account_id: bytes, device_id: bytes) -> list[Certificate]: ...
+
+    async def find_certificate(self, fingerprint: bytes) -> Certificate | None: ...
+
+    async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
+        """Ids of the devices holding a certificate for this public key."""
 
     async def close(self) -> None: ...

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from devreg.core.records import Device, DeviceProfile, DeviceStatus
+from devreg.core.records import (
+    Certificate,
+    Device,
+    DeviceProfile,
+    DeviceStatus,
+    Division,
+    ProfileField,
+)
+from devreg.core.store import DeviceFilter
 
 DEVICE_COLUMNS = (
     "id, account_id, live_mode, reference_id, device_identifier, division_id, profile_id,"
@@ -59,6 +67,148 @@ _NEWER = " AND (created_at, id) > (?, ?)"
 _NEWEST_FIRST = " ORDER BY created_at DESC, id DESC LIMIT ?"
 _OLDEST_FIRST = " ORDER BY created_at ASC, id ASC LIMIT ?"
 SELECT_HEALTH = "SELECT 1"
+
+DIVISION_COLUMNS = "id, account_id, name, is_default, created_at, updated_at"
+FIELD_COLUMNS = "id, profile_id, name, mandatory, position"
+CERTIFICATE_COLUMNS = (
+    "id, account_id, device_id, serial, fingerprint, public_key_hash, pem, not_before,"
+    " not_after, issuer, created_at, revoked_at, revocation_reason"
+)
+SELECT_DIVISION = f"SELECT {DIVISION_COLUMNS} FROM divisions WHERE account_id = ? AND id = ?"
+SELECT_DIVISIONS = (
+    f"SELECT {DIVISION_COLUMNS} FROM divisions WHERE account_id = ? ORDER BY created_at, id"
+)
+SELECT_PROFILE = f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? AND id = ?"
+SELECT_PROFILES = (
+    f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? ORDER BY created_at, id"
+)
+INSERT_FIELD = f"INSERT INTO profile_fields ({FIELD_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+INSERT_VALUE = "INSERT INTO device_field_values (device_id, field_id, value) VALUES (?, ?, ?)"
+DELETE_VALUES = "DELETE FROM device_field_values WHERE device_id = ?"
+SELECT_DEVICE_BY_ID = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ? AND status <> 'DELETED'"
+TOUCH_LAST_SEEN = "UPDATE devices SET last_seen = ? WHERE id = ? AND status <> 'DELETED'"
+INSERT_CERTIFICATE = (
+    f"INSERT INTO certificates ({CERTIFICATE_COLUMNS})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_CERTIFICATES = (
+    f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE account_id = ? AND device_id = ?"
+    " ORDER BY created_at, id"
+)
+SELECT_CERTIFICATE = f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE fingerprint = ?"
+SELECT_KEY_HOLDERS = "SELECT DISTINCT device_id FROM certificates WHERE public_key_hash = ?"
+
+
+def in_list(statement: str, count: int) -> str:
+    """`statement` with its `(?)` marker widened to `count` placeholders (count >= 1)."""
+    return statement.replace("(?)", "(" + ", ".join("?" * count) + ")")
+
+
+SELECT_FIELDS_OF = (
+    f"SELECT {FIELD_COLUMNS} FROM profile_fields WHERE profile_id IN (?) ORDER BY position, id"
+)
+SELECT_VALUES_OF = (
+    "SELECT device_id, field_id, value FROM device_field_values WHERE device_id IN (?)"
+)
+
+
+def query_devices_statements(
+    account_id: bytes, live_mode: bool, where: DeviceFilter, limit: int, offset: int
+) -> tuple[str, str, list[Any], list[Any]]:
+    """(page SQL, count SQL, page params, count params) for dialect D's filtered list."""
+    conditions = ["account_id = ?", "live_mode = ?", "status <> 'DELETED'"]
+    params: list[Any] = [account_id, live_mode]
+    for column, op, value in (
+        ("device_identifier", "=", where.device_identifier),
+        ("division_id", "=", where.division_id),
+        ("profile_id", "=", where.profile_id),
+        ("created_at", ">=", where.created_from),
+        ("created_at", "<=", where.created_to),
+        ("updated_at", ">=", where.updated_from),
+        ("updated_at", "<=", where.updated_to),
+    ):
+        if value is not None:
+            conditions.append(f"{column} {op} ?")
+            params.append(value)
+    condition = " AND ".join(conditions)
+    page = (
+        f"SELECT {DEVICE_COLUMNS} FROM devices WHERE {condition}"
+        " ORDER BY created_at, id LIMIT ? OFFSET ?"
+    )
+    count = f"SELECT COUNT(*) FROM devices WHERE {condition}"
+    return page, count, [*params, limit, offset], params
+
+
+def division_row(division: Division) -> tuple[Any, ...]:
+    return (
+        division.id,
+        division.account_id,
+        division.name,
+        division.is_default,
+        division.created_at,
+        division.updated_at,
+    )
+
+
+def division_from_row(row: Sequence[Any]) -> Division:
+    return Division(
+        id=bytes(row[0]),
+        account_id=bytes(row[1]),
+        name=row[2],
+        is_default=bool(row[3]),
+        created_at=row[4],
+        updated_at=row[5],
+    )
+
+
+def field_row(field: ProfileField) -> tuple[Any, ...]:
+    return (field.id, field.profile_id, field.name, field.mandatory, field.position)
+
+
+def field_from_row(row: Sequence[Any]) -> ProfileField:
+    return ProfileField(
+        id=bytes(row[0]),
+        profile_id=bytes(row[1]),
+        name=row[2],
+        mandatory=bool(row[3]),
+        position=row[4],
+    )
+
+
+def certificate_row(cert: Certificate) -> tuple[Any, ...]:
+    return (
+        cert.id,
+        cert.account_id,
+        cert.device_id,
+        cert.serial,
+        cert.fingerprint,
+        cert.public_key_hash,
+        cert.pem,
+        cert.not_before,
+        cert.not_after,
+        cert.issuer,
+        cert.created_at,
+        cert.revoked_at,
+        cert.revocation_reason,
+    )
+
+
+def certificate_from_row(row: Sequence[Any]) -> Certificate:
+    return Certificate(
+        id=bytes(row[0]),
+        account_id=bytes(row[1]),
+        device_id=bytes(row[2]),
+        serial=row[3],
+        fingerprint=bytes(row[4]),
+        public_key_hash=bytes(row[5]),
+        pem=row[6],
+        not_before=row[7],
+        not_after=row[8],
+        issuer=row[9],
+        created_at=row[10],
+        revoked_at=row[11],
+        revocation_reason=row[12],
+    )
 
 
 def list_devices_query(

@@ -1,0 +1,226 @@
+"""SqlDeviceStore: every DeviceStore method, written once over a minimal driver.
+
+The SQLite and PostgreSQL stores only say how to run a statement and how to hold a
+transaction; what is read and written, and in which order, lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from devreg.core.records import (
+    Account,
+    ApiKey,
+    Certificate,
+    Device,
+    DeviceProfile,
+    Division,
+    ProfileField,
+)
+from devreg.core.store import UPDATABLE_DEVICE_COLUMNS, DeviceFilter, ListDirection
+from devreg.storage import sql
+
+Params = Sequence[Any]
+
+
+class SqlRunner(Protocol):
+    """Runs one statement; raises DuplicateValue / StoreUnavailable, never driver errors."""
+
+    async def rows(self, statement: str, params: Params = ()) -> list[Sequence[Any]]: ...
+
+    async def run(self, statement: str, params: Params = ()) -> None: ...
+
+
+class SqlDeviceStore:
+    def runner(self) -> SqlRunner:
+        """Statements outside a transaction, each committed on its own."""
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractAsyncContextManager[SqlRunner]:
+        """All statements run through the yielded runner commit together, or none does."""
+        raise NotImplementedError
+
+    async def _one(self, statement: str, params: Params = ()) -> Sequence[Any] | None:
+        rows = await self.runner().rows(statement, params)
+        return rows[0] if rows else None
+
+    async def ping(self) -> None:
+        await self._one(sql.SELECT_HEALTH)
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    # --- accounts and keys
+
+    async def create_account(
+        self, account: Account, keys: list[ApiKey], division: Division, profile: DeviceProfile
+    ) -> None:
+        async with self.transaction() as tx:
+            await tx.run(sql.INSERT_ACCOUNT, (account.id, account.name, account.created_at))
+            for key in keys:
+                await tx.run(
+                    sql.INSERT_API_KEY,
+                    (key.id, key.account_id, key.live_mode, key.key_hash, key.prefix,
+                     key.created_at, key.revoked_at),
+                )  # fmt: skip
+            await tx.run(sql.INSERT_DIVISION, sql.division_row(division))
+            await tx.run(sql.INSERT_PROFILE, sql.profile_row(profile))
+
+    async def find_api_key(self, key_hash: bytes) -> ApiKey | None:
+        row = await self._one(sql.SELECT_API_KEY, (key_hash,))
+        if row is None:
+            return None
+        return ApiKey(
+            id=bytes(row[0]), account_id=bytes(row[1]), live_mode=bool(row[2]),
+            key_hash=bytes(row[3]), prefix=row[4], created_at=row[5], revoked_at=row[6],
+        )  # fmt: skip
+
+    # --- divisions and profiles
+
+    async def insert_division(self, division: Division) -> None:
+        await self.runner().run(sql.INSERT_DIVISION, sql.division_row(division))
+
+    async def get_division(self, account_id: bytes, division_id: bytes) -> Division | None:
+        row = await self._one(sql.SELECT_DIVISION, (account_id, division_id))
+        return None if row is None else sql.division_from_row(row)
+
+    async def list_divisions(self, account_id: bytes) -> list[Division]:
+        rows = await self.runner().rows(sql.SELECT_DIVISIONS, (account_id,))
+        return [sql.division_from_row(row) for row in rows]
+
+    async def insert_profile(self, profile: DeviceProfile, fields: list[ProfileField]) -> None:
+        async with self.transaction() as tx:
+            await tx.run(sql.INSERT_PROFILE, sql.profile_row(profile))
+            for field in fields:
+                await tx.run(sql.INSERT_FIELD, sql.field_row(field))
+
+    async def get_profile(self, account_id: bytes, profile_id: bytes) -> DeviceProfile | None:
+        row = await self._one(sql.SELECT_PROFILE, (account_id, profile_id))
+        return None if row is None else sql.profile_from_row(row)
+
+    async def default_profile(self, account_id: bytes) -> DeviceProfile | None:
+        row = await self._one(sql.SELECT_DEFAULT_PROFILE, (account_id,))
+        return None if row is None else sql.profile_from_row(row)
+
+    async def list_profiles(self, account_id: bytes) -> list[DeviceProfile]:
+        rows = await self.runner().rows(sql.SELECT_PROFILES, (account_id,))
+        return [sql.profile_from_row(row) for row in rows]
+
+    async def profile_fields(self, profile_ids: list[bytes]) -> dict[bytes, list[ProfileField]]:
+        found: dict[bytes, list[ProfileField]] = {pid: [] for pid in profile_ids}
+        if not profile_ids:
+            return found
+        statement = sql.in_list(sql.SELECT_FIELDS_OF, len(profile_ids))
+        for row in await self.runner().rows(statement, profile_ids):
+            field = sql.field_from_row(row)
+            found[field.profile_id].append(field)
+        return found
+
+    # --- devices
+
+    async def insert_device(self, device: Device, values: dict[bytes, str] | None = None) -> None:
+        if not values:
+            await self.runner().run(sql.INSERT_DEVICE, sql.device_row(device))
+            return
+        async with self.transaction() as tx:
+            await tx.run(sql.INSERT_DEVICE, sql.device_row(device))
+            for field_id, value in values.items():
+                await tx.run(sql.INSERT_VALUE, (device.id, field_id, value))
+
+    async def get_device(
+        self, account_id: bytes, live_mode: bool, device_id: bytes, *, include_deleted: bool = False
+    ) -> Device | None:
+        statement = sql.SELECT_DEVICE_ANY_STATUS if include_deleted else sql.SELECT_DEVICE
+        row = await self._one(statement, (device_id, account_id, live_mode))
+        return None if row is None else sql.device_from_row(row)
+
+    async def get_device_by_id(self, device_id: bytes) -> Device | None:
+        row = await self._one(sql.SELECT_DEVICE_BY_ID, (device_id,))
+        return None if row is None else sql.device_from_row(row)
+
+    async def list_devices(
+        self,
+        account_id: bytes,
+        live_mode: bool,
+        *,
+        limit: int,
+        reference_id: str | None = None,
+        cursor: tuple[int, bytes] | None = None,
+        direction: ListDirection = "older",
+    ) -> list[Device]:
+        statement, params, ascending = sql.list_devices_query(
+            account_id, live_mode, limit, reference_id, cursor, direction
+        )
+        devices = [sql.device_from_row(row) for row in await self.runner().rows(statement, params)]
+        if ascending:
+            devices.reverse()
+        return devices
+
+    async def query_devices(
+        self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, limit: int, offset: int
+    ) -> tuple[list[Device], int]:
+        page, count, page_params, count_params = sql.query_devices_statements(
+            account_id, live_mode, where, limit, offset
+        )
+        runner = self.runner()
+        rows = await runner.rows(page, page_params)
+        total = (await runner.rows(count, count_params))[0][0]
+        return [sql.device_from_row(row) for row in rows], int(total)
+
+    async def field_values(self, device_ids: list[bytes]) -> dict[bytes, dict[bytes, str]]:
+        found: dict[bytes, dict[bytes, str]] = {}
+        if not device_ids:
+            return found
+        statement = sql.in_list(sql.SELECT_VALUES_OF, len(device_ids))
+        for device_id, field_id, value in await self.runner().rows(statement, device_ids):
+            found.setdefault(bytes(device_id), {})[bytes(field_id)] = value
+        return found
+
+    async def update_fields(
+        self,
+        account_id: bytes,
+        live_mode: bool,
+        device_id: bytes,
+        changes: dict[str, object],
+        now: int,
+        values: dict[bytes, str] | None = None,
+    ) -> Device | None:
+        unknown = set(changes) - UPDATABLE_DEVICE_COLUMNS
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        statement, params = sql.update_device_statement(
+            changes, account_id, live_mode, device_id, now
+        )
+        if values is None:
+            rows = await self.runner().rows(statement, params)
+            return sql.device_from_row(rows[0]) if rows else None
+        async with self.transaction() as tx:
+            rows = await tx.rows(statement, params)
+            if not rows:
+                return None
+            await tx.run(sql.DELETE_VALUES, (device_id,))
+            for field_id, value in values.items():
+                await tx.run(sql.INSERT_VALUE, (device_id, field_id, value))
+        return sql.device_from_row(rows[0])
+
+    async def touch_last_seen(self, device_id: bytes, now: int) -> None:
+        await self.runner().run(sql.TOUCH_LAST_SEEN, (now, device_id))
+
+    # --- certificates
+
+    async def insert_certificate(self, certificate: Certificate) -> None:
+        await self.runner().run(sql.INSERT_CERTIFICATE, sql.certificate_row(certificate))
+
+    async def list_certificates(self, account_id: bytes, device_id: bytes) -> list[Certificate]:
+        rows = await self.runner().rows(sql.SELECT_CERTIFICATES, (account_id, device_id))
+        return [sql.certificate_from_row(row) for row in rows]
+
+    async def find_certificate(self, fingerprint: bytes) -> Certificate | None:
+        row = await self._one(sql.SELECT_CERTIFICATE, (fingerprint,))
+        return None if row is None else sql.certificate_from_row(row)
+
+    async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
+        rows = await self.runner().rows(sql.SELECT_KEY_HOLDERS, (public_key_hash,))
+        return {bytes(row[0]) for row in rows}
