@@ -20,7 +20,7 @@ from tests.core.conftest import START, StepClock, Tenant
 
 
 async def all_devices(service: DeviceService, caller: Caller) -> list[Device]:
-    page = await service.list(caller, limit=MAX_PAGE)
+    page = await service.list_page(caller, limit=MAX_PAGE)
     assert not page.has_more, "helper only for small accounts"
     return page.devices
 
@@ -116,7 +116,7 @@ async def test_reference_is_unique_per_account_and_mode_only(
     other = await service.create(other_tenant.live, "shared")
     assert len({live.id, test.id, other.id}) == 3
     for caller, device in ((tenant.live, live), (tenant.test, test), (other_tenant.live, other)):
-        page = await service.list(caller, reference_id="shared")
+        page = await service.list_page(caller, reference_id="shared")
         assert ids(page.devices) == [device.id]
 
 
@@ -125,7 +125,7 @@ async def test_deleted_device_frees_its_reference(service: DeviceService, tenant
     await service.delete(tenant.live, old.id)
     new = await service.create(tenant.live, "reused")
     assert new.id != old.id
-    assert ids((await service.list(tenant.live, reference_id="reused")).devices) == [new.id]
+    assert ids((await service.list_page(tenant.live, reference_id="reused")).devices) == [new.id]
     # ...and a second delete/re-create cycle works as well
     await service.delete(tenant.live, new.id)
     again = await service.create(tenant.live, "placeholder")
@@ -147,7 +147,7 @@ async def test_test_mode_cannot_see_live_devices_and_back(
         await service.get(tenant.live, test.id)
     assert ids(await all_devices(service, tenant.live)) == [live.id]
     assert ids(await all_devices(service, tenant.test)) == [test.id]
-    assert (await service.list(tenant.test, reference_id="live-ref")).devices == []
+    assert (await service.list_page(tenant.test, reference_id="live-ref")).devices == []
     with pytest.raises(NotFound):
         await service.update(tenant.test, live.id, {"reference_id": "stolen"})
     with pytest.raises(NotFound):
@@ -185,13 +185,13 @@ async def test_unknown_id_is_not_found(service: DeviceService, tenant: Tenant) -
 
 async def test_list_is_newest_first(service: DeviceService, tenant: Tenant) -> None:
     created = [await service.create(tenant.live, f"ref-{n}") for n in range(5)]
-    page = await service.list(tenant.live)
+    page = await service.list_page(tenant.live)
     assert ids(page.devices) == ids(created)[::-1]
     assert page.has_more is False
 
 
 async def test_empty_list(service: DeviceService, tenant: Tenant) -> None:
-    assert await service.list(tenant.live) == DevicePage(devices=[], has_more=False)
+    assert await service.list_page(tenant.live) == DevicePage(devices=[], has_more=False)
 
 
 @pytest.mark.parametrize("limit", [0, -1, MAX_PAGE + 1, 10_000])
@@ -199,7 +199,7 @@ async def test_limit_out_of_bounds_is_refused(
     service: DeviceService, tenant: Tenant, limit: int
 ) -> None:
     with pytest.raises(InvalidInput, match="limit must be between 1 and 100") as caught:
-        await service.list(tenant.live, limit=limit)
+        await service.list_page(tenant.live, limit=limit)
     assert caught.value.field == "limit"
 
 
@@ -207,19 +207,19 @@ async def test_limit_bounds_and_default(service: DeviceService, tenant: Tenant) 
     created = [await service.create(tenant.live, None) for _ in range(DEFAULT_PAGE + 1)]
     newest_first = ids(created)[::-1]
 
-    default = await service.list(tenant.live)
+    default = await service.list_page(tenant.live)
     assert ids(default.devices) == newest_first[:DEFAULT_PAGE]
     assert default.has_more is True
 
-    one = await service.list(tenant.live, limit=1)
+    one = await service.list_page(tenant.live, limit=1)
     assert ids(one.devices) == newest_first[:1]
     assert one.has_more is True
 
-    hundred = await service.list(tenant.live, limit=MAX_PAGE)
+    hundred = await service.list_page(tenant.live, limit=MAX_PAGE)
     assert ids(hundred.devices) == newest_first
     assert hundred.has_more is False
 
-    exact = await service.list(tenant.live, limit=DEFAULT_PAGE + 1)
+    exact = await service.list_page(tenant.live, limit=DEFAULT_PAGE + 1)
     assert ids(exact.devices) == newest_first
     assert exact.has_more is False
 
@@ -241,7 +241,7 @@ async def walk_older(service: DeviceService, caller: Caller, limit: int) -> list
     pages: list[list[bytes]] = []
     cursor: bytes | None = None
     while True:
-        page = await service.list(caller, limit=limit, starting_after=cursor)
+        page = await service.list_page(caller, limit=limit, starting_after=cursor)
         pages.append(ids(page.devices))
         assert len(page.devices) <= limit
         if not page.has_more:
@@ -257,7 +257,7 @@ async def walk_newer(
     pages: list[list[bytes]] = []
     cursor = start
     while True:
-        page = await service.list(caller, limit=limit, ending_before=cursor)
+        page = await service.list_page(caller, limit=limit, ending_before=cursor)
         pages.append(ids(page.devices))
         assert len(page.devices) <= limit
         if not page.has_more:
@@ -298,10 +298,10 @@ async def test_paging_back_returns_the_previous_page(
     store: DeviceStore, service: DeviceService, tenant: Tenant
 ) -> None:
     expected = await make_many(store, tenant.live, 12)
-    first = await service.list(tenant.live, limit=4)
-    second = await service.list(tenant.live, limit=4, starting_after=first.devices[-1].id)
+    first = await service.list_page(tenant.live, limit=4)
+    second = await service.list_page(tenant.live, limit=4, starting_after=first.devices[-1].id)
     assert ids(second.devices) == expected[4:8]
-    back = await service.list(tenant.live, limit=4, ending_before=second.devices[0].id)
+    back = await service.list_page(tenant.live, limit=4, ending_before=second.devices[0].id)
     assert ids(back.devices) == ids(first.devices) == expected[:4]
     assert back.has_more is False  # nothing newer than the first page
 
@@ -311,9 +311,9 @@ async def test_cursors_at_the_ends(
 ) -> None:
     expected = await make_many(store, tenant.live, 4)
     newest, oldest = expected[0], expected[-1]
-    assert await service.list(tenant.live, ending_before=newest) == DevicePage([], False)
-    assert await service.list(tenant.live, starting_after=oldest) == DevicePage([], False)
-    after_newest = await service.list(tenant.live, starting_after=newest)
+    assert await service.list_page(tenant.live, ending_before=newest) == DevicePage([], False)
+    assert await service.list_page(tenant.live, starting_after=oldest) == DevicePage([], False)
+    after_newest = await service.list_page(tenant.live, starting_after=newest)
     assert ids(after_newest.devices) == expected[1:]
     assert after_newest.has_more is False
 
@@ -323,9 +323,9 @@ async def test_cursor_may_name_a_deleted_device(
 ) -> None:
     expected = await make_many(store, tenant.live, 6)
     await service.delete(tenant.live, expected[2])
-    older = await service.list(tenant.live, starting_after=expected[2])
+    older = await service.list_page(tenant.live, starting_after=expected[2])
     assert ids(older.devices) == expected[3:]
-    newer = await service.list(tenant.live, ending_before=expected[2])
+    newer = await service.list_page(tenant.live, ending_before=expected[2])
     assert ids(newer.devices) == expected[:2]
 
 
@@ -333,7 +333,7 @@ async def test_both_cursors_are_refused(service: DeviceService, tenant: Tenant) 
     a = await service.create(tenant.live, None)
     b = await service.create(tenant.live, None)
     with pytest.raises(InvalidInput, match="cannot be used together"):
-        await service.list(tenant.live, starting_after=a.id, ending_before=b.id)
+        await service.list_page(tenant.live, starting_after=a.id, ending_before=b.id)
 
 
 async def test_unknown_cursor_is_refused(
@@ -344,10 +344,10 @@ async def test_unknown_cursor_is_refused(
     other_mode = await service.create(tenant.test, None)
     for cursor in (new_id(), theirs.id, other_mode.id):
         with pytest.raises(InvalidInput, match="starting_after") as caught:
-            await service.list(tenant.live, starting_after=cursor)
+            await service.list_page(tenant.live, starting_after=cursor)
         assert caught.value.field == "starting_after"
         with pytest.raises(InvalidInput, match="ending_before") as caught:
-            await service.list(tenant.live, ending_before=cursor)
+            await service.list_page(tenant.live, ending_before=cursor)
         assert caught.value.field == "ending_before"
 
 
@@ -355,13 +355,13 @@ async def test_reference_filter(service: DeviceService, tenant: Tenant) -> None:
     await service.create(tenant.live, "alpha")
     beta = await service.create(tenant.live, "beta")
     await service.create(tenant.live, None)
-    page = await service.list(tenant.live, reference_id="beta")
+    page = await service.list_page(tenant.live, reference_id="beta")
     assert ids(page.devices) == [beta.id]
     assert page.has_more is False
-    assert (await service.list(tenant.live, reference_id="gamma")).devices == []
-    assert (await service.list(tenant.live, reference_id="BETA")).devices == []
+    assert (await service.list_page(tenant.live, reference_id="gamma")).devices == []
+    assert (await service.list_page(tenant.live, reference_id="BETA")).devices == []
     await service.delete(tenant.live, beta.id)
-    assert (await service.list(tenant.live, reference_id="beta")).devices == []
+    assert (await service.list_page(tenant.live, reference_id="beta")).devices == []
 
 
 # --- update -----------------------------------------------------------------------------

@@ -9,18 +9,72 @@ import msgspec
 from devreg.core.clock import now_us
 from devreg.core.errors import Conflict, InvalidInput, NotFound
 from devreg.core.ids import new_id
-from devreg.core.records import Caller, Device, DeviceStatus
-from devreg.core.store import DeviceStore, DuplicateValue
+from devreg.core.profiles import Profile, ProfileService
+from devreg.core.records import Caller, Device, DeviceStatus, ProfileField
+from devreg.core.store import DeviceFilter, DeviceStore, DuplicateValue
 
 MAX_REFERENCE_ID = 255
 MAX_PAGE = 100
 DEFAULT_PAGE = 30
 DUPLICATE_REFERENCE = "Reference ID already exists"
+MAX_IDENTIFIER = 255
+MAX_FIELD_VALUE = 1024
+MAX_QUERY_PAGE = 1000
+FLAG_COLUMNS = ("allow_read", "allow_write", "allow_renew")
 
 
 class DevicePage(msgspec.Struct, frozen=True):
     devices: list[Device]
     has_more: bool
+
+
+class DeviceView(msgspec.Struct, frozen=True):
+    """A device with what dialect D shows beside it: its division, profile and values."""
+
+    device: Device
+    profile: Profile
+    values: dict[bytes, str]
+
+
+def check_device_identifier(value: str) -> str:
+    if not value.strip():
+        raise InvalidInput("device_identifier must not be empty", "device_identifier")
+    if len(value) > MAX_IDENTIFIER:
+        raise InvalidInput(
+            f"device_identifier must be at most {MAX_IDENTIFIER} characters", "device_identifier"
+        )
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidInput(
+            "device_identifier must not contain control characters", "device_identifier"
+        )
+    return value
+
+
+def check_field_values(profile: Profile, given: list[tuple[bytes, str]]) -> dict[bytes, str]:
+    """The values to store for a device of `profile`: every id must be one of the
+    profile's fields (once), every value at most 1024 characters, and every mandatory
+    field must have a non-empty value. Names the first problem found."""
+    by_id: dict[bytes, ProfileField] = {field.id: field for field in profile.fields}
+    values: dict[bytes, str] = {}
+    for index, (field_id, value) in enumerate(given):
+        field = by_id.get(field_id)
+        if field is None:
+            raise InvalidInput(
+                f"fields[{index}].id is not a field of device profile {profile.profile.name!r}",
+                "fields",
+            )
+        if field_id in values:
+            raise InvalidInput(f"field {field.name!r} is given more than once", "fields")
+        if len(value) > MAX_FIELD_VALUE:
+            raise InvalidInput(
+                f"value of field {field.name!r} is longer than {MAX_FIELD_VALUE} characters",
+                "fields",
+            )
+        values[field_id] = value
+    for field in profile.fields:
+        if field.mandatory and not values.get(field.id):
+            raise InvalidInput(f"mandatory field {field.name!r} has no value", "fields")
+    return values
 
 
 def check_reference_id(value: str) -> str | None:
@@ -40,6 +94,11 @@ def check_reference_id(value: str) -> str | None:
 def _conflict(exc: DuplicateValue) -> Conflict:
     if exc.field == "reference_id":
         return Conflict(DUPLICATE_REFERENCE, "duplicate_reference")
+    if exc.field == "device_identifier":
+        return Conflict(
+            "device_identifier is already used by another device of this division",
+            "duplicate_device_identifier",
+        )
     return Conflict(f"{exc.field} already exists", f"duplicate_{exc.field}")
 
 
@@ -49,6 +108,7 @@ class DeviceService:
     def __init__(self, store: DeviceStore, clock: Callable[[], int] = now_us) -> None:
         self.store = store
         self.clock = clock
+        self.profiles = ProfileService(store, clock)
 
     async def create(self, caller: Caller, reference_id: str | None) -> Device:
         reference = check_reference_id(reference_id) if reference_id is not None else None
@@ -85,7 +145,7 @@ class DeviceService:
             raise NotFound("No such device")
         return device
 
-    async def list(
+    async def list_page(
         self,
         caller: Caller,
         *,
@@ -160,3 +220,112 @@ class DeviceService:
         )
         if deleted is None:
             raise NotFound("No such device")
+
+    # --- dialect D: devices in a division and profile, with field values
+
+    async def create_in_profile(
+        self,
+        caller: Caller,
+        device_identifier: str,
+        division_id: bytes | None,
+        profile_id: bytes | None,
+        given: list[tuple[bytes, str]],
+    ) -> Device:
+        """A device of `profile_id` (the default profile when None) in its division; a
+        division named as well must be the profile's."""
+        if profile_id is None:
+            default = await self.store.default_profile(caller.account_id)
+            if default is None:
+                raise RuntimeError("account has no default device profile")
+            profile_id = default.id
+        profile = await self.profiles.profile(caller, profile_id)
+        if division_id is not None and division_id != profile.division.id:
+            await self.profiles.division(caller, division_id)  # NotFound if it is not ours
+            raise InvalidInput(
+                f"device profile {profile.profile.name!r} belongs to another division",
+                "division_id",
+            )
+        identifier = check_device_identifier(device_identifier)
+        values = check_field_values(profile, given)
+        now = self.clock()
+        flags = profile.profile
+        device = Device(
+            id=new_id(), account_id=caller.account_id, live_mode=caller.live_mode,
+            reference_id=None, device_identifier=identifier, division_id=profile.division.id,
+            profile_id=flags.id, status=DeviceStatus.ACTIVE, allow_read=flags.allow_read,
+            allow_write=flags.allow_write, allow_renew=flags.allow_renew, last_seen=None,
+            created_at=now, updated_at=now, version=1,
+        )  # fmt: skip
+        try:
+            await self.store.insert_device(device, values)
+        except DuplicateValue as exc:
+            raise _conflict(exc) from exc
+        return device
+
+    async def replace(
+        self,
+        caller: Caller,
+        device_id: bytes,
+        device_identifier: str | None,
+        given: list[tuple[bytes, str]],
+        flags: dict[str, bool] | None = None,
+    ) -> Device:
+        """Seed 003's update: the identifier changes only when given, the field values
+        become exactly `given` (omitted ones are deleted), and `flags` (API key only) may
+        set the device_api_allow_* columns."""
+        device = await self.get(caller, device_id)
+        profile = await self.profiles.profile(caller, device.profile_id)
+        values = check_field_values(profile, given)
+        changes: dict[str, object] = {}
+        if device_identifier is not None:
+            changes["device_identifier"] = check_device_identifier(device_identifier)
+        for column, value in (flags or {}).items():
+            if column not in FLAG_COLUMNS:
+                raise ValueError(f"not a flag: {column}")
+            changes[column] = value
+        try:
+            updated = await self.store.update_fields(
+                caller.account_id, caller.live_mode, device_id, changes, self.clock(), values
+            )
+        except DuplicateValue as exc:
+            raise _conflict(exc) from exc
+        if updated is None:
+            raise NotFound("No such device")
+        return updated
+
+    async def set_status(self, caller: Caller, device_id: bytes, status: DeviceStatus) -> Device:
+        """Enable or disable; a disabled device is refused on the client-auth listener."""
+        if status is DeviceStatus.DELETED:
+            raise ValueError("use delete()")
+        updated = await self.store.update_fields(
+            caller.account_id, caller.live_mode, device_id, {"status": status}, self.clock()
+        )
+        if updated is None:
+            raise NotFound("No such device")
+        return updated
+
+    async def query(
+        self, caller: Caller, where: DeviceFilter, *, limit: int, offset: int
+    ) -> tuple[list[Device], int]:
+        if not 1 <= limit <= MAX_QUERY_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_QUERY_PAGE}", "limit")
+        if offset < 0:
+            raise InvalidInput("offset must not be negative", "offset")
+        return await self.store.query_devices(
+            caller.account_id, caller.live_mode, where, limit=limit, offset=offset
+        )
+
+    async def views(self, caller: Caller, devices: list[Device]) -> list[DeviceView]:
+        profiles: dict[bytes, Profile] = {}
+        for device in devices:
+            if device.profile_id not in profiles:
+                profiles[device.profile_id] = await self.profiles.profile(caller, device.profile_id)
+        values = await self.store.field_values([device.id for device in devices])
+        return [
+            DeviceView(
+                device=device,
+                profile=profiles[device.profile_id],
+                values=values.get(device.id, {}),
+            )
+            for device in devices
+        ]

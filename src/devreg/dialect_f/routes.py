@@ -149,7 +149,7 @@ class DialectF:
         if unknown:
             raise InvalidInput(f"Unknown query parameter {unknown[0]}", unknown[0])
         reference = params.get("reference_id")
-        page = await self.devices.list(
+        page = await self.devices.list_page(
             caller,
             limit=limit_of(params),
             reference_id=reference if reference else None,

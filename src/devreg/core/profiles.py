@@ -1,0 +1,137 @@
+"""Divisions and device profiles: where devices live, which fields they carry, and the
+default `device_api_allow_*` flags a new device gets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from devreg.core.accounts import check_name
+from devreg.core.clock import now_us
+from devreg.core.errors import Conflict, InvalidInput, NotFound
+from devreg.core.ids import new_id
+from devreg.core.records import Caller, DeviceProfile, Division, ProfileField
+from devreg.core.store import DeviceStore, DuplicateValue
+
+MAX_FIELDS = 100
+
+
+class FieldSpec(msgspec.Struct, frozen=True):
+    name: str
+    mandatory: bool
+
+
+class ProfileFlags(msgspec.Struct, frozen=True):
+    allow_read: bool = True
+    allow_write: bool = True
+    allow_renew: bool = True
+
+
+class Profile(msgspec.Struct, frozen=True):
+    """A profile with its division and its fields, as the dialects show it."""
+
+    profile: DeviceProfile
+    division: Division
+    fields: list[ProfileField]
+
+
+class ProfileService:
+    def __init__(self, store: DeviceStore, clock: Callable[[], int] = now_us) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def create_division(self, caller: Caller, name: str) -> Division:
+        now = self.clock()
+        division = Division(
+            id=new_id(), account_id=caller.account_id, name=check_name(name),
+            is_default=False, created_at=now, updated_at=now,
+        )  # fmt: skip
+        try:
+            await self.store.insert_division(division)
+        except DuplicateValue:
+            raise Conflict(
+                f"a division named {division.name!r} already exists", "duplicate_division_name"
+            ) from None
+        return division
+
+    async def division(self, caller: Caller, division_id: bytes) -> Division:
+        division = await self.store.get_division(caller.account_id, division_id)
+        if division is None:
+            raise NotFound("Division does not exist")
+        return division
+
+    async def divisions(self, caller: Caller) -> list[Division]:
+        return await self.store.list_divisions(caller.account_id)
+
+    async def create_profile(
+        self,
+        caller: Caller,
+        name: str,
+        division_id: bytes | None,
+        fields: list[FieldSpec],
+        flags: ProfileFlags,
+    ) -> Profile:
+        """A new profile in `division_id` (the account's default division when None)."""
+        if division_id is None:
+            default = await self.store.default_profile(caller.account_id)
+            if default is None:
+                raise RuntimeError("account has no default device profile")
+            division_id = default.division_id
+        division = await self.division(caller, division_id)
+        if len(fields) > MAX_FIELDS:
+            raise InvalidInput(f"a profile has at most {MAX_FIELDS} fields", "fields")
+        now = self.clock()
+        profile = DeviceProfile(
+            id=new_id(), account_id=caller.account_id, division_id=division.id,
+            name=check_name(name), is_default=False, allow_read=flags.allow_read,
+            allow_write=flags.allow_write, allow_renew=flags.allow_renew,
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        made: list[ProfileField] = []
+        seen: set[str] = set()
+        for position, spec in enumerate(fields):
+            field_name = check_name(spec.name, f"fields[{position}].name")
+            if field_name in seen:
+                raise InvalidInput(f"field name {field_name!r} is given twice", "fields")
+            seen.add(field_name)
+            made.append(
+                ProfileField(
+                    id=new_id(),
+                    profile_id=profile.id,
+                    name=field_name,
+                    mandatory=spec.mandatory,
+                    position=position,
+                )
+            )
+        try:
+            await self.store.insert_profile(profile, made)
+        except DuplicateValue:
+            raise Conflict(
+                f"a device profile named {profile.name!r} already exists",
+                "duplicate_profile_name",
+            ) from None
+        return Profile(profile=profile, division=division, fields=made)
+
+    async def profile(self, caller: Caller, profile_id: bytes) -> Profile:
+        profile = await self.store.get_profile(caller.account_id, profile_id)
+        if profile is None:
+            raise NotFound("Device profile does not exist")
+        return (await self._complete([profile]))[0]
+
+    async def profiles(self, caller: Caller) -> list[Profile]:
+        return await self._complete(await self.store.list_profiles(caller.account_id))
+
+    async def _complete(self, profiles: list[DeviceProfile]) -> list[Profile]:
+        fields = await self.store.profile_fields([p.id for p in profiles])
+        divisions = {}
+        for profile in profiles:
+            if profile.division_id not in divisions:
+                division = await self.store.get_division(profile.account_id, profile.division_id)
+                if division is None:
+                    raise RuntimeError("profile refers to a missing division")
+                divisions[profile.division_id] = division
+        return [
+            Profile(profile=p, division=divisions[p.division_id], fields=fields[p.id])
+            for p in profiles
+        ]
