@@ -237,7 +237,6 @@ async def test_update_fields_of_unknown_or_foreign_device_is_none(store: DeviceS
         "live_mode",
         "created_at",
         "updated_at",
-        "last_seen",
         "reference_id = 'x', version",
         "nonexistent",
     ],

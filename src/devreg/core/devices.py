@@ -269,6 +269,7 @@ class DeviceService:
         device_identifier: str | None,
         given: list[tuple[bytes, str]],
         flags: dict[str, bool] | None = None,
+        seen_at: int | None = None,
     ) -> Device:
         """Seed 003's update: the identifier changes only when given, the field values
         become exactly `given` (omitted ones are deleted), and `flags` (API key only) may
@@ -283,6 +284,8 @@ class DeviceService:
             if column not in FLAG_COLUMNS:
                 raise ValueError(f"not a flag: {column}")
             changes[column] = value
+        if seen_at is not None:  # the device itself is calling: one write, not two
+            changes["last_seen"] = seen_at
         try:
             updated = await self.store.update_fields(
                 caller.account_id, caller.live_mode, device_id, changes, self.clock(), values

@@ -1,9 +1,10 @@
-"""Object ids: 128 random bits, rendered per dialect (F: `dev_<32 hex>`, D: a UUID)."""
+"""Object ids: 128-bit UUIDv7s, rendered per dialect (F: `dev_<32 hex>`, D: a UUID)."""
 
 from __future__ import annotations
 
 import re
 import secrets
+import time
 import uuid
 
 ID_BYTES = 16
@@ -14,7 +15,13 @@ _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{
 
 
 def new_id() -> bytes:
-    return secrets.token_bytes(ID_BYTES)
+    """A UUIDv7 (RFC 9562): 48 bits of milliseconds then 74 random bits. Valid wherever a
+    UUID is checked, unguessable, and time-ordered so that new rows append to the indexes."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | secrets.randbits(80)
+    value = value & ~(0xF << 76) | (0x7 << 76)  # version 7
+    value = value & ~(0x3 << 62) | (0x2 << 62)  # variant 10
+    return value.to_bytes(ID_BYTES, "big")
 
 
 def render_prefixed(prefix: str, object_id: bytes) -> str:

@@ -26,6 +26,7 @@ UPDATABLE_DEVICE_COLUMNS = frozenset(
         "allow_read",
         "allow_write",
         "allow_renew",
+        "last_seen",
     }
 )
 

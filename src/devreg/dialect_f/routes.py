@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import msgspec
 
 from devreg.auth.api_keys import authenticate_key, parse_basic
@@ -25,44 +23,18 @@ from devreg.dialect_f.shapes import (
     LoginOut,
     render_device,
 )
-from devreg.web.errors import HttpError
+from devreg.web.body import decode_body
 from devreg.web.request import Request
 from devreg.web.response import Response, json_response
 from devreg.web.routing import Router
 
-T = TypeVar("T", bound=msgspec.Struct)
-
 LIST_PARAMS = frozenset({"limit", "starting_after", "ending_before", "reference_id"})
-_decoders: dict[type, msgspec.json.Decoder[object]] = {}
 
 
 def check_version(request: Request) -> None:
     version = request.header(b"flatpeak-version")
     if version is not None and version != API_VERSION:
         raise UnsupportedVersion(version)
-
-
-async def decode_body(request: Request, shape: type[T]) -> T:
-    """The JSON body as `shape`; an empty body is an empty object."""
-    content_type = request.header(b"content-type")
-    if content_type and content_type.split(";")[0].strip().lower() != "application/json":
-        raise HttpError(415, "unsupported_media_type", "Content-Type must be application/json")
-    raw = await request.body()
-    if not raw.strip():
-        raw = b"{}"
-    decoder = _decoders.get(shape)
-    if decoder is None:
-        decoder = _decoders[shape] = msgspec.json.Decoder(shape)
-    try:
-        value = decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(f"Invalid request body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidInput(f"Request body is not valid JSON: {exc}", "body") from None
-    except UnicodeDecodeError:  # msgspec's error for bad UTF-8 inside a string
-        raise InvalidInput("Request body is not valid JSON: it is not UTF-8", "body") from None
-    assert isinstance(value, shape)
-    return value
 
 
 def device_id_of(request: Request) -> bytes:

@@ -13,8 +13,11 @@ from devreg.auth.tokens import TokenSigner, load_or_create_signing_key
 from devreg.core.devices import DeviceService
 from devreg.core.errors import Unavailable
 from devreg.core.store import DeviceStore
+from devreg.dialect_d.routes import DialectD
 from devreg.dialect_f.errors import render_error as render_f_error
 from devreg.dialect_f.routes import DialectF
+from devreg.pki.ca import CertificateAuthority, load_or_create_ca
+from devreg.pki.issuing import CertificateService
 from devreg.server.config import Config, load_config
 from devreg.server.docs import docs_page, static_file
 from devreg.server.openapi import build_openapi
@@ -35,20 +38,23 @@ class Services(msgspec.Struct):
     store: DeviceStore
     limiter: RateLimiter
     signer: TokenSigner
+    ca: CertificateAuthority
 
 
 async def open_services(config: Config) -> Services:
     store = await open_store(config.database_url, config.data_dir)
     limiter = make_rate_limiter(config.rate_limit, config.rate_burst, config.redis_url)
     signer = TokenSigner(load_or_create_signing_key(Path(config.data_dir)))
-    return Services(store=store, limiter=limiter, signer=signer)
+    ca = load_or_create_ca(Path(config.data_dir))
+    return Services(store=store, limiter=limiter, signer=signer, ca=ca)
 
 
 def build_router(services: Services) -> Router:
     router = Router()
-    DialectF(
-        services.store, DeviceService(services.store), services.signer, services.limiter
-    ).mount(router)
+    devices = DeviceService(services.store)
+    certificates = CertificateService(services.store, services.ca)
+    DialectD(services.store, devices, certificates, services.limiter).mount(router)
+    DialectF(services.store, devices, services.signer, services.limiter).mount(router)
     spec = msgspec.json.encode(build_openapi())
 
     async def openapi(request: Request) -> Response:
@@ -67,6 +73,12 @@ def build_router(services: Services) -> Router:
     async def docs_static(request: Request) -> Response:
         return static_file(request.path_params["name"])
 
+    ca_pem = services.ca.pem
+
+    async def ca_certificate(request: Request) -> Response:
+        return Response(200, ca_pem, b"application/x-pem-file")
+
+    router.add("GET", "/ca.pem", ca_certificate, render_f_error)
     router.add("GET", "/openapi.json", openapi, render_f_error)
     router.add("GET", "/healthz", healthz, render_f_error)
     router.add("GET", "/docs", docs, render_f_error)

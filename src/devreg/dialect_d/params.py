@@ -1,0 +1,72 @@
+"""Reading dialect D's path and query parameters."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from devreg.core.errors import InvalidInput
+from devreg.core.ids import parse_uuid
+from devreg.core.store import DeviceFilter
+
+LIST_PARAMS = frozenset(
+    {
+        "limit", "offset", "device_identifier", "division_id", "device_profile_id",
+        "created_from", "created_to", "updated_from", "updated_to",
+    }
+)  # fmt: skip
+DEFAULT_LIMIT = 20
+
+
+def uuid_param(text: str, name: str) -> bytes:
+    value = parse_uuid(text)
+    if value is None:
+        raise InvalidInput(f"{name} must be a UUID", name)
+    return value
+
+
+def int_param(params: dict[str, str], name: str, default: int) -> int:
+    text = params.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        raise InvalidInput(f"{name} must be a non-negative integer", name)
+    return int(text)
+
+
+def time_param(params: dict[str, str], name: str, end_of_day: bool) -> int | None:
+    """ISO 8601 date or date-time (UTC when no offset is given) -> microseconds."""
+    text = params.get(name)
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            if end_of_day:
+                return int(moment.timestamp() * 1_000_000) + 86_400_000_000 - 1
+        else:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidInput(
+            f"{name} must be an ISO 8601 date or date-time, like 2020-04-22T07:13:20Z", name
+        ) from None
+    return int(moment.timestamp() * 1_000_000)
+
+
+def device_filter(params: dict[str, str]) -> DeviceFilter:
+    unknown = sorted(set(params) - LIST_PARAMS)
+    if unknown:
+        raise InvalidInput(f"Unknown query parameter {unknown[0]}", unknown[0])
+    division = params.get("division_id")
+    profile = params.get("device_profile_id")
+    return DeviceFilter(
+        device_identifier=params.get("device_identifier"),
+        division_id=uuid_param(division, "division_id") if division is not None else None,
+        profile_id=uuid_param(profile, "device_profile_id") if profile is not None else None,
+        created_from=time_param(params, "created_from", end_of_day=False),
+        created_to=time_param(params, "created_to", end_of_day=True),
+        updated_from=time_param(params, "updated_from", end_of_day=False),
+        updated_to=time_param(params, "updated_to", end_of_day=True),
+    )

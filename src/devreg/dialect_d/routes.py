@@ -1,0 +1,328 @@
+"""Dialect D handlers: read, validate, call the core, render. The device endpoints take an
+API key or, on the client-auth listener (or from a trusted proxy), the device's own
+certificate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import msgspec
+from cryptography import x509
+
+from devreg.auth.api_keys import hash_key
+from devreg.auth.rate_limit import RateLimiter
+from devreg.core.access import Action, check_certificate, check_device_access
+from devreg.core.clock import now_us
+from devreg.core.devices import DeviceService
+from devreg.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from devreg.core.ids import parse_uuid
+from devreg.core.profiles import FieldSpec, ProfileFlags
+from devreg.core.records import Caller, Device, DeviceStatus
+from devreg.core.store import DeviceStore
+from devreg.dialect_d import params as query
+from devreg.dialect_d.errors import render_error
+from devreg.dialect_d.shapes import (
+    CertificateIn,
+    CertificateListOut,
+    DeviceIn,
+    DeviceListOut,
+    DeviceUpdateIn,
+    DivisionIn,
+    DivisionListOut,
+    FieldValueIn,
+    ProfileIn,
+    ProfileListOut,
+    render_certificate,
+    render_device,
+    render_division,
+    render_profile,
+)
+from devreg.pki.issuing import CertificateService, fingerprint
+from devreg.tls.client_cert import peer_certificate
+from devreg.web.body import decode_body
+from devreg.web.request import Request
+from devreg.web.response import Response, json_response
+from devreg.web.routing import Router
+
+BASE = "/iot/api/v2"
+MAX_API_KEY = 200
+
+
+def field_values(fields: list[FieldValueIn]) -> list[tuple[bytes, str]]:
+    given = []
+    for index, field in enumerate(fields):
+        field_id = parse_uuid(field.id)
+        if field_id is None:
+            raise InvalidInput(f"fields[{index}].id must be a UUID", "fields")
+        given.append((field_id, field.value))
+    return given
+
+
+@contextmanager
+def device_named(text: str) -> Iterator[None]:
+    """Seed 003's words for an unknown device."""
+    try:
+        yield
+    except NotFound:
+        raise NotFound(f"Device with id {text[:64]} does not exist") from None
+
+
+def no_content() -> Response:
+    return Response(204, b"")
+
+
+class DialectD:
+    def __init__(
+        self,
+        store: DeviceStore,
+        devices: DeviceService,
+        certificates: CertificateService,
+        limiter: RateLimiter,
+    ) -> None:
+        self.store = store
+        self.devices = devices
+        self.profiles = devices.profiles
+        self.certificates = certificates
+        self.limiter = limiter
+
+    def mount(self, router: Router) -> None:
+        routes = [
+            ("POST", "/division", self.create_division),
+            ("GET", "/division", self.list_divisions),
+            ("GET", "/division/{id}", self.get_division),
+            ("POST", "/device-profile", self.create_profile),
+            ("GET", "/device-profile", self.list_profiles),
+            ("GET", "/device-profile/{id}", self.get_profile),
+            ("POST", "/device", self.create_device),
+            ("GET", "/device", self.list_devices),
+            ("GET", "/device/{id}", self.get_device),
+            ("PUT", "/device/{id}", self.update_device),
+            ("DELETE", "/device/{id}", self.delete_device),
+            ("PUT", "/device/{id}/disable", self.disable_device),
+            ("PUT", "/device/{id}/enable", self.enable_device),
+            ("POST", "/device/{id}/certificate", self.issue_certificate),
+            ("GET", "/device/{id}/certificate", self.list_certificates),
+        ]
+        for method, path, handler in routes:
+            router.add(method, BASE + path, handler, render_error)
+
+    # --- who is calling
+
+    async def api_caller(self, request: Request) -> Caller:
+        secret = request.header(b"x-api-key")
+        if not secret:
+            raise Unauthenticated("Missing x-api-key header")
+        if len(secret) > MAX_API_KEY:
+            raise Unauthenticated("Invalid API key")
+        key = await self.store.find_api_key(hash_key(secret))
+        if key is None or key.revoked_at is not None:
+            raise Unauthenticated("Invalid API key")
+        caller = Caller(account_id=key.account_id, live_mode=key.live_mode,
+                        credential_id="key:" + key.id.hex())  # fmt: skip
+        request.credential = caller.credential_id
+        await self.limiter.check(caller.credential_id)
+        return caller
+
+    async def device_caller(
+        self, request: Request, cert: x509.Certificate, action: Action
+    ) -> tuple[Caller, Device]:
+        """The device that owns `cert`, if it may do `action` on the device in the path."""
+        digest = fingerprint(cert)
+        request.credential = "cert:" + digest.hex()[:32]
+        await self.limiter.check(request.credential)
+        now = now_us()
+        record = check_certificate(await self.store.find_certificate(digest), now)
+        device = await self.store.get_device_by_id(record.device_id)
+        path_id = parse_uuid(request.path_params["id"]) or b""
+        device = check_device_access(record, device, path_id, action)
+        caller = Caller(account_id=device.account_id, live_mode=device.live_mode,
+                        credential_id=request.credential)  # fmt: skip
+        return caller, device
+
+    def device_id(self, request: Request) -> bytes:
+        text = request.path_params["id"]
+        device_id = parse_uuid(text)
+        if device_id is None:
+            raise NotFound(f"Device with id {text[:64]} does not exist")
+        return device_id
+
+    async def render_one(self, caller: Caller, device: Device, status: int = 200) -> Response:
+        (view,) = await self.devices.views(caller, [device])
+        return json_response(status, render_device(view))
+
+    # --- divisions and profiles
+
+    async def create_division(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        body = await decode_body(request, DivisionIn)
+        division = await self.profiles.create_division(caller, body.name)
+        return json_response(201, render_division(division))
+
+    async def list_divisions(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        divisions = await self.profiles.divisions(caller)
+        records = [render_division(d) for d in divisions]
+        return json_response(200, DivisionListOut(total=len(records), records=records))
+
+    async def get_division(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        division_id = query.uuid_param(request.path_params["id"], "division id")
+        return json_response(
+            200, render_division(await self.profiles.division(caller, division_id))
+        )
+
+    async def create_profile(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        body = await decode_body(request, ProfileIn)
+        division_id = (
+            None if isinstance(body.division_id, msgspec.UnsetType)
+            else query.uuid_param(body.division_id, "division_id")
+        )  # fmt: skip
+        profile = await self.profiles.create_profile(
+            caller,
+            body.name,
+            division_id,
+            [FieldSpec(name=f.name, mandatory=f.mandatory) for f in body.fields],
+            ProfileFlags(
+                allow_read=body.device_api_allow_read,
+                allow_write=body.device_api_allow_write,
+                allow_renew=body.device_api_allow_renew_certificate,
+            ),
+        )
+        return json_response(201, render_profile(profile))
+
+    async def list_profiles(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        records = [render_profile(p) for p in await self.profiles.profiles(caller)]
+        return json_response(200, ProfileListOut(total=len(records), records=records))
+
+    async def get_profile(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        profile_id = query.uuid_param(request.path_params["id"], "device profile id")
+        return json_response(200, render_profile(await self.profiles.profile(caller, profile_id)))
+
+    # --- devices
+
+    async def create_device(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        body = await decode_body(request, DeviceIn)
+        division_id = (
+            None if isinstance(body.division_id, msgspec.UnsetType)
+            else query.uuid_param(body.division_id, "division_id")
+        )  # fmt: skip
+        profile_id = (
+            None if isinstance(body.device_profile_id, msgspec.UnsetType)
+            else query.uuid_param(body.device_profile_id, "device_profile_id")
+        )  # fmt: skip
+        device = await self.devices.create_in_profile(
+            caller, body.device_identifier, division_id, profile_id, field_values(body.fields)
+        )
+        return await self.render_one(caller, device, 201)
+
+    async def list_devices(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        params = request.query()
+        where = query.device_filter(params)
+        limit = query.int_param(params, "limit", query.DEFAULT_LIMIT)
+        offset = query.int_param(params, "offset", 0)
+        devices, total = await self.devices.query(caller, where, limit=limit, offset=offset)
+        views = await self.devices.views(caller, devices)
+        records = [render_device(view) for view in views]
+        return json_response(
+            200, DeviceListOut(limit=limit, offset=offset, total=total, records=records)
+        )
+
+    async def get_device(self, request: Request) -> Response:
+        cert = peer_certificate(request.scope)
+        if cert is not None:
+            caller, device = await self.device_caller(request, cert, "read")
+            now = now_us()
+            await self.store.touch_last_seen(device.id, now)
+            device = msgspec.structs.replace(device, last_seen=now)
+            return await self.render_one(caller, device)
+        caller = await self.api_caller(request)
+        with device_named(request.path_params["id"]):
+            device = await self.devices.get(caller, self.device_id(request))
+        return await self.render_one(caller, device)
+
+    async def update_device(self, request: Request) -> Response:
+        cert = peer_certificate(request.scope)
+        flags: dict[str, bool] | None = None
+        seen_at: int | None = None
+        if cert is not None:
+            caller, device = await self.device_caller(request, cert, "write")
+            body = await decode_body(request, DeviceUpdateIn)
+            if self.flags_of(body):
+                raise Forbidden("A device cannot change its own device_api_allow_* flags")
+            seen_at = now_us()
+        else:
+            caller = await self.api_caller(request)
+            body = await decode_body(request, DeviceUpdateIn)
+            flags = self.flags_of(body)
+        identifier = (
+            None if isinstance(body.device_identifier, msgspec.UnsetType)
+            else body.device_identifier
+        )  # fmt: skip
+        with device_named(request.path_params["id"]):
+            device = await self.devices.replace(
+                caller, self.device_id(request), identifier, field_values(body.fields),
+                flags, seen_at,
+            )  # fmt: skip
+        # Seed 003 documents 201 Created for this update.
+        return await self.render_one(caller, device, 201)
+
+    @staticmethod
+    def flags_of(body: DeviceUpdateIn) -> dict[str, bool]:
+        flags = {
+            "allow_read": body.device_api_allow_read,
+            "allow_write": body.device_api_allow_write,
+            "allow_renew": body.device_api_allow_renew_certificate,
+        }
+        return {k: v for k, v in flags.items() if not isinstance(v, msgspec.UnsetType)}
+
+    async def delete_device(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        with device_named(request.path_params["id"]):
+            await self.devices.delete(caller, self.device_id(request))
+        return no_content()
+
+    async def disable_device(self, request: Request) -> Response:
+        return await self._set_status(request, DeviceStatus.DISABLED)
+
+    async def enable_device(self, request: Request) -> Response:
+        return await self._set_status(request, DeviceStatus.ACTIVE)
+
+    async def _set_status(self, request: Request, status: DeviceStatus) -> Response:
+        caller = await self.api_caller(request)
+        with device_named(request.path_params["id"]):
+            await self.devices.set_status(caller, self.device_id(request), status)
+        return no_content()
+
+    # --- certificates
+
+    async def issue_certificate(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        body = await decode_body(request, CertificateIn)
+        has_csr = not isinstance(body.csr, msgspec.UnsetType)
+        if has_csr == body.generate_key:
+            raise InvalidInput('Send either "csr" (PEM) or "generate_key": true', "csr")
+        with device_named(request.path_params["id"]):
+            device_id = self.device_id(request)
+            if isinstance(body.csr, str):
+                issued = await self.certificates.issue_from_csr(caller, device_id, body.csr)
+            else:
+                issued = await self.certificates.issue_with_new_key(caller, device_id)
+        out = render_certificate(
+            issued.certificate, now_us(),
+            issued.private_key_pem if issued.private_key_pem else msgspec.UNSET,
+        )  # fmt: skip
+        return json_response(201, out)
+
+    async def list_certificates(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        with device_named(request.path_params["id"]):
+            certs = await self.certificates.certificates(caller, self.device_id(request))
+        now = now_us()
+        records = [render_certificate(cert, now) for cert in certs]
+        return json_response(200, CertificateListOut(total=len(records), records=records))

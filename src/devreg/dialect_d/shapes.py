@@ -1,0 +1,230 @@
+"""Wire shapes of dialect D. Requests decode strictly; responses follow seed 003's 201."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from devreg.core.clock import render_rfc3339
+from devreg.core.devices import DeviceView
+from devreg.core.ids import render_uuid
+from devreg.core.profiles import Profile
+from devreg.core.records import Certificate, Division
+
+Uuid = Annotated[str, Meta(examples=["64c02969-3890-4da8-a5ef-b574fd72887e"])]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Identifier = Annotated[str, Meta(min_length=1, max_length=255)]
+Value = Annotated[str, Meta(max_length=1024)]
+
+
+# --- requests
+
+
+class DivisionIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+
+
+class FieldDefinitionIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    mandatory: bool = False
+
+
+class ProfileIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    division_id: Uuid | UnsetType = UNSET
+    fields: list[FieldDefinitionIn] = []
+    device_api_allow_read: bool = True
+    device_api_allow_write: bool = True
+    device_api_allow_renew_certificate: bool = True
+
+
+class FieldValueIn(msgspec.Struct, forbid_unknown_fields=True):
+    id: Uuid
+    value: Value
+
+
+class DeviceIn(msgspec.Struct, forbid_unknown_fields=True):
+    device_identifier: Identifier
+    division_id: Uuid | UnsetType = UNSET
+    device_profile_id: Uuid | UnsetType = UNSET
+    fields: list[FieldValueIn] = []
+
+
+class DeviceUpdateIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Seed 003's update: `fields` is destructive (omitted values are deleted)."""
+
+    device_identifier: Identifier | UnsetType = UNSET
+    fields: list[FieldValueIn] = []
+    device_api_allow_read: bool | UnsetType = UNSET
+    device_api_allow_write: bool | UnsetType = UNSET
+    device_api_allow_renew_certificate: bool | UnsetType = UNSET
+
+
+class CertificateIn(msgspec.Struct, forbid_unknown_fields=True):
+    csr: str | UnsetType = UNSET
+    generate_key: bool = False
+
+
+# --- responses
+
+
+class DivisionOut(msgspec.Struct):
+    id: Uuid
+    name: str
+
+
+class ProfileRef(msgspec.Struct):
+    id: Uuid
+    name: str
+
+
+class FieldDefinitionOut(msgspec.Struct):
+    id: Uuid
+    name: str
+    mandatory: bool
+
+
+class ProfileOut(msgspec.Struct):
+    id: Uuid
+    name: str
+    division: DivisionOut
+    fields: list[FieldDefinitionOut]
+    device_api_allow_read: bool
+    device_api_allow_write: bool
+    device_api_allow_renew_certificate: bool
+
+
+class FieldValueOut(msgspec.Struct):
+    id: Uuid
+    name: str
+    value: str
+    mandatory: bool
+
+
+class DeviceOut(msgspec.Struct):
+    id: Uuid
+    account_id: Uuid
+    division: DivisionOut
+    device_identifier: str
+    device_profile: ProfileRef
+    created: str
+    updated: str
+    status: str
+    fields: list[FieldValueOut]
+    device_api_allow_read: bool
+    device_api_allow_write: bool
+    device_api_allow_renew_certificate: bool
+    last_seen: str | None
+
+
+class DeviceListOut(msgspec.Struct):
+    limit: int
+    offset: int
+    total: int
+    records: list[DeviceOut]
+
+
+class DivisionListOut(msgspec.Struct):
+    total: int
+    records: list[DivisionOut]
+
+
+class ProfileListOut(msgspec.Struct):
+    total: int
+    records: list[ProfileOut]
+
+
+class CertificateOut(msgspec.Struct, omit_defaults=True):
+    certificate_id: Uuid
+    serial_number: str
+    thumbprint: Annotated[str, Meta(description="SHA-256 of the DER, upper-case hex")]
+    pem: str
+    not_before: str
+    not_after: str
+    status: str = "ACTIVE"
+    private_key: str | UnsetType = UNSET
+
+
+class CertificateListOut(msgspec.Struct):
+    total: int
+    records: list[CertificateOut]
+
+
+class ErrorItem(msgspec.Struct):
+    code: str
+    message: str
+
+
+class ErrorsOut(msgspec.Struct):
+    errors: list[ErrorItem]
+
+
+# --- rendering
+
+
+def render_division(division: Division) -> DivisionOut:
+    return DivisionOut(id=render_uuid(division.id), name=division.name)
+
+
+def render_profile(profile: Profile) -> ProfileOut:
+    p = profile.profile
+    return ProfileOut(
+        id=render_uuid(p.id),
+        name=p.name,
+        division=render_division(profile.division),
+        fields=[
+            FieldDefinitionOut(id=render_uuid(f.id), name=f.name, mandatory=f.mandatory)
+            for f in profile.fields
+        ],
+        device_api_allow_read=p.allow_read,
+        device_api_allow_write=p.allow_write,
+        device_api_allow_renew_certificate=p.allow_renew,
+    )
+
+
+def render_device(view: DeviceView) -> DeviceOut:
+    device, profile = view.device, view.profile
+    return DeviceOut(
+        id=render_uuid(device.id),
+        account_id=render_uuid(device.account_id),
+        division=render_division(profile.division),
+        device_identifier=device.device_identifier or "",
+        device_profile=ProfileRef(id=render_uuid(profile.profile.id), name=profile.profile.name),
+        created=render_rfc3339(device.created_at),
+        updated=render_rfc3339(device.updated_at),
+        status=device.status.value,
+        fields=[
+            FieldValueOut(
+                id=render_uuid(f.id), name=f.name, value=view.values[f.id], mandatory=f.mandatory
+            )
+            for f in profile.fields
+            if f.id in view.values
+        ],
+        device_api_allow_read=device.allow_read,
+        device_api_allow_write=device.allow_write,
+        device_api_allow_renew_certificate=device.allow_renew,
+        last_seen=None if device.last_seen is None else render_rfc3339(device.last_seen),
+    )
+
+
+def render_certificate(
+    cert: Certificate, now: int, private_key: str | UnsetType = UNSET
+) -> CertificateOut:
+    if cert.revoked_at is not None:
+        status = "REVOKED"
+    elif cert.not_after <= now:
+        status = "EXPIRED"
+    else:
+        status = "ACTIVE"
+    return CertificateOut(
+        certificate_id=render_uuid(cert.id),
+        serial_number=cert.serial,
+        thumbprint=cert.fingerprint.hex().upper(),
+        pem=cert.pem,
+        not_before=render_rfc3339(cert.not_before),
+        not_after=render_rfc3339(cert.not_after),
+        status=status,
+        private_key=private_key,
+    )

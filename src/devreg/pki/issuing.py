@@ -1,0 +1,131 @@
+"""Issuing device certificates: from a PKCS#10 request, or with a key made here and
+returned once. The rules (key policy, one key per device) live here, apart from HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+
+import msgspec
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from devreg.core.clock import now_us
+from devreg.core.errors import InvalidInput, NotFound
+from devreg.core.ids import new_id, render_uuid
+from devreg.core.records import Caller, Certificate, Device
+from devreg.core.store import DeviceStore
+from devreg.pki.ca import CertificateAuthority
+from devreg.pki.keys import PublicKey, check_public_key, public_key_hash
+
+DEFAULT_LIFETIME = dt.timedelta(days=90)
+MAX_CSR_BYTES = 64 * 1024
+ISSUER_DEVREG = "devreg"
+
+
+class Issued(msgspec.Struct, frozen=True):
+    certificate: Certificate
+    private_key_pem: str | None = None
+
+
+def parse_csr(pem: str) -> x509.CertificateSigningRequest:
+    """A PEM CSR whose signature verifies, or InvalidInput saying what is wrong."""
+    if len(pem) > MAX_CSR_BYTES:
+        raise InvalidInput("csr is too large", "csr")
+    try:
+        csr = x509.load_pem_x509_csr(pem.encode("utf-8"))
+    except ValueError:
+        raise InvalidInput("csr is not a PEM-encoded PKCS#10 certificate request", "csr") from None
+    try:
+        valid = csr.is_signature_valid
+    except Exception:  # unsupported signature algorithms raise rather than answer
+        valid = False
+    if not valid:
+        raise InvalidInput("csr signature does not verify", "csr")
+    return csr
+
+
+def fingerprint(cert: x509.Certificate) -> bytes:
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()
+
+
+def _us(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+class CertificateService:
+    def __init__(
+        self,
+        store: DeviceStore,
+        ca: CertificateAuthority,
+        *,
+        lifetime: dt.timedelta = DEFAULT_LIFETIME,
+        crl_url: str | None = None,
+        clock: Callable[[], int] = now_us,
+    ) -> None:
+        self.store = store
+        self.ca = ca
+        self.lifetime = lifetime
+        self.crl_url = crl_url
+        self.clock = clock
+
+    async def _device(self, caller: Caller, device_id: bytes) -> Device:
+        device = await self.store.get_device(caller.account_id, caller.live_mode, device_id)
+        if device is None:
+            raise NotFound("No such device")
+        return device
+
+    async def issue_from_csr(self, caller: Caller, device_id: bytes, csr_pem: str) -> Issued:
+        device = await self._device(caller, device_id)
+        csr = parse_csr(csr_pem)
+        return Issued(await self._issue(device, check_public_key(csr.public_key())))
+
+    async def issue_with_new_key(self, caller: Caller, device_id: bytes) -> Issued:
+        device = await self._device(caller, device_id)
+        key = ec.generate_private_key(ec.SECP256R1())
+        issued = await self._issue(device, key.public_key())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        return Issued(issued, pem)
+
+    async def certificates(self, caller: Caller, device_id: bytes) -> list[Certificate]:
+        device = await self._device(caller, device_id)
+        return await self.store.list_certificates(device.account_id, device.id)
+
+    async def _issue(self, device: Device, public_key: PublicKey) -> Certificate:
+        key_hash = public_key_hash(public_key)
+        holders = await self.store.key_holders(key_hash) - {device.id}
+        if holders:
+            raise InvalidInput("this public key already belongs to another device", "csr")
+        uuid = render_uuid(device.id)
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "devreg"),
+                x509.NameAttribute(NameOID.COMMON_NAME, uuid),
+            ]
+        )
+        cert = self.ca.issue(
+            public_key, subject, lifetime=self.lifetime, client=True,
+            uris=(f"urn:uuid:{uuid}",), crl_url=self.crl_url,
+        )  # fmt: skip
+        record = Certificate(
+            id=new_id(),
+            account_id=device.account_id,
+            device_id=device.id,
+            serial=format(cert.serial_number, "X"),
+            fingerprint=fingerprint(cert),
+            public_key_hash=key_hash,
+            pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+            not_before=_us(cert.not_valid_before_utc),
+            not_after=_us(cert.not_valid_after_utc),
+            issuer=ISSUER_DEVREG,
+            created_at=self.clock(),
+        )
+        await self.store.insert_certificate(record)
+        return record
