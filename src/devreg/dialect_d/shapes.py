@@ -103,7 +103,7 @@ class FieldValueOut(msgspec.Struct):
     mandatory: bool
 
 
-class DeviceOut(msgspec.Struct):
+class DeviceDetails(msgspec.Struct):
     id: Uuid
     account_id: Uuid
     division: DivisionOut
@@ -123,7 +123,7 @@ class DeviceListOut(msgspec.Struct):
     limit: int
     offset: int
     total: int
-    records: list[DeviceOut]
+    records: list[DeviceDetails]
 
 
 class DivisionListOut(msgspec.Struct):
@@ -184,9 +184,9 @@ def render_profile(profile: Profile) -> ProfileOut:
     )
 
 
-def render_device(view: DeviceView) -> DeviceOut:
+def render_device(view: DeviceView) -> DeviceDetails:
     device, profile = view.device, view.profile
-    return DeviceOut(
+    return DeviceDetails(
         id=render_uuid(device.id),
         account_id=render_uuid(device.account_id),
         division=render_division(profile.division),

@@ -7,12 +7,13 @@ from typing import Any
 import msgspec
 
 import devreg
+from devreg.dialect_d import openapi as dialect_d
 from devreg.dialect_f import openapi as dialect_f
 
 
 def build_openapi() -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
-        dialect_f.SHAPES, ref_template="#/components/schemas/{name}"
+        (*dialect_f.SHAPES, *dialect_d.SHAPES), ref_template="#/components/schemas/{name}"
     )
     return {
         "openapi": "3.1.0",
@@ -24,6 +25,7 @@ def build_openapi() -> dict[str, Any]:
         },
         "paths": {
             **dialect_f.paths(),
+            **dialect_d.paths(),
             "/healthz": {
                 "get": {
                     "tags": ["Service"],
@@ -36,5 +38,8 @@ def build_openapi() -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": components, "securitySchemes": dialect_f.SECURITY_SCHEMES},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {**dialect_f.SECURITY_SCHEMES, **dialect_d.SECURITY_SCHEMES},
+        },
     }

@@ -1,0 +1,171 @@
+"""Dialect D's part of `/openapi.json`, built from the Structs that decode and render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devreg.dialect_d.shapes import (
+    CertificateIn,
+    CertificateListOut,
+    CertificateOut,
+    DeviceIn,
+    DeviceListOut,
+    DeviceDetails,
+    DeviceUpdateIn,
+    DivisionIn,
+    DivisionListOut,
+    DivisionOut,
+    ErrorsOut,
+    ProfileIn,
+    ProfileListOut,
+    ProfileOut,
+)
+
+SHAPES: tuple[type, ...] = (
+    DivisionIn, DivisionOut, DivisionListOut, ProfileIn, ProfileOut, ProfileListOut,
+    DeviceIn, DeviceUpdateIn, DeviceDetails, DeviceListOut, CertificateIn, CertificateOut,
+    CertificateListOut, ErrorsOut,
+)  # fmt: skip
+
+_ERRORS = {
+    "400": "invalid_input (the message names the problem) or entity_not_found",
+    "401": "invalid_api_key: missing or unknown x-api-key",
+    "403": "access_denied: the client certificate may not do this",
+    "413": "Request body over 1 MiB",
+    "415": "Content-Type is not application/json",
+    "429": "Over the credential's rate limit; see Retry-After",
+}
+_KEY: list[dict[str, list[str]]] = [{"apiKey": []}]
+_KEY_OR_CERT: list[dict[str, list[str]]] = [{"apiKey": []}, {"clientCertificate": []}]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _op(
+    op_id: str,
+    summary: str,
+    ok: str,
+    out: str | None,
+    *,
+    body: str | None = None,
+    security: list[dict[str, list[str]]] = _KEY,
+    params: list[dict[str, Any]] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        ok: {"description": summary}
+        if out is None
+        else {"description": summary, "content": {"application/json": {"schema": _ref(out)}}}
+    }
+    for status, text in _ERRORS.items():
+        if status == "403" and security is _KEY:
+            continue
+        responses[status] = {
+            "description": text,
+            "content": {"application/json": {"schema": _ref("ErrorsOut")}},
+        }
+    operation: dict[str, Any] = {
+        "tags": ["Dialect D"], "operationId": op_id, "summary": summary,
+        "security": security, "responses": responses,
+    }  # fmt: skip
+    if description:
+        operation["description"] = description
+    if params:
+        operation["parameters"] = params
+    if body:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    return operation
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"in": "query", "name": name, "schema": schema, "description": description}
+
+
+_ID = {"in": "path", "name": "id", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_UUID = {"type": "string", "format": "uuid"}
+_TIME = {"type": "string", "description": "ISO 8601 date or date-time"}
+_LIST = [
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "Page size"),
+    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Devices to skip"),
+    _query("device_identifier", {"type": "string"}, "Exact device identifier"),
+    _query("division_id", _UUID, "Division"),
+    _query("device_profile_id", _UUID, "Device profile"),
+    _query("created_from", _TIME, "Created at or after"),
+    _query("created_to", _TIME, "Created at or before"),
+    _query("updated_from", _TIME, "Updated at or after"),
+    _query("updated_to", _TIME, "Updated at or before"),
+]
+_UPDATE_TEXT = (
+    "Seed 003's update: the ID never changes; `fields` is destructive (every value not sent"
+    " is deleted). With an API key the device_api_allow_* flags may be set too; a device"
+    " calling with its own certificate (client-auth listener) may not change them."
+    " Answers 201, as the seed documents."
+)
+
+
+def paths() -> dict[str, Any]:
+    base = "/iot/api/v2"
+    return {
+        f"{base}/division": {
+            "post": _op("d-create-division", "Create a division", "201", "DivisionOut",
+                        body="DivisionIn"),
+            "get": _op("d-list-divisions", "List divisions", "200", "DivisionListOut"),
+        },
+        f"{base}/division/{{id}}": {
+            "parameters": [_ID],
+            "get": _op("d-get-division", "Get a division", "200", "DivisionOut"),
+        },
+        f"{base}/device-profile": {
+            "post": _op("d-create-profile", "Create a device profile", "201", "ProfileOut",
+                        body="ProfileIn"),
+            "get": _op("d-list-profiles", "List device profiles", "200", "ProfileListOut"),
+        },
+        f"{base}/device-profile/{{id}}": {
+            "parameters": [_ID],
+            "get": _op("d-get-profile", "Get a device profile", "200", "ProfileOut"),
+        },
+        f"{base}/device": {
+            "post": _op("d-create-device", "Create a device", "201", "DeviceDetails", body="DeviceIn"),
+            "get": _op("d-list-devices", "List devices, oldest first", "200", "DeviceListOut",
+                       params=_LIST),
+        },
+        f"{base}/device/{{id}}": {
+            "parameters": [_ID],
+            "get": _op("d-get-device", "Get a device", "200", "DeviceDetails",
+                       security=_KEY_OR_CERT),
+            "put": _op("d-update-device", "Update a device", "201", "DeviceDetails",
+                       body="DeviceUpdateIn", security=_KEY_OR_CERT, description=_UPDATE_TEXT),
+            "delete": _op("d-delete-device", "Delete a device", "204", None),
+        },
+        f"{base}/device/{{id}}/disable": {
+            "parameters": [_ID],
+            "put": _op("d-disable-device", "Disable a device", "204", None),
+        },
+        f"{base}/device/{{id}}/enable": {
+            "parameters": [_ID],
+            "put": _op("d-enable-device", "Enable a device", "204", None),
+        },
+        f"{base}/device/{{id}}/certificate": {
+            "parameters": [_ID],
+            "post": _op("d-issue-certificate", "Issue a device certificate", "201",
+                        "CertificateOut", body="CertificateIn",
+                        description='`{"csr": PEM}` or `{"generate_key": true}`; the private'
+                        " key is returned only when the server made it."),
+            "get": _op("d-list-certificates", "List a device's certificates", "200",
+                       "CertificateListOut"),
+        },
+    }  # fmt: skip
+
+
+SECURITY_SCHEMES = {
+    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    "clientCertificate": {
+        "type": "mutualTLS",
+        "description": "A device certificate issued by devreg, on the client-auth listener",
+    },
+}
