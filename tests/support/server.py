@@ -8,18 +8,26 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 DEVREG = str(Path(sys.executable).parent / "devreg")
+REPO = Path(__file__).resolve().parents[2]
+# `devreg` with a test-only route, GET /_test/tls, that shows what the request's TLS
+# extension holds (tests/support/echo_devreg.py).
+ECHO_DEVREG = (sys.executable, "-m", "tests.support.echo_devreg")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(*taken: int) -> int:
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            return port
 
 
 @dataclass
@@ -30,6 +38,7 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    mtls_port: int | None = None  # the client-certificate listener, when started with one
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -60,34 +69,59 @@ def start_server(
     *,
     database_url: str | None = None,
     workers: int = 1,
+    mtls: bool = False,
+    command: Sequence[str] = (DEVREG,),
+    args: Sequence[str] = (),
     **settings: object,
 ) -> RunningServer:
+    """`devreg serve` on a free port; with `mtls`, its client-certificate listener on
+    another (without, that listener is off). `command` may be ECHO_DEVREG; `args` are
+    further `serve` options."""
     port = free_port()
+    mtls_port = free_port(port) if mtls else 0
     env = devreg_env(data_dir, database_url, **settings)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"server-{port}.log"
+    argv = [*command, "serve", "--port", str(port), "--mtls-port", str(mtls_port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [DEVREG, "serve", "--port", str(port), "--workers", str(workers)],
+            [*argv, "--workers", str(workers), *args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
     server = RunningServer(
-        f"http://127.0.0.1:{port}", data_dir, database_url, process, log_path, env
+        f"http://127.0.0.1:{port}",
+        data_dir,
+        database_url,
+        process,
+        log_path,
+        env,
+        mtls_port or None,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"devreg serve exited {process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
+            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200 and (
+                not mtls_port or listening(mtls_port)
+            ):
                 return server
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"devreg serve did not become healthy:\n{server.log()}")
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,6 +17,7 @@ from devreg.core.clock import now_us
 from devreg.core.errors import DomainError
 from devreg.server.config import Config, ensure_data_dir, load_config
 from devreg.storage import migrate_store, open_store
+from devreg.tls.server_cert import ensure_server_certificate
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -27,17 +28,49 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _tls_names(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tls-name",
+        action="append",
+        dest="tls_names",
+        metavar="NAME",
+        help="extra DNS name or IP in the server certificate, repeatable (DEVREG_TLS_NAMES)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="devreg", description="Device registry service")
     commands = parser.add_subparsers(dest="command", required=True)
 
     init = commands.add_parser("init", help="create or upgrade the database and the secrets")
     _common(init)
+    _tls_names(init)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
     _common(serve)
     serve.add_argument("--host", help="address to listen on (env DEVREG_HOST; 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (env DEVREG_PORT; 8080)")
+    serve.add_argument(
+        "--mtls-port",
+        type=int,
+        help="client-certificate (mTLS) port, 0 = none (DEVREG_MTLS_PORT; 8443)",
+    )
+    _tls_names(serve)
+    serve.add_argument(
+        "--client-ca",
+        action="append",
+        dest="client_ca_files",
+        metavar="FILE",
+        help="also trust this CA file for client certificates, repeatable (DEVREG_CLIENT_CA_FILES)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        dest="trusted_proxies",
+        metavar="ADDR",
+        help="IP or CIDR of a proxy whose forwarded client certificates are accepted,"
+        " repeatable (DEVREG_TRUSTED_PROXIES)",
+    )
     serve.add_argument("--workers", type=int, help="processes sharing the port (DEVREG_WORKERS)")
     serve.add_argument("--redis-url", help="share rate limits through Redis (DEVREG_REDIS_URL)")
     serve.add_argument(
@@ -74,18 +107,29 @@ def _config(args: argparse.Namespace) -> Config:
         "rate_limit",
         "rate_burst",
         "access_log",
+        "mtls_port",
+        "tls_names",
+        "client_ca_files",
+        "trusted_proxies",
     )
     return load_config({key: getattr(args, key, None) for key in keys})
 
 
-async def _init(config: Config) -> list[int]:
+async def _prepare(config: Config) -> list[int]:
     applied = await migrate_store(config.database_url, config.data_dir)
     load_or_create_signing_key(Path(config.data_dir))
     return applied
 
 
+async def _init(config: Config) -> list[int]:
+    applied = await _prepare(config)
+    # The CA, then the server certificate for the configured names (`serve` checks again).
+    ensure_server_certificate(Path(config.data_dir), config.tls_names)
+    return applied
+
+
 async def _create_account(config: Config, name: str) -> dict[str, str]:
-    await _init(config)
+    await _prepare(config)
     now = now_us()
     new = build_account(name, now)
     live_secret, live_key = new_api_key(new.account.id, True, now)

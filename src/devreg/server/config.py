@@ -4,7 +4,9 @@ worker processes (which start from an import string) read the same configuration
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
@@ -23,6 +25,10 @@ class Config(msgspec.Struct, frozen=True):
     rate_limit: float = 100.0
     rate_burst: int = 200
     access_log: bool = True
+    mtls_port: int = 8443  # the client-certificate listener; 0: none
+    tls_names: tuple[str, ...] = ()  # extra names in the server certificate
+    client_ca_files: tuple[Path, ...] = ()  # CAs trusted for client certificates besides ours
+    trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs allowed to forward client certificates
 
     @property
     def database_label(self) -> str:
@@ -44,7 +50,13 @@ ENV = {
     "rate_limit": "DEVREG_RATE_LIMIT",
     "rate_burst": "DEVREG_RATE_BURST",
     "access_log": "DEVREG_ACCESS_LOG",
+    "mtls_port": "DEVREG_MTLS_PORT",
+    "tls_names": "DEVREG_TLS_NAMES",
+    "client_ca_files": "DEVREG_CLIENT_CA_FILES",
+    "trusted_proxies": "DEVREG_TRUSTED_PROXIES",
 }
+LISTS = ("tls_names", "client_ca_files", "trusted_proxies")  # comma-separated in the environment
+_DNS_NAME = re.compile(r"^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 
 
 def _parse_bool(text: str) -> bool:
@@ -69,6 +81,9 @@ def load_config(
             values[field] = value
     if "access_log" in values and isinstance(values["access_log"], str):
         values["access_log"] = _parse_bool(values["access_log"])
+    for field in LISTS:
+        if isinstance(values.get(field), str):
+            values[field] = _split(str(values[field]))
     try:
         config = msgspec.convert(values, Config, strict=False, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
@@ -77,7 +92,32 @@ def load_config(
         raise ValueError("workers must be at least 1")
     if not 0 < config.port < 65536:
         raise ValueError("port must be between 1 and 65535")
+    if not 0 <= config.mtls_port < 65536:
+        raise ValueError("mtls-port must be between 0 (off) and 65535")
+    if config.mtls_port == config.port:
+        raise ValueError(f"mtls-port and port are both {config.port}")
+    for name in config.tls_names:
+        _check_tls_name(name)
+    for proxy in config.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"trusted-proxy {proxy!r} is not an IP address or CIDR") from None
     return config
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _check_tls_name(name: str) -> None:
+    try:
+        ipaddress.ip_address(name)
+        return
+    except ValueError:
+        pass
+    if len(name) > 253 or not _DNS_NAME.match(name):
+        raise ValueError(f"tls-name {name!r} is neither a DNS name nor an IP address")
 
 
 def ensure_data_dir(config: Config) -> None:
@@ -98,5 +138,7 @@ def export_config(config: Config, environ: MutableMapping[str, str]) -> None:
             environ.pop(variable, None)
         elif isinstance(value, bool):
             environ[variable] = "1" if value else "0"
+        elif isinstance(value, tuple):
+            environ[variable] = ",".join(str(item) for item in value)
         else:
             environ[variable] = str(value)

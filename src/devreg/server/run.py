@@ -1,4 +1,5 @@
-"""`devreg serve`: migrations first (once, in this process), then uvicorn with N workers."""
+"""`devreg serve`: migrations, the CA and the server certificate first (once, in this
+process), then the sockets, then the listeners: here, or in N supervised worker processes."""
 
 from __future__ import annotations
 
@@ -6,39 +7,49 @@ import asyncio
 import logging
 import os
 
-import uvicorn
-
 from devreg.server.app import LOG_FORMAT
 from devreg.server.config import Config, export_config
+from devreg.server.listeners import Sockets, bind_sockets, run_worker
+from devreg.server.supervisor import Supervisor
 from devreg.storage import migrate_store
+from devreg.tls.context import client_ca_paths, load_trusted_cas, mtls_context
+from devreg.tls.server_cert import ensure_server_certificate
+
+log = logging.getLogger("devreg")
 
 
 def serve(config: Config) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     applied = asyncio.run(migrate_store(config.database_url, config.data_dir))
-    log = logging.getLogger("devreg")
     if applied:
         log.info("applied migrations %s", applied)
+    cert_path, key_path = ensure_server_certificate(config.data_dir, config.tls_names)
+    # A bad client CA file is an operator's error: said here, before anything listens.
+    ca_paths = client_ca_paths(config.data_dir, config.client_ca_files)
+    mtls_context(cert_path, key_path, ca_paths)
+    load_trusted_cas(ca_paths)
+    sockets = bind_sockets(config)
     log.info(
-        "devreg on http://%s:%d (%s, %d worker%s)",
-        config.host,
-        config.port,
+        "devreg on %s (%s, %d worker%s)",
+        _urls(config, sockets),
         config.database_label,
         config.workers,
         "" if config.workers == 1 else "s",
     )
-    export_config(config, os.environ)  # the workers rebuild the config from here
-    uvicorn.run(
-        "devreg.server.app:app_from_env",
-        factory=True,
-        host=config.host,
-        port=config.port,
-        workers=config.workers if config.workers > 1 else None,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,  # ours carries the credential id and never the query string
-        server_header=False,
-        log_config=None,
-        timeout_keep_alive=30,
-    )
+    if config.trusted_proxies:
+        log.info(
+            "client certificates forwarded by %s are accepted", ", ".join(config.trusted_proxies)
+        )
+    export_config(config, os.environ)  # what a process started from here would read
+    if config.workers == 1:
+        run_worker(config, sockets)
+    else:
+        Supervisor(run_worker, (config, sockets), config.workers).run()
+
+
+def _urls(config: Config, sockets: Sockets) -> str:
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    urls = f"http://{host}:{sockets.plain.getsockname()[1]}"
+    if sockets.mtls is not None:
+        urls += f" and https://{host}:{sockets.mtls.getsockname()[1]} (client certificates)"
+    return urls

@@ -1,0 +1,159 @@
+"""One uvicorn server per process for both listeners: the plain HTTP one and the
+client-certificate (mTLS) one, on one app object whose lifespan runs once.
+
+`DevregServer` is uvicorn's `Server` with a second listening socket: it starts the app's
+lifespan and the plain listener as uvicorn does, then adds the mTLS listener (its own
+uvicorn `Config`: the TLS context and the protocol that fills the ASGI TLS extension) to the
+same event loop, connection set, signal handling and graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from devreg.server.app import LOG_FORMAT, create_app
+from devreg.server.config import Config
+from devreg.tls.context import client_ca_paths, load_trusted_cas, mtls_context
+from devreg.tls.forwarded import ForwardedClientCert, parse_networks
+from devreg.tls.protocol import MtlsHttpToolsProtocol
+from devreg.tls.server_cert import SERVER_CERT_FILE, SERVER_KEY_FILE
+
+# What `uvicorn.run` was given before: uvloop, httptools, our own access log only.
+UVICORN_SETTINGS: dict[str, Any] = {
+    "loop": "uvloop",
+    "access_log": False,  # ours carries the credential id and never the query string
+    "server_header": False,
+    "log_config": None,
+    "timeout_keep_alive": 30,
+}
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"  # uvicorn's default for X-Forwarded-For
+
+
+@dataclass(frozen=True)
+class Sockets:
+    """The bound listening sockets, made once by the parent (picklable to workers)."""
+
+    plain: socket.socket
+    mtls: socket.socket | None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def bind_sockets(config: Config) -> Sockets:
+    plain = bind(config.host, config.port)
+    try:
+        mtls = bind(config.host, config.mtls_port) if config.mtls_port else None
+    except OSError:
+        plain.close()
+        raise
+    return Sockets(plain, mtls)
+
+
+class DevregServer(uvicorn.Server):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        extra: Sequence[tuple[uvicorn.Config, socket.socket]] = (),
+        parent_pid: int | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.extra = list(extra)
+        self.parent_pid = parent_pid
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)  # the lifespan, then the plain listener
+        loop = asyncio.get_running_loop()
+        for config, sock in self.extra:
+            if not config.loaded:
+                config.load()
+
+            def make_protocol(
+                _loop: asyncio.AbstractEventLoop | None = None, config: uvicorn.Config = config
+            ) -> asyncio.Protocol:
+                protocol: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
+                    config=config,
+                    server_state=self.server_state,  # one set of connections to drain
+                    app_state=self.lifespan.state,
+                    _loop=_loop,
+                )
+                return protocol
+
+            server = await loop.create_server(
+                make_protocol, sock=sock, ssl=config.ssl, backlog=config.backlog
+            )
+            self.servers.append(server)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets=[*(sockets or []), *(sock for _, sock in self.extra)])
+
+    async def on_tick(self, counter: int) -> bool:
+        # A worker whose supervisor is gone (killed) stops instead of serving on alone.
+        if self.parent_pid is not None and counter % 10 == 0 and os.getppid() != self.parent_pid:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def build_server(config: Config, sockets: Sockets, parent_pid: int | None = None) -> DevregServer:
+    app = create_app(config)  # one app object, one lifespan, for both listeners
+    ca_paths = client_ca_paths(config.data_dir, config.client_ca_files)
+    plain = _plain_config(app, config, ca_paths)
+    extra: list[tuple[uvicorn.Config, socket.socket]] = []
+    if sockets.mtls is not None:
+        context = mtls_context(
+            config.data_dir / SERVER_CERT_FILE, config.data_dir / SERVER_KEY_FILE, ca_paths
+        )
+        mtls = uvicorn.Config(
+            # The certificate comes from the TLS session only: forwarding headers are dropped.
+            ForwardedClientCert(app, (), ()),
+            http=MtlsHttpToolsProtocol,
+            lifespan="off",  # the plain listener's config runs it, once per process
+            proxy_headers=False,  # devices connect directly: X-Forwarded-For means nothing
+            ssl_context_factory=lambda _config, _default: context,
+            **UVICORN_SETTINGS,
+        )
+        extra.append((mtls, sockets.mtls))
+    return DevregServer(plain, extra, parent_pid)
+
+
+def _plain_config(app: Any, config: Config, ca_paths: Sequence[Any]) -> uvicorn.Config:
+    if not config.trusted_proxies:
+        return uvicorn.Config(app, http="httptools", lifespan="on", **UVICORN_SETTINGS)
+    # Proxy mode: the forwarded certificate is taken only from a trusted TCP peer, so our
+    # wrapper runs before uvicorn's X-Forwarded-For handling rewrites scope["client"]; the
+    # trusted proxies may also name the client for the access log.
+    forwarded_ips = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
+    networks = [str(network) for network in parse_networks(config.trusted_proxies)]
+    chain = ForwardedClientCert(
+        ProxyHeadersMiddleware(app, trusted_hosts=[*forwarded_ips.split(","), *networks]),
+        config.trusted_proxies,
+        load_trusted_cas(ca_paths),
+    )
+    return uvicorn.Config(
+        chain, http="httptools", lifespan="on", proxy_headers=False, **UVICORN_SETTINGS
+    )
+
+
+def run_worker(config: Config, sockets: Sockets, parent_pid: int | None = None) -> None:
+    """Serve both listeners in this process until told to stop (SIGTERM, SIGINT)."""
+    if not logging.getLogger().handlers:  # a spawned worker starts with bare logging
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    build_server(config, sockets, parent_pid).run(sockets=[sockets.plain])
