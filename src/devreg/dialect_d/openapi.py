@@ -8,9 +8,9 @@ from devreg.dialect_d.shapes import (
     CertificateIn,
     CertificateListOut,
     CertificateOut,
+    DeviceDetails,
     DeviceIn,
     DeviceListOut,
-    DeviceDetails,
     DeviceUpdateIn,
     DivisionIn,
     DivisionListOut,
@@ -22,10 +22,21 @@ from devreg.dialect_d.shapes import (
 )
 
 SHAPES: tuple[type, ...] = (
-    DivisionIn, DivisionOut, DivisionListOut, ProfileIn, ProfileOut, ProfileListOut,
-    DeviceIn, DeviceUpdateIn, DeviceDetails, DeviceListOut, CertificateIn, CertificateOut,
-    CertificateListOut, ErrorsOut,
-)  # fmt: skip
+    DivisionIn,
+    DivisionOut,
+    DivisionListOut,
+    ProfileIn,
+    ProfileOut,
+    ProfileListOut,
+    DeviceIn,
+    DeviceUpdateIn,
+    DeviceDetails,
+    DeviceListOut,
+    CertificateIn,
+    CertificateOut,
+    CertificateListOut,
+    ErrorsOut,
+)
 
 _ERRORS = {
     "400": "invalid_input (the message names the problem) or entity_not_found",
@@ -112,8 +123,9 @@ def paths() -> dict[str, Any]:
     base = "/iot/api/v2"
     return {
         f"{base}/division": {
-            "post": _op("d-create-division", "Create a division", "201", "DivisionOut",
-                        body="DivisionIn"),
+            "post": _op(
+                "d-create-division", "Create a division", "201", "DivisionOut", body="DivisionIn"
+            ),
             "get": _op("d-list-divisions", "List divisions", "200", "DivisionListOut"),
         },
         f"{base}/division/{{id}}": {
@@ -121,8 +133,9 @@ def paths() -> dict[str, Any]:
             "get": _op("d-get-division", "Get a division", "200", "DivisionOut"),
         },
         f"{base}/device-profile": {
-            "post": _op("d-create-profile", "Create a device profile", "201", "ProfileOut",
-                        body="ProfileIn"),
+            "post": _op(
+                "d-create-profile", "Create a device profile", "201", "ProfileOut", body="ProfileIn"
+            ),
             "get": _op("d-list-profiles", "List device profiles", "200", "ProfileListOut"),
         },
         f"{base}/device-profile/{{id}}": {
@@ -130,16 +143,27 @@ def paths() -> dict[str, Any]:
             "get": _op("d-get-profile", "Get a device profile", "200", "ProfileOut"),
         },
         f"{base}/device": {
-            "post": _op("d-create-device", "Create a device", "201", "DeviceDetails", body="DeviceIn"),
-            "get": _op("d-list-devices", "List devices, oldest first", "200", "DeviceListOut",
-                       params=_LIST),
+            "post": _op(
+                "d-create-device", "Create a device", "201", "DeviceDetails", body="DeviceIn"
+            ),
+            "get": _op(
+                "d-list-devices", "List devices, oldest first", "200", "DeviceListOut", params=_LIST
+            ),
         },
         f"{base}/device/{{id}}": {
             "parameters": [_ID],
-            "get": _op("d-get-device", "Get a device", "200", "DeviceDetails",
-                       security=_KEY_OR_CERT),
-            "put": _op("d-update-device", "Update a device", "201", "DeviceDetails",
-                       body="DeviceUpdateIn", security=_KEY_OR_CERT, description=_UPDATE_TEXT),
+            "get": _op(
+                "d-get-device", "Get a device", "200", "DeviceDetails", security=_KEY_OR_CERT
+            ),
+            "put": _op(
+                "d-update-device",
+                "Update a device",
+                "201",
+                "DeviceDetails",
+                body="DeviceUpdateIn",
+                security=_KEY_OR_CERT,
+                description=_UPDATE_TEXT,
+            ),
             "delete": _op("d-delete-device", "Delete a device", "204", None),
         },
         f"{base}/device/{{id}}/disable": {
@@ -152,14 +176,20 @@ def paths() -> dict[str, Any]:
         },
         f"{base}/device/{{id}}/certificate": {
             "parameters": [_ID],
-            "post": _op("d-issue-certificate", "Issue a device certificate", "201",
-                        "CertificateOut", body="CertificateIn",
-                        description='`{"csr": PEM}` or `{"generate_key": true}`; the private'
-                        " key is returned only when the server made it."),
-            "get": _op("d-list-certificates", "List a device's certificates", "200",
-                       "CertificateListOut"),
+            "post": _op(
+                "d-issue-certificate",
+                "Issue a device certificate",
+                "201",
+                "CertificateOut",
+                body="CertificateIn",
+                description='`{"csr": PEM}` or `{"generate_key": true}`; the private'
+                " key is returned only when the server made it.",
+            ),
+            "get": _op(
+                "d-list-certificates", "List a device's certificates", "200", "CertificateListOut"
+            ),
         },
-    }  # fmt: skip
+    }
 
 
 SECURITY_SCHEMES = {
