@@ -3,10 +3,6 @@ proxy would, and behind a real nginx terminating mutual TLS."""
 
 from __future__ import annotations
 
-import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +11,10 @@ import httpx
 import pytest
 
 from tests.conftest import service_missing
+from tests.support.nginx import NGINX, NginxFailed, nginx_in_front
 from tests.support.server import (
     ECHO_DEVREG,
     RunningServer,
-    free_port,
-    listening,
     start_server,
 )
 from tests.tls.helpers import (
@@ -121,74 +116,16 @@ def test_the_proxys_x_forwarded_for_names_the_client_in_the_log(
 
 # --- a real nginx in front ------------------------------------------------------------
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log notice;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_certificate {data}/server.pem;
-        ssl_certificate_key {data}/server.key;
-        ssl_client_certificate {data}/ca.pem;
-        ssl_verify_client on;
-        location / {{
-            proxy_pass http://127.0.0.1:{upstream};
-            proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
-            proxy_set_header X-Forwarded-For $remote_addr;
-        }}
-    }}
-}}
-"""
-
 
 @pytest.fixture
 def nginx(trusting: RunningServer, tmp_path: Path) -> Iterator[int]:
     if NGINX is None:
         service_missing("nginx is not installed (.ci/run installs it: apt-get install nginx-light)")
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(
-            tmp=tmp_path,
-            port=port,
-            data=trusting.data_dir,
-            upstream=trusting.base_url.rsplit(":", 1)[1],
-        )
-    )
-    process = subprocess.Popen(
-        [NGINX, "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     try:
-        deadline = time.monotonic() + 15
-        while not listening(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                log = (tmp_path / "error.log").read_text(errors="replace")
-                pytest.fail(f"nginx did not start ({process.returncode}):\n{log}")
-            time.sleep(0.05)
-        yield port
-    finally:
-        process.send_signal(signal.SIGQUIT)  # graceful stop
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with nginx_in_front(trusting, tmp_path) as port:
+            yield port
+    except NginxFailed as exc:
+        pytest.fail(str(exc))
 
 
 def test_behind_nginx_terminating_mutual_tls(
