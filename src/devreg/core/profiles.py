@@ -20,6 +20,7 @@ MAX_FIELDS = 100
 class FieldSpec(msgspec.Struct, frozen=True):
     name: str
     mandatory: bool
+    id: bytes | None = None  # an existing field of the profile, when updating it
 
 
 class ProfileFlags(msgspec.Struct, frozen=True):
@@ -34,6 +35,38 @@ class Profile(msgspec.Struct, frozen=True):
     profile: DeviceProfile
     division: Division
     fields: list[ProfileField]
+
+
+def build_fields(
+    profile_id: bytes, specs: list[FieldSpec], existing: list[ProfileField] | None = None
+) -> list[ProfileField]:
+    """The profile's fields in the order given: names unique, at most MAX_FIELDS, and an
+    `id` only where it names one of the `existing` fields (kept, perhaps renamed)."""
+    if len(specs) > MAX_FIELDS:
+        raise InvalidInput(f"a profile has at most {MAX_FIELDS} fields", "fields")
+    known = {field.id for field in existing or []}
+    made: list[ProfileField] = []
+    names: set[str] = set()
+    ids: set[bytes] = set()
+    for position, spec in enumerate(specs):
+        name = check_name(spec.name, f"fields[{position}].name")
+        if name in names:
+            raise InvalidInput(f"field name {name!r} is given twice", "fields")
+        names.add(name)
+        if spec.id is not None and (spec.id not in known or spec.id in ids):
+            raise InvalidInput(f"fields[{position}].id is not a field of this profile", "fields")
+        field_id = spec.id or new_id()
+        ids.add(field_id)
+        made.append(
+            ProfileField(
+                id=field_id,
+                profile_id=profile_id,
+                name=name,
+                mandatory=spec.mandatory,
+                position=position,
+            )
+        )
+    return made
 
 
 class ProfileService:
@@ -88,22 +121,7 @@ class ProfileService:
             allow_write=flags.allow_write, allow_renew=flags.allow_renew,
             created_at=now, updated_at=now,
         )  # fmt: skip
-        made: list[ProfileField] = []
-        seen: set[str] = set()
-        for position, spec in enumerate(fields):
-            field_name = check_name(spec.name, f"fields[{position}].name")
-            if field_name in seen:
-                raise InvalidInput(f"field name {field_name!r} is given twice", "fields")
-            seen.add(field_name)
-            made.append(
-                ProfileField(
-                    id=new_id(),
-                    profile_id=profile.id,
-                    name=field_name,
-                    mandatory=spec.mandatory,
-                    position=position,
-                )
-            )
+        made = build_fields(profile.id, fields)
         try:
             await self.store.insert_profile(profile, made)
         except DuplicateValue:
@@ -112,6 +130,40 @@ class ProfileService:
                 "duplicate_profile_name",
             ) from None
         return Profile(profile=profile, division=division, fields=made)
+
+    async def update_profile(
+        self,
+        caller: Caller,
+        profile_id: bytes,
+        name: str | None,
+        fields: list[FieldSpec] | None,
+        flags: dict[str, bool],
+    ) -> Profile:
+        """Rename, change the default flags, or replace the field list. What it does to
+        existing devices: flags are defaults for devices created afterwards (each device
+        keeps its own); a removed field's values are deleted from every device; a field
+        made mandatory is enforced on each device's next update, not retroactively."""
+        current = await self.profile(caller, profile_id)
+        old = current.profile
+        updated = msgspec.structs.replace(
+            old,
+            name=check_name(name) if name is not None else old.name,
+            allow_read=flags.get("allow_read", old.allow_read),
+            allow_write=flags.get("allow_write", old.allow_write),
+            allow_renew=flags.get("allow_renew", old.allow_renew),
+            updated_at=self.clock(),
+        )
+        made = current.fields if fields is None else build_fields(old.id, fields, current.fields)
+        kept = {field.id for field in made}
+        removed = [field.id for field in current.fields if field.id not in kept]
+        try:
+            await self.store.update_profile(updated, made, removed)
+        except DuplicateValue:
+            raise Conflict(
+                f"a device profile named {updated.name!r} already exists",
+                "duplicate_profile_name",
+            ) from None
+        return Profile(profile=updated, division=current.division, fields=made)
 
     async def profile(self, caller: Caller, profile_id: bytes) -> Profile:
         profile = await self.store.get_profile(caller.account_id, profile_id)

@@ -81,6 +81,13 @@ class DeviceStore(Protocol):
 
     async def get_profile(self, account_id: bytes, profile_id: bytes) -> DeviceProfile | None: ...
 
+    async def update_profile(
+        self, profile: DeviceProfile, fields: list[ProfileField], removed: list[bytes]
+    ) -> None:
+        """Store `profile` (name, flags) with exactly `fields` (kept ones updated, new ones
+        added) and delete the `removed` fields with every device's value for them, in one
+        transaction. Raises DuplicateValue("profile_name" or "field_name")."""
+
     async def default_profile(self, account_id: bytes) -> DeviceProfile | None: ...
 
     async def list_profiles(self, account_id: bytes) -> list[DeviceProfile]: ...

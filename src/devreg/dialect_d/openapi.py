@@ -19,6 +19,7 @@ from devreg.dialect_d.shapes import (
     ProfileIn,
     ProfileListOut,
     ProfileOut,
+    ProfileUpdateIn,
 )
 
 SHAPES: tuple[type, ...] = (
@@ -28,6 +29,7 @@ SHAPES: tuple[type, ...] = (
     ProfileIn,
     ProfileOut,
     ProfileListOut,
+    ProfileUpdateIn,
     DeviceIn,
     DeviceUpdateIn,
     DeviceDetails,
@@ -119,6 +121,15 @@ _UPDATE_TEXT = (
 )
 
 
+_PROFILE_TEXT = (
+    "Only what is given changes. `fields`, when given, is the complete new list: an entry"
+    " with `id` keeps (and may rename) that field, one without adds a field, and a field left"
+    " out is removed together with every device's value for it. The flags are defaults for"
+    " devices created afterwards; existing devices keep their own. A field made mandatory is"
+    " enforced on each device's next update."
+)
+
+
 def paths() -> dict[str, Any]:
     base = "/iot/api/v2"
     return {
@@ -141,6 +152,14 @@ def paths() -> dict[str, Any]:
         f"{base}/device-profile/{{id}}": {
             "parameters": [_ID],
             "get": _op("d-get-profile", "Get a device profile", "200", "ProfileOut"),
+            "put": _op(
+                "d-update-profile",
+                "Update a device profile",
+                "200",
+                "ProfileOut",
+                body="ProfileUpdateIn",
+                description=_PROFILE_TEXT,
+            ),
         },
         f"{base}/device": {
             "post": _op(

@@ -33,6 +33,7 @@ from devreg.dialect_d.shapes import (
     FieldValueIn,
     ProfileIn,
     ProfileListOut,
+    ProfileUpdateIn,
     render_certificate,
     render_device,
     render_division,
@@ -94,6 +95,7 @@ class DialectD:
             ("POST", "/device-profile", self.create_profile),
             ("GET", "/device-profile", self.list_profiles),
             ("GET", "/device-profile/{id}", self.get_profile),
+            ("PUT", "/device-profile/{id}", self.update_profile),
             ("POST", "/device", self.create_device),
             ("GET", "/device", self.list_devices),
             ("GET", "/device/{id}", self.get_device),
@@ -201,6 +203,36 @@ class DialectD:
         caller = await self.api_caller(request)
         profile_id = query.uuid_param(request.path_params["id"], "device profile id")
         return json_response(200, render_profile(await self.profiles.profile(caller, profile_id)))
+
+    async def update_profile(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        profile_id = query.uuid_param(request.path_params["id"], "device profile id")
+        body = await decode_body(request, ProfileUpdateIn)
+        fields = None
+        if not isinstance(body.fields, msgspec.UnsetType):
+            fields = [
+                FieldSpec(
+                    name=f.name,
+                    mandatory=f.mandatory,
+                    id=None
+                    if isinstance(f.id, msgspec.UnsetType)
+                    else query.uuid_param(f.id, f"fields[{n}].id"),
+                )
+                for n, f in enumerate(body.fields)
+            ]
+        flags = {
+            "allow_read": body.device_api_allow_read,
+            "allow_write": body.device_api_allow_write,
+            "allow_renew": body.device_api_allow_renew_certificate,
+        }
+        profile = await self.profiles.update_profile(
+            caller,
+            profile_id,
+            None if isinstance(body.name, msgspec.UnsetType) else body.name,
+            fields,
+            {k: v for k, v in flags.items() if not isinstance(v, msgspec.UnsetType)},
+        )
+        return json_response(200, render_profile(profile))
 
     # --- devices
 

@@ -40,6 +40,25 @@ class ProfileIn(msgspec.Struct, forbid_unknown_fields=True):
     device_api_allow_renew_certificate: bool = True
 
 
+class FieldDefinitionUpdateIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A field of the updated profile: with `id` an existing field (kept, perhaps renamed),
+    without one a new field."""
+
+    name: Name
+    mandatory: bool = False
+    id: Uuid | UnsetType = UNSET
+
+
+class ProfileUpdateIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Only what is given changes; `fields`, when given, is the complete new list."""
+
+    name: Name | UnsetType = UNSET
+    fields: list[FieldDefinitionUpdateIn] | UnsetType = UNSET
+    device_api_allow_read: bool | UnsetType = UNSET
+    device_api_allow_write: bool | UnsetType = UNSET
+    device_api_allow_renew_certificate: bool | UnsetType = UNSET
+
+
 class FieldValueIn(msgspec.Struct, forbid_unknown_fields=True):
     id: Uuid
     value: Value

@@ -96,6 +96,30 @@ class SqlDeviceStore:
             for field in fields:
                 await tx.run(sql.INSERT_FIELD, sql.field_row(field))
 
+    async def update_profile(
+        self, profile: DeviceProfile, fields: list[ProfileField], removed: list[bytes]
+    ) -> None:
+        existing = {f.id for f in (await self.profile_fields([profile.id]))[profile.id]}
+        async with self.transaction() as tx:
+            await tx.run(
+                sql.UPDATE_PROFILE,
+                (profile.name, profile.allow_read, profile.allow_write, profile.allow_renew,
+                 profile.updated_at, profile.account_id, profile.id),
+            )  # fmt: skip
+            for field_id in removed:
+                await tx.run(sql.DELETE_FIELD_VALUES, (field_id,))
+                await tx.run(sql.DELETE_FIELD, (field_id,))
+            for field in fields:
+                if field.id in existing:
+                    await tx.run(sql.PARK_FIELD, (" parked:" + field.id.hex(), field.id))
+            for field in fields:
+                if field.id in existing:
+                    await tx.run(
+                        sql.UPDATE_FIELD, (field.name, field.mandatory, field.position, field.id)
+                    )
+                else:
+                    await tx.run(sql.INSERT_FIELD, sql.field_row(field))
+
     async def get_profile(self, account_id: bytes, profile_id: bytes) -> DeviceProfile | None:
         row = await self._one(sql.SELECT_PROFILE, (account_id, profile_id))
         return None if row is None else sql.profile_from_row(row)

@@ -83,6 +83,17 @@ SELECT_PROFILES = (
     f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? ORDER BY created_at, id"
 )
 INSERT_FIELD = f"INSERT INTO profile_fields ({FIELD_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+UPDATE_PROFILE = (
+    "UPDATE device_profiles SET name = ?, allow_read = ?, allow_write = ?, allow_renew = ?,"
+    " updated_at = ? WHERE account_id = ? AND id = ?"
+)
+UPDATE_FIELD = "UPDATE profile_fields SET name = ?, mandatory = ?, position = ? WHERE id = ?"
+# Renames within one profile may swap names: every kept field is first parked on a name no
+# user name can have (names never start with a space), so the (profile_id, name) index
+# never sees two fields with one name.
+PARK_FIELD = "UPDATE profile_fields SET name = ? WHERE id = ?"
+DELETE_FIELD_VALUES = "DELETE FROM device_field_values WHERE field_id = ?"
+DELETE_FIELD = "DELETE FROM profile_fields WHERE id = ?"
 INSERT_VALUE = "INSERT INTO device_field_values (device_id, field_id, value) VALUES (?, ?, ?)"
 DELETE_VALUES = "DELETE FROM device_field_values WHERE device_id = ?"
 SELECT_DEVICE_BY_ID = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ? AND status <> 'DELETED'"
