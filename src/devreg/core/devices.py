@@ -36,6 +36,10 @@ class DeviceView(msgspec.Struct, frozen=True):
     values: dict[bytes, str]
 
 
+def has_control_chars(value: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+
+
 def check_device_identifier(value: str) -> str:
     if not value.strip():
         raise InvalidInput("device_identifier must not be empty", "device_identifier")
@@ -69,6 +73,10 @@ def check_field_values(profile: Profile, given: list[tuple[bytes, str]]) -> dict
             raise InvalidInput(
                 f"value of field {field.name!r} is longer than {MAX_FIELD_VALUE} characters",
                 "fields",
+            )
+        if "\x00" in value:  # PostgreSQL text cannot hold it: refused on every store
+            raise InvalidInput(
+                f"value of field {field.name!r} must not contain NUL characters", "fields"
             )
         values[field_id] = value
     for field in profile.fields:
@@ -158,6 +166,9 @@ class DeviceService:
         towards newer ones; a cursor may name a device deleted since."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", "limit")
+        if reference_id is not None and has_control_chars(reference_id):
+            # No stored reference has one, and PostgreSQL cannot even compare a NUL.
+            raise InvalidInput("reference_id must not contain control characters", "reference_id")
         if starting_after is not None and ending_before is not None:
             raise InvalidInput(
                 "starting_after and ending_before cannot be used together", "starting_after"
@@ -314,6 +325,10 @@ class DeviceService:
             raise InvalidInput(f"limit must be between 1 and {MAX_QUERY_PAGE}", "limit")
         if offset < 0:
             raise InvalidInput("offset must not be negative", "offset")
+        if where.device_identifier is not None and has_control_chars(where.device_identifier):
+            raise InvalidInput(
+                "device_identifier must not contain control characters", "device_identifier"
+            )
         return await self.store.query_devices(
             caller.account_id, caller.live_mode, where, limit=limit, offset=offset
         )

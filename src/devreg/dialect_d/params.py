@@ -48,6 +48,10 @@ def time_param(params: dict[str, str], name: str, end_of_day: bool) -> int | Non
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
+            if end_of_day and "." not in text:
+                # Times are shown to the second: `created_to` a device's own `created`
+                # must include it, so a whole-second bound covers that whole second.
+                return int(moment.timestamp()) * 1_000_000 + 999_999
     except ValueError:
         raise InvalidInput(
             f"{name} must be an ISO 8601 date or date-time, like 2020-04-22T07:13:20Z", name

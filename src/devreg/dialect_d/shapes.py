@@ -162,7 +162,7 @@ class CertificateOut(msgspec.Struct, omit_defaults=True):
     pem: str
     not_before: str
     not_after: str
-    status: str = "ACTIVE"
+    status: Annotated[str, Meta(description="ACTIVE, REVOKED or EXPIRED")]
     private_key: str | UnsetType = UNSET
 
 

@@ -13,6 +13,8 @@ from devreg.auth.tokens import TokenSigner, load_or_create_signing_key
 from devreg.core.devices import DeviceService
 from devreg.core.errors import Unavailable
 from devreg.core.store import DeviceStore
+from devreg.dialect_d.errors import render_error as render_d_error
+from devreg.dialect_d.routes import BASE as DIALECT_D_BASE
 from devreg.dialect_d.routes import DialectD
 from devreg.dialect_f.errors import render_error as render_f_error
 from devreg.dialect_f.routes import DialectF
@@ -25,7 +27,7 @@ from devreg.storage import open_store
 from devreg.web.errors import HttpError, method_not_allowed
 from devreg.web.request import Receive, Request, Scope, Send
 from devreg.web.response import Response, json_response
-from devreg.web.routing import Router
+from devreg.web.routing import ErrorRenderer, Router
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 access_log = logging.getLogger("devreg.access")
@@ -128,7 +130,7 @@ class DevregApp:
         started = time.perf_counter()
         request = Request(scope, receive)
         found = self.router.match(request.path)
-        render = found[0].render_error if found else render_f_error
+        render = found[0].render_error if found else unmatched_renderer(request.path)
         try:
             if found is None:
                 raise HttpError(404, "not_found", f"No such endpoint: {request.path[:200]}")
@@ -165,6 +167,11 @@ _LOG_ESCAPES[ord("\\")] = "\\x5c"
 
 def _loggable(text: str) -> str:
     return text.translate(_LOG_ESCAPES)
+
+
+def unmatched_renderer(path: str) -> ErrorRenderer:
+    """An unknown path is answered in the envelope of the dialect whose space it is in."""
+    return render_d_error if path.startswith(DIALECT_D_BASE + "/") else render_f_error
 
 
 def _client(scope: Scope) -> str:
