@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from devreg.storage import SQLITE_FILE, migrate_store, open_store
+from devreg.storage.migrations import migration_scripts
 from devreg.storage.sqlite import SqliteDeviceStore
 from tests.conftest import POSTGRES_ADMIN_URL
 
@@ -26,7 +27,9 @@ RECORD_TABLES = {
     "device_field_values",
     "certificates",
     "enrollment_secrets",
+    "device_keys",
 }
+VERSIONS = [version for version, _, _ in migration_scripts("sqlite")]
 DEVICE_COLUMNS = {
     "id", "account_id", "live_mode", "reference_id", "device_identifier", "division_id",
     "profile_id", "status", "allow_read", "allow_write", "allow_renew", "last_seen",
@@ -84,10 +87,19 @@ async def table_names(database_url: str | None, data_dir: Path) -> set[str]:
 
 
 async def test_migrate_twice_applies_once(fresh_backend: str | None, tmp_path: Path) -> None:
-    assert await migrate_store(fresh_backend, tmp_path) == [1]
+    assert await migrate_store(fresh_backend, tmp_path) == VERSIONS
     assert await migrate_store(fresh_backend, tmp_path) == []
-    rows = await fetch(fresh_backend, tmp_path, "SELECT version, name FROM schema_migrations")
-    assert rows == [(1, "0001_initial")]
+    rows = await fetch(
+        fresh_backend, tmp_path, "SELECT version, name FROM schema_migrations ORDER BY version"
+    )
+    assert rows == [(1, "0001_initial"), (2, "0002_device_keys")]
+
+
+def test_both_backends_have_the_same_migrations() -> None:
+    sqlite = [(v, name) for v, name, _ in migration_scripts("sqlite")]
+    postgres = [(v, name) for v, name, _ in migration_scripts("postgres")]
+    assert sqlite == postgres
+    assert [v for v, _ in sqlite] == list(range(1, len(sqlite) + 1))
 
 
 async def test_migration_creates_the_whole_record(
@@ -144,9 +156,11 @@ async def test_concurrent_migrations_apply_once(fresh_backend: str | None, tmp_p
         results = await asyncio.gather(
             *(migrate_store(fresh_backend, tmp_path) for _ in range(runs))
         )
-    assert sorted(results) == [[], [], [], [1]]
-    rows = await fetch(fresh_backend, tmp_path, "SELECT version FROM schema_migrations")
-    assert rows == [(1,)]
+    assert sorted(results) == [[], [], [], VERSIONS]
+    rows = await fetch(
+        fresh_backend, tmp_path, "SELECT version FROM schema_migrations ORDER BY version"
+    )
+    assert rows == [(v,) for v in VERSIONS]
 
 
 async def test_postgres_migrated_by_fixture_records_version_1(postgres_url: str) -> None:
@@ -186,7 +200,7 @@ async def test_sqlite_url_names_the_file(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere" / "db.sqlite3"
     url = f"sqlite://{target}"  # sqlite:///abs/path
     assert url.startswith("sqlite:///")
-    assert await migrate_store(url, tmp_path / "data") == [1]
+    assert await migrate_store(url, tmp_path / "data") == VERSIONS
     assert target.exists()
     assert not (tmp_path / "data" / SQLITE_FILE).exists()
     store = await open_store(url, tmp_path / "data")

@@ -3,6 +3,7 @@ values, filtered queries, last_seen, certificates), on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import msgspec
@@ -142,7 +143,7 @@ async def test_duplicate_division_name_is_refused(
     # Another account may use the name; names differing in case are different names.
     other = await stored_account(store, "Other")
     await store.insert_division(division_for(other, "North"))
-    await store.insert_division(division_for(account, "north"))
+    await store.insert_division(division_for(account, "north", created_at=NOW + 2))
     assert [d.name for d in await store.list_divisions(account.id)] == [
         "Default",
         "North",
@@ -460,6 +461,12 @@ async def test_get_device_by_id_whatever_the_account_but_not_deleted(
 # --- certificates ---------------------------------------------------------------------------
 
 
+def key_hash(account_id: bytes, key: bytes) -> bytes:
+    """Test keys are named per account: the session's PostgreSQL database is shared, and a
+    key belongs to one device across all accounts."""
+    return hashlib.sha256(account_id + key).digest()
+
+
 def certificate_for(
     device: Device, key: bytes, *, created_at: int = NOW, serial: str | None = None
 ) -> Certificate:
@@ -470,7 +477,7 @@ def certificate_for(
         device_id=device.id,
         serial=serial or cert_id.hex().upper(),
         fingerprint=hashlib.sha256(cert_id).digest(),
-        public_key_hash=hashlib.sha256(key).digest(),
+        public_key_hash=key_hash(device.account_id, key),
         pem=f"-----BEGIN CERTIFICATE-----\n{cert_id.hex()}\n-----END CERTIFICATE-----\n",
         not_before=created_at - SECOND,
         not_after=created_at + 90 * 86_400 * SECOND,
@@ -537,8 +544,27 @@ async def test_key_holders(store: DeviceStore, account: StoredAccount) -> None:
         await store.insert_device(device)
     await store.insert_certificate(certificate_for(one, b"shared"))
     await store.insert_certificate(certificate_for(one, b"shared"))
-    await store.insert_certificate(certificate_for(two, b"shared"))
+    with pytest.raises(DuplicateValue) as refused:  # one key, one device: the database decides
+        await store.insert_certificate(certificate_for(two, b"shared"))
+    assert refused.value.field == "public_key"
+    assert await store.list_certificates(account.id, two.id) == []
     await store.insert_certificate(certificate_for(three, b"own"))
-    assert await store.key_holders(hashlib.sha256(b"shared").digest()) == {one.id, two.id}
-    assert await store.key_holders(hashlib.sha256(b"own").digest()) == {three.id}
-    assert await store.key_holders(hashlib.sha256(b"unused").digest()) == set()
+    assert await store.key_holders(key_hash(account.id, b"shared")) == {one.id}
+    assert await store.key_holders(key_hash(account.id, b"own")) == {three.id}
+    assert await store.key_holders(key_hash(account.id, b"unused")) == set()
+
+
+async def test_concurrent_claims_of_one_key_leave_exactly_one_holder(
+    store: DeviceStore, account: StoredAccount
+) -> None:
+    devices = [device_for(account) for _ in range(8)]
+    for device in devices:
+        await store.insert_device(device)
+    results = await asyncio.gather(
+        *(store.insert_certificate(certificate_for(d, b"raced")) for d in devices),
+        return_exceptions=True,
+    )
+    winners = [d.id for d, r in zip(devices, results, strict=True) if r is None]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, DuplicateValue) for r in results if r is not None)
+    assert await store.key_holders(key_hash(account.id, b"raced")) == set(winners)

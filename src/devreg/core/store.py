@@ -145,7 +145,8 @@ class DeviceStore(Protocol):
     async def touch_last_seen(self, device_id: bytes, now: int) -> None: ...
 
     # --- certificates
-    async def insert_certificate(self, certificate: Certificate) -> None: ...
+    async def insert_certificate(self, certificate: Certificate) -> None:
+        """Raises DuplicateValue("public_key") when another device holds its key."""
 
     async def list_certificates(self, account_id: bytes, device_id: bytes) -> list[Certificate]: ...
 

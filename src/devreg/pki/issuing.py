@@ -17,7 +17,7 @@ from devreg.core.clock import now_us
 from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import new_id, render_uuid
 from devreg.core.records import Caller, Certificate, Device
-from devreg.core.store import DeviceStore
+from devreg.core.store import DeviceStore, DuplicateValue
 from devreg.pki.ca import CertificateAuthority
 from devreg.pki.keys import PublicKey, check_public_key, public_key_hash
 
@@ -127,5 +127,8 @@ class CertificateService:
             issuer=ISSUER_DEVREG,
             created_at=self.clock(),
         )
-        await self.store.insert_certificate(record)
+        try:
+            await self.store.insert_certificate(record)
+        except DuplicateValue:  # another device claimed the key since the check above
+            raise InvalidInput("this public key already belongs to another device", "csr") from None
         return record

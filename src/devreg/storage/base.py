@@ -19,7 +19,12 @@ from devreg.core.records import (
     Division,
     ProfileField,
 )
-from devreg.core.store import UPDATABLE_DEVICE_COLUMNS, DeviceFilter, ListDirection
+from devreg.core.store import (
+    UPDATABLE_DEVICE_COLUMNS,
+    DeviceFilter,
+    DuplicateValue,
+    ListDirection,
+)
 from devreg.storage import sql
 
 Params = Sequence[Any]
@@ -235,7 +240,14 @@ class SqlDeviceStore:
     # --- certificates
 
     async def insert_certificate(self, certificate: Certificate) -> None:
-        await self.runner().run(sql.INSERT_CERTIFICATE, sql.certificate_row(certificate))
+        """Records the certificate and claims its key for the device; raises
+        DuplicateValue("public_key") when another device holds the key."""
+        async with self.transaction() as tx:
+            await tx.run(sql.CLAIM_KEY, (certificate.public_key_hash, certificate.device_id))
+            holder = await tx.rows(sql.SELECT_KEY_HOLDERS, (certificate.public_key_hash,))
+            if bytes(holder[0][0]) != certificate.device_id:
+                raise DuplicateValue("public_key")
+            await tx.run(sql.INSERT_CERTIFICATE, sql.certificate_row(certificate))
 
     async def list_certificates(self, account_id: bytes, device_id: bytes) -> list[Certificate]:
         rows = await self.runner().rows(sql.SELECT_CERTIFICATES, (account_id, device_id))

@@ -107,7 +107,11 @@ SELECT_CERTIFICATES = (
     " ORDER BY created_at, id"
 )
 SELECT_CERTIFICATE = f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE fingerprint = ?"
-SELECT_KEY_HOLDERS = "SELECT DISTINCT device_id FROM certificates WHERE public_key_hash = ?"
+SELECT_KEY_HOLDERS = "SELECT device_id FROM device_keys WHERE public_key_hash = ?"
+CLAIM_KEY = (
+    "INSERT INTO device_keys (public_key_hash, device_id) VALUES (?, ?)"
+    " ON CONFLICT (public_key_hash) DO NOTHING"
+)
 
 
 def in_list(statement: str, count: int) -> str:
