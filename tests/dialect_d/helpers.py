@@ -52,7 +52,12 @@ CERTIFICATE_KEYS = {
     "pem",
     "not_before",
     "not_after",
-    "status",  # ours: ACTIVE, REVOKED or EXPIRED, always present
+    # ours, always present: ACTIVE, REVOKED or EXPIRED; "devreg" or the external CA;
+    # when and why it was revoked (null while it is not)
+    "status",
+    "issuer",
+    "revoked_at",
+    "revocation_reason",
 }
 FLAGS = ("device_api_allow_read", "device_api_allow_write", "device_api_allow_renew_certificate")
 

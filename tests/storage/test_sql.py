@@ -54,6 +54,8 @@ def test_postgres_index_names_map_to_fields(constraint: str, field: str) -> None
             "UNIQUE constraint failed: profile_fields.profile_id, profile_fields.name",
             "field_name",
         ),
+        ("UNIQUE constraint failed: certificates.fingerprint", "fingerprint"),
+        ("UNIQUE constraint failed: certificates.issuer, certificates.serial", "serial"),
     ],
 )
 def test_sqlite_messages_map_to_fields(message: str, field: str) -> None:
@@ -68,10 +70,8 @@ def test_sqlite_messages_map_to_fields(message: str, field: str) -> None:
         "api_keys_key_hash_key",
         "divisions_default",
         "device_profiles_default",
-        "certificates_serial_key",
         "UNIQUE constraint failed: devices.id",
         "UNIQUE constraint failed: api_keys.key_hash",
-        "UNIQUE constraint failed: certificates.fingerprint",
         "UNIQUE constraint failed: divisions.account_id",
         "",
     ],

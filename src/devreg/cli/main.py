@@ -71,6 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="IP or CIDR of a proxy whose forwarded client certificates are accepted,"
         " repeatable (DEVREG_TRUSTED_PROXIES)",
     )
+    serve.add_argument(
+        "--public-url",
+        help="how clients reach this listener, named in certificates' CRL links"
+        " (DEVREG_PUBLIC_URL; http://HOST:PORT)",
+    )
+    serve.add_argument(
+        "--cert-lifetime-days",
+        type=int,
+        help="lifetime of issued device certificates (DEVREG_CERT_LIFETIME_DAYS; 90)",
+    )
     serve.add_argument("--workers", type=int, help="processes sharing the port (DEVREG_WORKERS)")
     serve.add_argument("--redis-url", help="share rate limits through Redis (DEVREG_REDIS_URL)")
     serve.add_argument(
@@ -111,6 +121,8 @@ def _config(args: argparse.Namespace) -> Config:
         "tls_names",
         "client_ca_files",
         "trusted_proxies",
+        "public_url",
+        "cert_lifetime_days",
     )
     return load_config({key: getattr(args, key, None) for key in keys})
 

@@ -221,16 +221,19 @@ class DeviceService:
 
     async def delete(self, caller: Caller, device_id: bytes) -> None:
         """Soft delete: the row stays (certificates point at it) but the device is gone
-        from every read, and its reference_id and device_identifier are free again."""
+        from every read, and its reference_id and device_identifier are free again. Its
+        certificates are revoked (cessationOfOperation), so the CRL says so too."""
+        now = self.clock()
         deleted = await self.store.update_fields(
             caller.account_id,
             caller.live_mode,
             device_id,
             {"status": DeviceStatus.DELETED},
-            self.clock(),
+            now,
         )
         if deleted is None:
             raise NotFound("No such device")
+        await self.store.revoke_device_certificates(device_id, "cessationOfOperation", now)
 
     # --- dialect D: devices in a division and profile, with field values
 

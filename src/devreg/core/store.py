@@ -152,6 +152,21 @@ class DeviceStore(Protocol):
 
     async def find_certificate(self, fingerprint: bytes) -> Certificate | None: ...
 
+    async def get_certificate(self, account_id: bytes, cert_id: bytes) -> Certificate | None: ...
+
+    async def revoke_certificate(
+        self, account_id: bytes, cert_id: bytes, reason: str, now: int
+    ) -> Certificate | None:
+        """Mark an unrevoked certificate revoked; None when there is none to revoke."""
+
+    async def revoke_device_certificates(self, device_id: bytes, reason: str, now: int) -> None: ...
+
+    async def revoked_serials(self, now: int) -> list[tuple[str, int, str | None]]:
+        """(serial, revoked_at, reason) of devreg-issued, revoked, unexpired certificates."""
+
+    async def revocation_mark(self) -> tuple[int, int | None]:
+        """(count, latest revoked_at): changes whenever a certificate is revoked."""
+
     async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
         """Ids of the devices holding a certificate for this public key."""
 

@@ -16,9 +16,9 @@ from devreg.core.access import Action, check_certificate, check_device_access
 from devreg.core.clock import now_us
 from devreg.core.devices import DeviceService
 from devreg.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from devreg.core.ids import parse_uuid
+from devreg.core.ids import new_id, parse_uuid, render_uuid
 from devreg.core.profiles import FieldSpec, ProfileFlags
-from devreg.core.records import Caller, Device, DeviceStatus
+from devreg.core.records import Caller, Certificate, Device, DeviceStatus
 from devreg.core.store import DeviceStore
 from devreg.dialect_d import params as query
 from devreg.dialect_d.errors import render_error
@@ -34,12 +34,16 @@ from devreg.dialect_d.shapes import (
     ProfileIn,
     ProfileListOut,
     ProfileUpdateIn,
+    RenewIn,
+    RenewOut,
+    RevokeIn,
     render_certificate,
     render_device,
     render_division,
     render_profile,
 )
-from devreg.pki.issuing import CertificateService, fingerprint
+from devreg.pki.issuing import CertificateService, Issued, fingerprint
+from devreg.pki.revocation import revoke
 from devreg.tls.client_cert import peer_certificate
 from devreg.web.body import decode_body
 from devreg.web.request import Request
@@ -58,6 +62,14 @@ def field_values(fields: list[FieldValueIn]) -> list[tuple[bytes, str]]:
             raise InvalidInput(f"fields[{index}].id must be a UUID", "fields")
         given.append((field_id, field.value))
     return given
+
+
+@contextmanager
+def certificate_named(text: str) -> Iterator[None]:
+    try:
+        yield
+    except NotFound:
+        raise NotFound(f"Certificate with id {text[:64]} does not exist") from None
 
 
 @contextmanager
@@ -105,6 +117,8 @@ class DialectD:
             ("PUT", "/device/{id}/enable", self.enable_device),
             ("POST", "/device/{id}/certificate", self.issue_certificate),
             ("GET", "/device/{id}/certificate", self.list_certificates),
+            ("POST", "/device/{id}/renew", self.renew_certificate),
+            ("PUT", "/certificate/{id}/revoke", self.revoke_certificate),
         ]
         for method, path, handler in routes:
             router.add(method, BASE + path, handler, render_error)
@@ -128,7 +142,7 @@ class DialectD:
 
     async def device_caller(
         self, request: Request, cert: x509.Certificate, action: Action
-    ) -> tuple[Caller, Device]:
+    ) -> tuple[Caller, Device, Certificate]:
         """The device that owns `cert`, if it may do `action` on the device in the path."""
         digest = fingerprint(cert)
         request.credential = "cert:" + digest.hex()[:32]
@@ -140,7 +154,7 @@ class DialectD:
         device = check_device_access(record, device, path_id, action)
         caller = Caller(account_id=device.account_id, live_mode=device.live_mode,
                         credential_id=request.credential)  # fmt: skip
-        return caller, device
+        return caller, device, record
 
     def device_id(self, request: Request) -> bytes:
         text = request.path_params["id"]
@@ -268,7 +282,7 @@ class DialectD:
     async def get_device(self, request: Request) -> Response:
         cert = peer_certificate(request.scope)
         if cert is not None:
-            caller, device = await self.device_caller(request, cert, "read")
+            caller, device, _ = await self.device_caller(request, cert, "read")
             now = now_us()
             await self.store.touch_last_seen(device.id, now)
             device = msgspec.structs.replace(device, last_seen=now)
@@ -283,7 +297,7 @@ class DialectD:
         flags: dict[str, bool] | None = None
         seen_at: int | None = None
         if cert is not None:
-            caller, device = await self.device_caller(request, cert, "write")
+            caller, device, _ = await self.device_caller(request, cert, "write")
             body = await decode_body(request, DeviceUpdateIn)
             if self.flags_of(body):
                 raise Forbidden("A device cannot change its own device_api_allow_* flags")
@@ -336,13 +350,20 @@ class DialectD:
     async def issue_certificate(self, request: Request) -> Response:
         caller = await self.api_caller(request)
         body = await decode_body(request, CertificateIn)
-        has_csr = not isinstance(body.csr, msgspec.UnsetType)
-        if has_csr == body.generate_key:
-            raise InvalidInput('Send either "csr" (PEM) or "generate_key": true', "csr")
+        given = [isinstance(body.csr, str), body.generate_key, isinstance(body.pem, str)]
+        if sum(given) != 1:
+            raise InvalidInput(
+                'Send one of "csr" (PEM request), "generate_key": true, or "pem" (a certificate'
+                " from a configured client CA)",
+                "csr",
+            )
         with device_named(request.path_params["id"]):
             device_id = self.device_id(request)
             if isinstance(body.csr, str):
                 issued = await self.certificates.issue_from_csr(caller, device_id, body.csr)
+            elif isinstance(body.pem, str):
+                registered = await self.certificates.register_external(caller, device_id, body.pem)
+                issued = Issued(registered)
             else:
                 issued = await self.certificates.issue_with_new_key(caller, device_id)
         out = render_certificate(
@@ -358,3 +379,32 @@ class DialectD:
         now = now_us()
         records = [render_certificate(cert, now) for cert in certs]
         return json_response(200, CertificateListOut(total=len(records), records=records))
+
+    async def renew_certificate(self, request: Request) -> Response:
+        """Seed 003's renewal, by the device itself over client authentication. The
+        certificate it renews stays valid until it expires or is revoked."""
+        cert = peer_certificate(request.scope)
+        if cert is None:
+            raise Forbidden("Renewal needs the device's own client certificate")
+        _, device, current = await self.device_caller(request, cert, "renew")
+        body = await decode_body(request, RenewIn)
+        renewed = await self.certificates.renew(device, current, body.csr)
+        await self.store.touch_last_seen(device.id, now_us())
+        out = RenewOut(
+            certificate_request_id=render_uuid(new_id()),
+            status="AUTO_APPROVED",
+            result="SUCCESS",
+            certificate_id=render_uuid(renewed.id),
+            pem=renewed.pem,
+        )
+        return json_response(200, out)
+
+    async def revoke_certificate(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        cert_id = parse_uuid(request.path_params["id"])
+        body = await decode_body(request, RevokeIn)
+        if cert_id is None:
+            raise NotFound(f"Certificate with id {request.path_params['id'][:64]} does not exist")
+        with certificate_named(request.path_params["id"]):
+            revoked = await revoke(self.store, caller, cert_id, body.reason, now_us())
+        return json_response(200, render_certificate(revoked, now_us()))

@@ -82,8 +82,22 @@ class DeviceUpdateIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CertificateIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Exactly one of: a PKCS#10 request, a key made by devreg, or (`pem`) a certificate
+    from a configured client CA to register."""
+
     csr: str | UnsetType = UNSET
     generate_key: bool = False
+    pem: str | UnsetType = UNSET
+
+
+class RenewIn(msgspec.Struct, forbid_unknown_fields=True):
+    csr: str
+
+
+class RevokeIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[
+        str, Meta(description="RFC 5280 reason: unspecified, keyCompromise, superseded, ...")
+    ] = "unspecified"
 
 
 # --- responses
@@ -163,7 +177,20 @@ class CertificateOut(msgspec.Struct, omit_defaults=True):
     not_before: str
     not_after: str
     status: Annotated[str, Meta(description="ACTIVE, REVOKED or EXPIRED")]
+    issuer: Annotated[str, Meta(description='"devreg", or the external CA\'s subject')]
+    revoked_at: str | None
+    revocation_reason: str | None
     private_key: str | UnsetType = UNSET
+
+
+class RenewOut(msgspec.Struct):
+    """Seed 003's renewal answer."""
+
+    certificate_request_id: Uuid
+    status: str
+    result: str
+    certificate_id: Uuid
+    pem: str
 
 
 class CertificateListOut(msgspec.Struct):
@@ -245,5 +272,8 @@ def render_certificate(
         not_before=render_rfc3339(cert.not_before),
         not_after=render_rfc3339(cert.not_after),
         status=status,
+        issuer=cert.issuer,
+        revoked_at=None if cert.revoked_at is None else render_rfc3339(cert.revoked_at),
+        revocation_reason=cert.revocation_reason,
         private_key=private_key,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 from cryptography import x509
@@ -20,6 +20,7 @@ from devreg.core.records import Caller, Certificate, Device
 from devreg.core.store import DeviceStore, DuplicateValue
 from devreg.pki.ca import CertificateAuthority
 from devreg.pki.keys import PublicKey, check_public_key, public_key_hash
+from devreg.pki.verify import verify_client_certificate
 
 DEFAULT_LIFETIME = dt.timedelta(days=90)
 MAX_CSR_BYTES = 64 * 1024
@@ -48,6 +49,13 @@ def parse_csr(pem: str) -> x509.CertificateSigningRequest:
     return csr
 
 
+def _alt_names(extensions: x509.Extensions) -> set[x509.GeneralName]:
+    try:
+        return set(extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return set()
+
+
 def fingerprint(cert: x509.Certificate) -> bytes:
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()
 
@@ -64,12 +72,14 @@ class CertificateService:
         *,
         lifetime: dt.timedelta = DEFAULT_LIFETIME,
         crl_url: str | None = None,
+        external_cas: Sequence[x509.Certificate] = (),
         clock: Callable[[], int] = now_us,
     ) -> None:
         self.store = store
         self.ca = ca
         self.lifetime = lifetime
         self.crl_url = crl_url
+        self.external_cas = list(external_cas)
         self.clock = clock
 
     async def _device(self, caller: Caller, device_id: bytes) -> Device:
@@ -93,6 +103,64 @@ class CertificateService:
             serialization.NoEncryption(),
         ).decode()
         return Issued(issued, pem)
+
+    async def register_external(self, caller: Caller, device_id: bytes, pem: str) -> Certificate:
+        """Record a certificate issued by a configured client CA (not devreg's) to a device;
+        from then on it authenticates as that device on the client-auth listener."""
+        device = await self._device(caller, device_id)
+        try:
+            cert = x509.load_pem_x509_certificate(pem.encode("utf-8"))
+        except ValueError:
+            raise InvalidInput("pem is not a PEM-encoded X.509 certificate", "pem") from None
+        if not verify_client_certificate(cert, self.external_cas):
+            raise InvalidInput(
+                "the certificate is not a valid client certificate from a configured client CA"
+                " (devreg serve --client-ca)",
+                "pem",
+            )
+        key = check_public_key(cert.public_key())
+        record = Certificate(
+            id=new_id(),
+            account_id=device.account_id,
+            device_id=device.id,
+            serial=format(cert.serial_number, "X"),
+            fingerprint=fingerprint(cert),
+            public_key_hash=public_key_hash(key),
+            pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+            not_before=_us(cert.not_valid_before_utc),
+            not_after=_us(cert.not_valid_after_utc),
+            issuer=cert.issuer.rfc4514_string(),
+            created_at=self.clock(),
+        )
+        await self._record(record)
+        return record
+
+    async def renew(self, device: Device, current: Certificate, csr_pem: str) -> Certificate:
+        """Re-enrollment by the device itself (RFC 7030 section 4.2.2): the request's
+        subject and subjectAltName must be identical to those of the certificate it renews;
+        the key may be new or the same."""
+        if current.issuer != ISSUER_DEVREG:
+            raise InvalidInput(
+                "only certificates issued by devreg are renewed here: renew this one with the"
+                " CA that issued it",
+                "csr",
+            )
+        csr = parse_csr(csr_pem)
+        key = check_public_key(csr.public_key())
+        held = x509.load_pem_x509_certificate(current.pem.encode())
+        if csr.subject != held.subject:
+            raise InvalidInput(
+                f"csr subject must be {held.subject.rfc4514_string()!r}, as in the certificate"
+                " being renewed (RFC 7030 section 4.2.2)",
+                "csr",
+            )
+        if _alt_names(csr.extensions) != _alt_names(held.extensions):
+            raise InvalidInput(
+                "csr subjectAltName must be identical to the certificate being renewed"
+                " (RFC 7030 section 4.2.2)",
+                "csr",
+            )
+        return await self._issue(device, key)
 
     async def certificates(self, caller: Caller, device_id: bytes) -> list[Certificate]:
         device = await self._device(caller, device_id)
@@ -127,8 +195,15 @@ class CertificateService:
             issuer=ISSUER_DEVREG,
             created_at=self.clock(),
         )
+        await self._record(record)
+        return record
+
+    async def _record(self, record: Certificate) -> None:
         try:
             await self.store.insert_certificate(record)
-        except DuplicateValue:  # another device claimed the key since the check above
-            raise InvalidInput("this public key already belongs to another device", "csr") from None
-        return record
+        except DuplicateValue as exc:
+            if exc.field == "public_key":  # also when another device claimed it just now
+                raise InvalidInput(
+                    "this public key already belongs to another device", "csr"
+                ) from None
+            raise InvalidInput("this certificate is already registered", "pem") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from pathlib import Path
@@ -20,10 +21,12 @@ from devreg.dialect_f.errors import render_error as render_f_error
 from devreg.dialect_f.routes import DialectF
 from devreg.pki.ca import CertificateAuthority, load_or_create_ca
 from devreg.pki.issuing import CertificateService
+from devreg.pki.revocation import CrlPublisher
 from devreg.server.config import Config, load_config
 from devreg.server.docs import docs_page, static_file
 from devreg.server.openapi import build_openapi
 from devreg.storage import open_store
+from devreg.tls.context import load_trusted_cas
 from devreg.web.errors import HttpError, method_not_allowed
 from devreg.web.request import Receive, Request, Scope, Send
 from devreg.web.response import Response, json_response
@@ -41,6 +44,8 @@ class Services(msgspec.Struct):
     limiter: RateLimiter
     signer: TokenSigner
     ca: CertificateAuthority
+    certificates: CertificateService
+    crl: CrlPublisher
 
 
 async def open_services(config: Config) -> Services:
@@ -48,14 +53,23 @@ async def open_services(config: Config) -> Services:
     limiter = make_rate_limiter(config.rate_limit, config.rate_burst, config.redis_url)
     signer = TokenSigner(load_or_create_signing_key(Path(config.data_dir)))
     ca = load_or_create_ca(Path(config.data_dir))
-    return Services(store=store, limiter=limiter, signer=signer, ca=ca)
+    certificates = CertificateService(
+        store,
+        ca,
+        lifetime=dt.timedelta(days=config.cert_lifetime_days),
+        crl_url=config.base_url + "/crl.der",
+        external_cas=load_trusted_cas(config.client_ca_files),
+    )
+    return Services(
+        store=store, limiter=limiter, signer=signer, ca=ca, certificates=certificates,
+        crl=CrlPublisher(store, ca),
+    )  # fmt: skip
 
 
 def build_router(services: Services) -> Router:
     router = Router()
     devices = DeviceService(services.store)
-    certificates = CertificateService(services.store, services.ca)
-    DialectD(services.store, devices, certificates, services.limiter).mount(router)
+    DialectD(services.store, devices, services.certificates, services.limiter).mount(router)
     DialectF(services.store, devices, services.signer, services.limiter).mount(router)
     spec = msgspec.json.encode(build_openapi())
 
@@ -80,7 +94,15 @@ def build_router(services: Services) -> Router:
     async def ca_certificate(request: Request) -> Response:
         return Response(200, ca_pem, b"application/x-pem-file")
 
+    async def crl_pem(request: Request) -> Response:
+        return Response(200, (await services.crl.current()).pem, b"application/x-pem-file")
+
+    async def crl_der(request: Request) -> Response:
+        return Response(200, (await services.crl.current()).der, b"application/pkix-crl")
+
     router.add("GET", "/ca.pem", ca_certificate, render_f_error)
+    router.add("GET", "/crl.pem", crl_pem, render_f_error)
+    router.add("GET", "/crl.der", crl_der, render_f_error)
     router.add("GET", "/openapi.json", openapi, render_f_error)
     router.add("GET", "/healthz", healthz, render_f_error)
     router.add("GET", "/docs", docs, render_f_error)

@@ -29,6 +29,16 @@ class Config(msgspec.Struct, frozen=True):
     tls_names: tuple[str, ...] = ()  # extra names in the server certificate
     client_ca_files: tuple[Path, ...] = ()  # CAs trusted for client certificates besides ours
     trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs allowed to forward client certificates
+    public_url: str | None = None  # how clients reach the plain listener (CRL links)
+    cert_lifetime_days: int = 90  # lifetime of the device certificates devreg issues
+
+    @property
+    def base_url(self) -> str:
+        """The plain listener's public address, as named in issued certificates."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def database_label(self) -> str:
@@ -54,6 +64,8 @@ ENV = {
     "tls_names": "DEVREG_TLS_NAMES",
     "client_ca_files": "DEVREG_CLIENT_CA_FILES",
     "trusted_proxies": "DEVREG_TRUSTED_PROXIES",
+    "public_url": "DEVREG_PUBLIC_URL",
+    "cert_lifetime_days": "DEVREG_CERT_LIFETIME_DAYS",
 }
 LISTS = ("tls_names", "client_ca_files", "trusted_proxies")  # comma-separated in the environment
 _DNS_NAME = re.compile(r"^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
@@ -96,6 +108,10 @@ def load_config(
         raise ValueError("mtls-port must be between 0 (off) and 65535")
     if config.mtls_port == config.port:
         raise ValueError(f"mtls-port and port are both {config.port}")
+    if not 1 <= config.cert_lifetime_days <= 3650:
+        raise ValueError("cert-lifetime-days must be between 1 and 3650")
+    if config.public_url and not config.public_url.startswith(("http://", "https://")):
+        raise ValueError("public-url must start with http:// or https://")
     for name in config.tls_names:
         _check_tls_name(name)
     for proxy in config.trusted_proxies:

@@ -257,6 +257,28 @@ class SqlDeviceStore:
         row = await self._one(sql.SELECT_CERTIFICATE, (fingerprint,))
         return None if row is None else sql.certificate_from_row(row)
 
+    async def get_certificate(self, account_id: bytes, cert_id: bytes) -> Certificate | None:
+        row = await self._one(sql.SELECT_CERTIFICATE_BY_ID, (account_id, cert_id))
+        return None if row is None else sql.certificate_from_row(row)
+
+    async def revoke_certificate(
+        self, account_id: bytes, cert_id: bytes, reason: str, now: int
+    ) -> Certificate | None:
+        rows = await self.runner().rows(sql.REVOKE_CERTIFICATE, (now, reason, account_id, cert_id))
+        return sql.certificate_from_row(rows[0]) if rows else None
+
+    async def revoke_device_certificates(self, device_id: bytes, reason: str, now: int) -> None:
+        await self.runner().run(sql.REVOKE_DEVICE_CERTIFICATES, (now, reason, device_id))
+
+    async def revoked_serials(self, now: int) -> list[tuple[str, int, str | None]]:
+        rows = await self.runner().rows(sql.SELECT_REVOKED, (now,))
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def revocation_mark(self) -> tuple[int, int | None]:
+        row = await self._one(sql.SELECT_REVOCATION_MARK)
+        assert row is not None
+        return int(row[0]), row[1]
+
     async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
         rows = await self.runner().rows(sql.SELECT_KEY_HOLDERS, (public_key_hash,))
         return {bytes(row[0]) for row in rows}

@@ -107,6 +107,25 @@ SELECT_CERTIFICATES = (
     " ORDER BY created_at, id"
 )
 SELECT_CERTIFICATE = f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE fingerprint = ?"
+SELECT_CERTIFICATE_BY_ID = (
+    f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE account_id = ? AND id = ?"
+)
+REVOKE_CERTIFICATE = (
+    "UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
+    f" WHERE account_id = ? AND id = ? AND revoked_at IS NULL RETURNING {CERTIFICATE_COLUMNS}"
+)
+REVOKE_DEVICE_CERTIFICATES = (
+    "UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
+    " WHERE device_id = ? AND revoked_at IS NULL"
+)
+SELECT_REVOKED = (
+    "SELECT serial, revoked_at, revocation_reason FROM certificates"
+    " WHERE revoked_at IS NOT NULL AND issuer = 'devreg' AND not_after > ?"
+    " ORDER BY revoked_at, serial"
+)
+SELECT_REVOCATION_MARK = (
+    "SELECT COUNT(*), MAX(revoked_at) FROM certificates WHERE revoked_at IS NOT NULL"
+)
 SELECT_KEY_HOLDERS = "SELECT device_id FROM device_keys WHERE public_key_hash = ?"
 CLAIM_KEY = (
     "INSERT INTO device_keys (public_key_hash, device_id) VALUES (?, ?)"
@@ -360,4 +379,8 @@ def duplicate_field(index_or_message: str) -> str | None:
         return "field_name"
     if "public_key" in text:
         return "public_key"
+    if "fingerprint" in text:
+        return "fingerprint"
+    if "certificates_serial" in text or "certificates.serial" in text:
+        return "serial"
     return None

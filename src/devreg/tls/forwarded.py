@@ -21,8 +21,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from devreg.pki.verify import verify_client_certificate
 from devreg.tls.client_cert import tls_extension
-from devreg.tls.verify import verify_client_certificate
 from devreg.web.request import Receive, Scope, Send
 
 NGINX_HEADER = b"x-ssl-client-cert"

@@ -88,7 +88,7 @@ CREATE TABLE certificates (
     id                 BYTEA PRIMARY KEY,
     account_id         BYTEA NOT NULL REFERENCES accounts (id),
     device_id          BYTEA NOT NULL REFERENCES devices (id),
-    serial             TEXT NOT NULL UNIQUE,
+    serial             TEXT NOT NULL,
     fingerprint        BYTEA NOT NULL UNIQUE,
     public_key_hash    BYTEA NOT NULL,
     pem                TEXT NOT NULL,
@@ -99,6 +99,7 @@ CREATE TABLE certificates (
     revoked_at         BIGINT,
     revocation_reason  TEXT
 );
+CREATE UNIQUE INDEX certificates_serial ON certificates (issuer, serial);
 CREATE INDEX certificates_device ON certificates (device_id);
 CREATE INDEX certificates_public_key ON certificates (public_key_hash);
 

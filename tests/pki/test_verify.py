@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from devreg.pki.ca import CertificateAuthority, create_ca
-from devreg.tls.verify import verify_client_certificate
+from devreg.pki.verify import verify_client_certificate
 from tests.tls.helpers import devreg_ca, issue, other_ca
 
 NOW = dt.datetime.now(dt.UTC)

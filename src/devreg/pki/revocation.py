@@ -1,0 +1,129 @@
+"""Revocation and its publication: RFC 5280 reasons, and the CA's CRL, rebuilt whenever a
+certificate is revoked and before its nextUpdate.
+
+Refusal itself does not wait for the CRL: every client-auth request looks the certificate
+up in the shared database, so a revocation holds from the moment its call returns, in every
+process and on connections opened before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import msgspec
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from devreg.core.clock import now_us
+from devreg.core.errors import InvalidInput, NotFound
+from devreg.core.records import Caller, Certificate
+from devreg.core.store import DeviceStore
+from devreg.pki.ca import CertificateAuthority
+
+# RFC 5280 section 5.3.1 names (removeFromCRL only applies to delta CRLs: not offered).
+REASONS: dict[str, x509.ReasonFlags] = {
+    "unspecified": x509.ReasonFlags.unspecified,
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "cACompromise": x509.ReasonFlags.ca_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+    "certificateHold": x509.ReasonFlags.certificate_hold,
+    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
+    "aACompromise": x509.ReasonFlags.aa_compromise,
+}
+_BY_LOWER = {name.lower(): name for name in REASONS}
+CRL_LIFETIME = dt.timedelta(days=1)
+CRL_REFRESH_BEFORE = dt.timedelta(hours=1)
+
+
+def reason_name(text: str) -> str:
+    """The RFC 5280 name for `text` (case-insensitive), or InvalidInput listing them."""
+    name = _BY_LOWER.get(text.strip().lower())
+    if name is None:
+        raise InvalidInput(f"reason must be one of: {', '.join(REASONS)}", "reason")
+    return name
+
+
+async def revoke(
+    store: DeviceStore, caller: Caller, cert_id: bytes, reason: str, now: int
+) -> Certificate:
+    """Revoke one of the caller's certificates. Revoking a revoked certificate changes
+    nothing and answers its existing revocation (PUT is idempotent)."""
+    name = reason_name(reason)
+    revoked = await store.revoke_certificate(caller.account_id, cert_id, name, now)
+    if revoked is not None:
+        return revoked
+    existing = await store.get_certificate(caller.account_id, cert_id)
+    if existing is None:
+        raise NotFound("Certificate does not exist")
+    return existing
+
+
+class Crl(msgspec.Struct, frozen=True):
+    der: bytes
+    pem: bytes
+    next_update: int  # microseconds
+    mark: tuple[int, int | None]
+
+
+def _moment(us: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(us / 1_000_000, tz=dt.UTC)
+
+
+class CrlPublisher:
+    """The CA's current CRL; each process rebuilds it when the revocation mark in the
+    database moves (a revocation anywhere) or when nextUpdate draws near."""
+
+    def __init__(
+        self, store: DeviceStore, ca: CertificateAuthority, clock: Callable[[], int] = now_us
+    ) -> None:
+        self.store = store
+        self.ca = ca
+        self.clock = clock
+        self._current: Crl | None = None
+
+    async def current(self) -> Crl:
+        mark = await self.store.revocation_mark()
+        now = self.clock()
+        refresh_at = (
+            self._current.next_update - int(CRL_REFRESH_BEFORE.total_seconds() * 1_000_000)
+            if self._current
+            else 0
+        )
+        if self._current is None or self._current.mark != mark or now >= refresh_at:
+            self._current = await self._build(mark, now)
+        return self._current
+
+    async def _build(self, mark: tuple[int, int | None], now: int) -> Crl:
+        this_update = _moment(now)
+        next_update = this_update + CRL_LIFETIME
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.ca.certificate.subject)
+            .last_update(this_update)
+            .next_update(next_update)
+            # CRL numbers must grow: microseconds of issue time do, across processes too.
+            .add_extension(x509.CRLNumber(now), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca.key.public_key()),
+                critical=False,
+            )
+        )
+        for serial, revoked_at, reason in await self.store.revoked_serials(now):
+            entry = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(int(serial, 16))
+                .revocation_date(_moment(revoked_at))
+            )
+            if reason and reason != "unspecified":
+                entry = entry.add_extension(x509.CRLReason(REASONS[reason]), critical=False)
+            builder = builder.add_revoked_certificate(entry.build())
+        crl = builder.sign(self.ca.key, hashes.SHA256())
+        return Crl(
+            der=crl.public_bytes(serialization.Encoding.DER),
+            pem=crl.public_bytes(serialization.Encoding.PEM),
+            next_update=int(next_update.timestamp() * 1_000_000),
+            mark=mark,
+        )
