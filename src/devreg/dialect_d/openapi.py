@@ -20,9 +20,15 @@ from devreg.dialect_d.shapes import (
     ProfileListOut,
     ProfileOut,
     ProfileUpdateIn,
+    RenewIn,
+    RenewOut,
+    RevokeIn,
 )
 
 SHAPES: tuple[type, ...] = (
+    RenewIn,
+    RenewOut,
+    RevokeIn,
     DivisionIn,
     DivisionOut,
     DivisionListOut,
@@ -206,6 +212,33 @@ def paths() -> dict[str, Any]:
             ),
             "get": _op(
                 "d-list-certificates", "List a device's certificates", "200", "CertificateListOut"
+            ),
+        },
+        f"{base}/device/{{id}}/renew": {
+            "parameters": [_ID],
+            "post": _op(
+                "d-renew-certificate",
+                "Renew the device's certificate (the device itself, over mTLS)",
+                "200",
+                "RenewOut",
+                body="RenewIn",
+                security=[{"clientCertificate": []}],
+                description="Needs device_api_allow_renew_certificate, an ACTIVE device and"
+                " its own unrevoked certificate. The CSR's subject and subjectAltName must be"
+                " those of the certificate being renewed (RFC 7030 section 4.2.2). The old"
+                " certificate stays valid until it expires or is revoked.",
+            ),
+        },
+        f"{base}/certificate/{{id}}/revoke": {
+            "parameters": [_ID],
+            "put": _op(
+                "d-revoke-certificate",
+                "Revoke a certificate",
+                "200",
+                "CertificateOut",
+                body="RevokeIn",
+                description="Refused on the client-auth listener (and in proxy mode) from the"
+                " moment this returns, by every process; listed in /crl.pem and /crl.der.",
             ),
         },
     }

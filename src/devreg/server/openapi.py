@@ -26,6 +26,7 @@ def build_openapi() -> dict[str, Any]:
         "paths": {
             **dialect_f.paths(),
             **dialect_d.paths(),
+            **_publication(),
             "/healthz": {
                 "get": {
                     "tags": ["Service"],
@@ -42,4 +43,22 @@ def build_openapi() -> dict[str, Any]:
             "schemas": components,
             "securitySchemes": {**dialect_f.SECURITY_SCHEMES, **dialect_d.SECURITY_SCHEMES},
         },
+    }
+
+
+def _publication() -> dict[str, Any]:
+    def one(op_id: str, summary: str, media: str) -> dict[str, Any]:
+        return {
+            "get": {
+                "tags": ["PKI"],
+                "operationId": op_id,
+                "summary": summary,
+                "responses": {"200": {"description": summary, "content": {media: {}}}},
+            }
+        }
+
+    return {
+        "/ca.pem": one("ca-pem", "devreg's CA certificate", "application/x-pem-file"),
+        "/crl.pem": one("crl-pem", "The CA's CRL, PEM", "application/x-pem-file"),
+        "/crl.der": one("crl-der", "The CA's CRL, DER", "application/pkix-crl"),
     }
