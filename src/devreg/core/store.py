@@ -152,12 +152,16 @@ class DeviceStore(Protocol):
 
     async def find_certificate(self, fingerprint: bytes) -> Certificate | None: ...
 
-    async def get_certificate(self, account_id: bytes, cert_id: bytes) -> Certificate | None: ...
+    async def get_certificate(
+        self, account_id: bytes, live_mode: bool, cert_id: bytes
+    ) -> Certificate | None:
+        """A certificate of a device (deleted or not) of this account and mode."""
 
     async def revoke_certificate(
-        self, account_id: bytes, cert_id: bytes, reason: str, now: int
+        self, account_id: bytes, live_mode: bool, cert_id: bytes, reason: str, now: int
     ) -> Certificate | None:
-        """Mark an unrevoked certificate revoked; None when there is none to revoke."""
+        """Mark an unrevoked certificate of a device of this account and mode revoked; None
+        when there is none to revoke."""
 
     async def revoke_device_certificates(self, device_id: bytes, reason: str, now: int) -> None: ...
 

@@ -154,7 +154,11 @@ class CertificateService:
                 " being renewed (RFC 7030 section 4.2.2)",
                 "csr",
             )
-        if _alt_names(csr.extensions) != _alt_names(held.extensions):
+        try:
+            requested = _alt_names(csr.extensions)
+        except (ValueError, x509.DuplicateExtension) as exc:  # e.g. an extension twice
+            raise InvalidInput(f"csr extensions cannot be read: {exc}", "csr") from None
+        if requested != _alt_names(held.extensions):
             raise InvalidInput(
                 "csr subjectAltName must be identical to the certificate being renewed"
                 " (RFC 7030 section 4.2.2)",

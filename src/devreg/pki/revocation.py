@@ -19,7 +19,7 @@ from devreg.core.clock import now_us
 from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.records import Caller, Certificate
 from devreg.core.store import DeviceStore
-from devreg.pki.ca import CertificateAuthority
+from devreg.pki.ca import BACKDATE, CertificateAuthority
 
 # RFC 5280 section 5.3.1 names (removeFromCRL only applies to delta CRLs: not offered).
 REASONS: dict[str, x509.ReasonFlags] = {
@@ -52,10 +52,12 @@ async def revoke(
     """Revoke one of the caller's certificates. Revoking a revoked certificate changes
     nothing and answers its existing revocation (PUT is idempotent)."""
     name = reason_name(reason)
-    revoked = await store.revoke_certificate(caller.account_id, cert_id, name, now)
+    revoked = await store.revoke_certificate(
+        caller.account_id, caller.live_mode, cert_id, name, now
+    )
     if revoked is not None:
         return revoked
-    existing = await store.get_certificate(caller.account_id, cert_id)
+    existing = await store.get_certificate(caller.account_id, caller.live_mode, cert_id)
     if existing is None:
         raise NotFound("Certificate does not exist")
     return existing
@@ -83,6 +85,7 @@ class CrlPublisher:
         self.ca = ca
         self.clock = clock
         self._current: Crl | None = None
+        self._number = 0
 
     async def current(self) -> Crl:
         mark = await self.store.revocation_mark()
@@ -97,15 +100,20 @@ class CrlPublisher:
         return self._current
 
     async def _build(self, mark: tuple[int, int | None], now: int) -> Crl:
-        this_update = _moment(now)
-        next_update = this_update + CRL_LIFETIME
+        # Backdated like the certificates, for relying parties whose clocks run behind.
+        this_update = _moment(now) - BACKDATE
+        next_update = _moment(now) + CRL_LIFETIME
+        # The number grows with each rebuild; two processes with the same revocations in the
+        # same hour give the same number (the latest revocation or the hour, in microseconds).
+        hour = 3_600_000_000
+        number = max(mark[1] or 0, now - now % hour, self._number + 1)
+        self._number = number
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.ca.certificate.subject)
             .last_update(this_update)
             .next_update(next_update)
-            # CRL numbers must grow: microseconds of issue time do, across processes too.
-            .add_extension(x509.CRLNumber(now), critical=False)
+            .add_extension(x509.CRLNumber(number), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca.key.public_key()),
                 critical=False,

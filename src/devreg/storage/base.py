@@ -257,14 +257,18 @@ class SqlDeviceStore:
         row = await self._one(sql.SELECT_CERTIFICATE, (fingerprint,))
         return None if row is None else sql.certificate_from_row(row)
 
-    async def get_certificate(self, account_id: bytes, cert_id: bytes) -> Certificate | None:
-        row = await self._one(sql.SELECT_CERTIFICATE_BY_ID, (account_id, cert_id))
+    async def get_certificate(
+        self, account_id: bytes, live_mode: bool, cert_id: bytes
+    ) -> Certificate | None:
+        params = (account_id, cert_id, account_id, live_mode)
+        row = await self._one(sql.SELECT_CERTIFICATE_BY_ID, params)
         return None if row is None else sql.certificate_from_row(row)
 
     async def revoke_certificate(
-        self, account_id: bytes, cert_id: bytes, reason: str, now: int
+        self, account_id: bytes, live_mode: bool, cert_id: bytes, reason: str, now: int
     ) -> Certificate | None:
-        rows = await self.runner().rows(sql.REVOKE_CERTIFICATE, (now, reason, account_id, cert_id))
+        params = (now, reason, account_id, cert_id, account_id, live_mode)
+        rows = await self.runner().rows(sql.REVOKE_CERTIFICATE, params)
         return sql.certificate_from_row(rows[0]) if rows else None
 
     async def revoke_device_certificates(self, device_id: bytes, reason: str, now: int) -> None:

@@ -107,12 +107,18 @@ SELECT_CERTIFICATES = (
     " ORDER BY created_at, id"
 )
 SELECT_CERTIFICATE = f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE fingerprint = ?"
+# A certificate is the caller's when its device is of the caller's account and mode (the
+# device may be deleted: its certificates stay, revoked).
+_CERTIFICATE_OF_CALLER = (
+    "account_id = ? AND id = ?"
+    " AND device_id IN (SELECT id FROM devices WHERE account_id = ? AND live_mode = ?)"
+)
 SELECT_CERTIFICATE_BY_ID = (
-    f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE account_id = ? AND id = ?"
+    f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE {_CERTIFICATE_OF_CALLER}"
 )
 REVOKE_CERTIFICATE = (
     "UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
-    f" WHERE account_id = ? AND id = ? AND revoked_at IS NULL RETURNING {CERTIFICATE_COLUMNS}"
+    f" WHERE {_CERTIFICATE_OF_CALLER} AND revoked_at IS NULL RETURNING {CERTIFICATE_COLUMNS}"
 )
 REVOKE_DEVICE_CERTIFICATES = (
     "UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
