@@ -119,19 +119,7 @@ class CertificateService:
                 "pem",
             )
         key = check_public_key(cert.public_key())
-        record = Certificate(
-            id=new_id(),
-            account_id=device.account_id,
-            device_id=device.id,
-            serial=format(cert.serial_number, "X"),
-            fingerprint=fingerprint(cert),
-            public_key_hash=public_key_hash(key),
-            pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-            not_before=_us(cert.not_valid_before_utc),
-            not_after=_us(cert.not_valid_after_utc),
-            issuer=cert.issuer.rfc4514_string(),
-            created_at=self.clock(),
-        )
+        record = self._record_of(device, cert, public_key_hash(key), cert.issuer.rfc4514_string())
         await self._record(record)
         return record
 
@@ -186,7 +174,14 @@ class CertificateService:
             public_key, subject, lifetime=self.lifetime, client=True,
             uris=(f"urn:uuid:{uuid}",), crl_url=self.crl_url,
         )  # fmt: skip
-        record = Certificate(
+        record = self._record_of(device, cert, key_hash, ISSUER_DEVREG)
+        await self._record(record)
+        return record
+
+    def _record_of(
+        self, device: Device, cert: x509.Certificate, key_hash: bytes, issuer: str
+    ) -> Certificate:
+        return Certificate(
             id=new_id(),
             account_id=device.account_id,
             device_id=device.id,
@@ -196,11 +191,9 @@ class CertificateService:
             pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
             not_before=_us(cert.not_valid_before_utc),
             not_after=_us(cert.not_valid_after_utc),
-            issuer=ISSUER_DEVREG,
+            issuer=issuer,
             created_at=self.clock(),
         )
-        await self._record(record)
-        return record
 
     async def _record(self, record: Certificate) -> None:
         try:
