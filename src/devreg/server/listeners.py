@@ -35,7 +35,6 @@ UVICORN_SETTINGS: dict[str, Any] = {
     "log_config": None,
     "timeout_keep_alive": 30,
 }
-DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"  # uvicorn's default for X-Forwarded-For
 
 
 @dataclass(frozen=True)
@@ -140,10 +139,10 @@ def _plain_config(app: Any, config: Config, ca_paths: Sequence[Any]) -> uvicorn.
     # Proxy mode: the forwarded certificate is taken only from a trusted TCP peer, so our
     # wrapper runs before uvicorn's X-Forwarded-For handling rewrites scope["client"]; the
     # trusted proxies may also name the client for the access log.
-    forwarded_ips = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
+    # Only the configured proxies may name the client (not uvicorn's default of localhost).
     networks = [str(network) for network in parse_networks(config.trusted_proxies)]
     chain = ForwardedClientCert(
-        ProxyHeadersMiddleware(app, trusted_hosts=[*forwarded_ips.split(","), *networks]),
+        ProxyHeadersMiddleware(app, trusted_hosts=networks),
         config.trusted_proxies,
         load_trusted_cas(ca_paths),
     )

@@ -105,9 +105,9 @@ def _value_of(header: tuple[bytes, bytes]) -> str:
     value = raw.decode("latin-1").strip()
     if name == NGINX_HEADER:
         return value
-    cert = xfcc_first_element(value).get("cert")
+    cert = xfcc_element(value).get("cert")
     if cert is None:
-        raise ValueError("no Cert in the first X-Forwarded-Client-Cert element")
+        raise ValueError("no Cert in the X-Forwarded-Client-Cert element")
     return cert
 
 
@@ -119,10 +119,14 @@ def _first_pem(text: str) -> str:
     return text[: end + len(PEM_END)]
 
 
-def xfcc_first_element(value: str) -> dict[str, str]:
-    """The key/value pairs of the first element of an X-Forwarded-Client-Cert header
-    (elements are separated by `,`, pairs by `;`; a value may be double-quoted, with `\\"`
-    inside). Keys are lower-cased; a key given twice keeps its first value."""
+def xfcc_element(value: str) -> dict[str, str]:
+    """The key/value pairs of an X-Forwarded-Client-Cert header holding exactly one
+    element (pairs separated by `;`; a value may be double-quoted, with `\\"` inside).
+    Keys are lower-cased; a key given twice keeps its first value.
+
+    Several elements (separated by `,`) are refused: in Envoy's APPEND_FORWARD mode the
+    header keeps what the client itself sent, so any element but the proxy's own could be
+    forged. Run Envoy with `forward_client_cert_details: SANITIZE_SET`."""
     pairs: dict[str, str] = {}
     key: str | None = None
     buffer: list[str] = []
@@ -154,10 +158,10 @@ def xfcc_first_element(value: str) -> dict[str, str]:
         elif char == "=" and key is None:
             key = "".join(buffer)
             buffer.clear()
-        elif char in ";,":
+        elif char == ",":
+            raise ValueError("several X-Forwarded-Client-Cert elements: one is expected")
+        elif char == ";":
             finish()
-            if char == ",":
-                return pairs
         else:
             buffer.append(char)
     if quoted:
