@@ -140,3 +140,26 @@ def test_bad_updates_are_refused_and_change_nothing(account: Account, other: Acc
     answer = other.live.put(f"/device-profile/{profile['id']}", json={"name": "mine"})
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["code"] == "entity_not_found"
+
+
+def test_only_a_live_key_changes_a_profile_and_devices_losing_a_value_are_written(
+    account: Account,
+) -> None:
+    """Profiles are shared by live and test devices: a test key must not be able to delete
+    live devices' values through one."""
+    profile = make_profile(account.live, "shared")
+    device = make_device(account.live, profile, "live-1")
+    serial, _colour = (f["id"] for f in profile["fields"])
+    refused = account.test.put(f"/device-profile/{profile['id']}", json={"fields": []})
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0]["code"] == "access_denied"
+    assert account.live.get(f"/device/{device['id']}").json() == device
+    # With a live key the removed field's value goes, and the device counts as written.
+    done = account.live.put(
+        f"/device-profile/{profile['id']}",
+        json={"fields": [{"id": serial, "name": "serial", "mandatory": True}]},
+    )
+    assert done.status_code == 200, done.text
+    after = account.live.get(f"/device/{device['id']}").json()
+    assert [f["name"] for f in after["fields"]] == ["serial"]
+    assert after["updated"] >= device["updated"]

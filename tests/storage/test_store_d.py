@@ -568,3 +568,59 @@ async def test_concurrent_claims_of_one_key_leave_exactly_one_holder(
     assert len(winners) == 1, results
     assert all(isinstance(r, DuplicateValue) for r in results if r is not None)
     assert await store.key_holders(key_hash(account.id, b"raced")) == set(winners)
+
+
+async def test_removing_a_profile_field_bumps_the_version_of_devices_that_had_it(
+    store: DeviceStore, account: StoredAccount
+) -> None:
+    plant = await Plant(account).store_in(store)
+    with_value = plant.device("with")
+    without = plant.device("without")
+    await store.insert_device(with_value, {plant.serial: "s", plant.colour: "c"})
+    await store.insert_device(without, {plant.serial: "s"})
+    later = msgspec.structs.replace(plant.profile, updated_at=NOW + 50)
+    await store.update_profile(later, [plant.fields[0]], [plant.colour])
+    bumped = await store.get_device(account.id, True, with_value.id)
+    untouched = await store.get_device(account.id, True, without.id)
+    assert bumped is not None and untouched is not None
+    assert (bumped.version, bumped.updated_at) == (with_value.version + 1, NOW + 50)
+    assert untouched == without
+    assert (await store.field_values([with_value.id]))[with_value.id] == {plant.serial: "s"}
+
+
+async def test_deleting_revokes_the_certificates_in_the_same_write(
+    store: DeviceStore, account: StoredAccount
+) -> None:
+    device = device_for(account)
+    await store.insert_device(device)
+    cert = certificate_for(device, b"deleted-" + device.id)
+    await store.insert_certificate(cert)
+    gone = await store.update_fields(
+        account.id, True, device.id, {"status": DeviceStatus.DELETED}, NOW + 9,
+        revoke_reason="cessationOfOperation",
+    )  # fmt: skip
+    assert gone is not None and gone.status is DeviceStatus.DELETED
+    (listed,) = await store.list_certificates(account.id, device.id)
+    assert (listed.revoked_at, listed.revocation_reason) == (NOW + 9, "cessationOfOperation")
+
+
+async def test_a_device_write_needs_the_device_still_active_and_writable(
+    store: DeviceStore, account: StoredAccount
+) -> None:
+    device = device_for(account)
+    await store.insert_device(device)
+    await store.update_fields(account.id, True, device.id, {"allow_write": False}, NOW + 1)
+    refused = await store.update_fields(
+        account.id, True, device.id, {"device_identifier": "x"}, NOW + 2, writable_only=True
+    )
+    assert refused is None
+    stored = await store.get_device(account.id, True, device.id)
+    assert stored is not None and stored.device_identifier is None
+    allowed = await store.update_fields(
+        account.id,
+        True,
+        device.id,
+        {"device_identifier": "x"},
+        NOW + 3,  # the back office
+    )
+    assert allowed is not None and allowed.device_identifier == "x"

@@ -7,16 +7,17 @@ from collections.abc import Callable
 import msgspec
 
 from devreg.core.clock import now_us
-from devreg.core.errors import Conflict, InvalidInput, NotFound
+from devreg.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from devreg.core.ids import new_id
 from devreg.core.profiles import Profile, ProfileService
 from devreg.core.records import Caller, Device, DeviceStatus, ProfileField
-from devreg.core.store import DeviceFilter, DeviceStore, DuplicateValue
+from devreg.core.store import DeviceFilter, DeviceStore, DuplicateValue, MissingReference
 
 MAX_REFERENCE_ID = 255
 MAX_PAGE = 100
 DEFAULT_PAGE = 30
 DUPLICATE_REFERENCE = "Reference ID already exists"
+FIELD_REMOVED = "a field of the device profile was removed meanwhile: read it again and retry"
 MAX_IDENTIFIER = 255
 MAX_FIELD_VALUE = 1024
 MAX_QUERY_PAGE = 1000
@@ -223,17 +224,16 @@ class DeviceService:
         """Soft delete: the row stays (certificates point at it) but the device is gone
         from every read, and its reference_id and device_identifier are free again. Its
         certificates are revoked (cessationOfOperation), so the CRL says so too."""
-        now = self.clock()
         deleted = await self.store.update_fields(
             caller.account_id,
             caller.live_mode,
             device_id,
             {"status": DeviceStatus.DELETED},
-            now,
+            self.clock(),
+            revoke_reason="cessationOfOperation",
         )
         if deleted is None:
             raise NotFound("No such device")
-        await self.store.revoke_device_certificates(device_id, "cessationOfOperation", now)
 
     # --- dialect D: devices in a division and profile, with field values
 
@@ -274,6 +274,8 @@ class DeviceService:
             await self.store.insert_device(device, values)
         except DuplicateValue as exc:
             raise _conflict(exc) from exc
+        except MissingReference:
+            raise InvalidInput(FIELD_REMOVED, "fields") from None
         return device
 
     async def replace(
@@ -300,13 +302,19 @@ class DeviceService:
             changes[column] = value
         if seen_at is not None:  # the device itself is calling: one write, not two
             changes["last_seen"] = seen_at
+        device_writing = seen_at is not None
         try:
             updated = await self.store.update_fields(
-                caller.account_id, caller.live_mode, device_id, changes, self.clock(), values
-            )
+                caller.account_id, caller.live_mode, device_id, changes, self.clock(), values,
+                writable_only=device_writing,
+            )  # fmt: skip
         except DuplicateValue as exc:
             raise _conflict(exc) from exc
+        except MissingReference:
+            raise InvalidInput(FIELD_REMOVED, "fields") from None
         if updated is None:
+            if device_writing:  # disabled, or allow_write cleared, since access was checked
+                raise Forbidden("The device may no longer write its record")
             raise NotFound("No such device")
         return updated
 

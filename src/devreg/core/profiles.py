@@ -9,7 +9,7 @@ import msgspec
 
 from devreg.core.accounts import check_name
 from devreg.core.clock import now_us
-from devreg.core.errors import Conflict, InvalidInput, NotFound
+from devreg.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from devreg.core.ids import new_id
 from devreg.core.records import Caller, DeviceProfile, Division, ProfileField
 from devreg.core.store import DeviceStore, DuplicateValue
@@ -142,8 +142,13 @@ class ProfileService:
         """Rename, change the default flags, or replace the field list. What it does to
         existing devices: flags are defaults for devices created afterwards (each device
         keeps its own); a removed field's values are deleted from every device; a field
-        made mandatory is enforced on each device's next update, not retroactively."""
+        made mandatory is enforced on each device's next update, not retroactively.
+        Profiles are shared by live and test devices, so only a live key may change one."""
         current = await self.profile(caller, profile_id)
+        if not caller.live_mode:
+            raise Forbidden(
+                "Device profiles are shared by live and test devices: change them with a live key"
+            )
         old = current.profile
         updated = msgspec.structs.replace(
             old,

@@ -41,6 +41,10 @@ class DuplicateValue(Exception):
         self.field = field
 
 
+class MissingReference(Exception):
+    """A row the write refers to (a profile field, a device) is gone: removed meanwhile."""
+
+
 class StoreUnavailable(Unavailable):
     """The database cannot be reached (connection refused, server restarting)."""
 
@@ -136,11 +140,15 @@ class DeviceStore(Protocol):
         changes: dict[str, object],
         now: int,
         values: dict[bytes, str] | None = None,
+        *,
+        writable_only: bool = False,
+        revoke_reason: str | None = None,
     ) -> Device | None:
         """Set `changes` on a non-deleted device, bump its version and updated_at, and
         return the new record (None when there is no such device). With `values`, the
-        device's field values become exactly these, in the same transaction.
-        Raises DuplicateValue."""
+        device's field values become exactly these; with `revoke_reason`, its certificates
+        are revoked; both in the same transaction. `writable_only`: only while the device
+        is ACTIVE with allow_write. Raises DuplicateValue, MissingReference."""
 
     async def touch_last_seen(self, device_id: bytes, now: int) -> None: ...
 

@@ -98,8 +98,10 @@ class DialectF:
     async def login(self, request: Request) -> Response:
         check_version(request)
         user, secret = parse_basic(request.header(b"authorization"))
-        # Limit by the claimed account before checking the key, so guessing is limited too.
-        await self.limiter.check("login:" + user[:80])
+        # Limit by client address before checking the key, so that guessing is limited
+        # too, without letting anyone who knows an account id lock that account out.
+        client = request.scope.get("client")
+        await self.limiter.check("login:" + (client[0] if client else "-"))
         key = await authenticate_key(self.store, user, secret)
         request.credential = "key:" + key.id.hex()
         token = self.signer.issue(key, now_us() // 1_000_000)

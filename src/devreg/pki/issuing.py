@@ -46,6 +46,10 @@ def parse_csr(pem: str) -> x509.CertificateSigningRequest:
         valid = False
     if not valid:
         raise InvalidInput("csr signature does not verify", "csr")
+    try:  # parsed lazily by cryptography: read them now, while errors are still ours
+        _ = csr.subject.rfc4514_string(), list(csr.extensions)
+    except (ValueError, x509.DuplicateExtension) as exc:
+        raise InvalidInput(f"csr subject or extensions cannot be read: {exc}", "csr") from None
     return csr
 
 

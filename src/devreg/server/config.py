@@ -46,7 +46,8 @@ class Config(msgspec.Struct, frozen=True):
         if not self.database_url:
             return f"sqlite {self.data_dir / 'devreg.sqlite3'}"
         scheme, _, rest = self.database_url.partition("://")
-        host = rest.rpartition("@")[2]
+        # No user, password or query string (libpq also takes ?password=...).
+        host = rest.split("?", 1)[0].rpartition("@")[2]
         return f"{scheme}://{host}"
 
 

@@ -112,6 +112,8 @@ class SqlDeviceStore:
                  profile.updated_at, profile.account_id, profile.id),
             )  # fmt: skip
             for field_id in removed:
+                # The devices losing a value are written too: their version moves.
+                await tx.run(sql.BUMP_DEVICES_WITH_FIELD, (profile.updated_at, field_id))
                 await tx.run(sql.DELETE_FIELD_VALUES, (field_id,))
                 await tx.run(sql.DELETE_FIELD, (field_id,))
             for field in fields:
@@ -215,23 +217,29 @@ class SqlDeviceStore:
         changes: dict[str, object],
         now: int,
         values: dict[bytes, str] | None = None,
+        *,
+        writable_only: bool = False,
+        revoke_reason: str | None = None,
     ) -> Device | None:
         unknown = set(changes) - UPDATABLE_DEVICE_COLUMNS
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         statement, params = sql.update_device_statement(
-            changes, account_id, live_mode, device_id, now
+            changes, account_id, live_mode, device_id, now, writable_only
         )
-        if values is None:
+        if values is None and revoke_reason is None:
             rows = await self.runner().rows(statement, params)
             return sql.device_from_row(rows[0]) if rows else None
         async with self.transaction() as tx:
             rows = await tx.rows(statement, params)
             if not rows:
                 return None
-            await tx.run(sql.DELETE_VALUES, (device_id,))
-            for field_id, value in values.items():
-                await tx.run(sql.INSERT_VALUE, (device_id, field_id, value))
+            if values is not None:
+                await tx.run(sql.DELETE_VALUES, (device_id,))
+                for field_id, value in values.items():
+                    await tx.run(sql.INSERT_VALUE, (device_id, field_id, value))
+            if revoke_reason is not None:
+                await tx.run(sql.REVOKE_DEVICE_CERTIFICATES, (now, revoke_reason, device_id))
         return sql.device_from_row(rows[0])
 
     async def touch_last_seen(self, device_id: bytes, now: int) -> None:

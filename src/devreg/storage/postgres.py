@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from devreg.core.store import DuplicateValue, StoreUnavailable
+from devreg.core.store import DuplicateValue, MissingReference, StoreUnavailable
 from devreg.storage import sql
 from devreg.storage.base import Params, SqlDeviceStore, SqlRunner
 from devreg.storage.migrations import migration_scripts
@@ -43,6 +43,8 @@ async def translated_errors() -> AsyncIterator[None]:
         if field is None:
             raise
         raise DuplicateValue(field) from exc
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise MissingReference(exc.constraint_name or str(exc)) from exc
     except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 

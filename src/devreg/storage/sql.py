@@ -120,6 +120,10 @@ REVOKE_CERTIFICATE = (
     "UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
     f" WHERE {_CERTIFICATE_OF_CALLER} AND revoked_at IS NULL RETURNING {CERTIFICATE_COLUMNS}"
 )
+BUMP_DEVICES_WITH_FIELD = (
+    "UPDATE devices SET version = version + 1, updated_at = ?"
+    " WHERE id IN (SELECT device_id FROM device_field_values WHERE field_id = ?)"
+)
 REVOKE_DEVICE_CERTIFICATES = (
     "UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
     " WHERE device_id = ? AND revoked_at IS NULL"
@@ -280,18 +284,28 @@ def list_devices_query(
 
 
 def update_device_statement(
-    changes: dict[str, object], account_id: bytes, live_mode: bool, device_id: bytes, now: int
+    changes: dict[str, object],
+    account_id: bytes,
+    live_mode: bool,
+    device_id: bytes,
+    now: int,
+    writable_only: bool = False,
 ) -> tuple[str, list[Any]]:
-    """`UPDATE ... RETURNING` for a whitelisted set of columns (the caller checks the names)."""
+    """`UPDATE ... RETURNING` for a whitelisted set of columns (the caller checks the names).
+    `writable_only`: the device itself is writing, so it must still be ACTIVE with
+    allow_write when the row is written (not only when access was checked)."""
     columns = sorted(changes)
     assignments = "".join(f"{column} = ?, " for column in columns)
+    guard = " AND status = 'ACTIVE' AND allow_write = ?" if writable_only else ""
     sql = (
         f"UPDATE devices SET {assignments}version = version + 1, updated_at = ?"
-        " WHERE id = ? AND account_id = ? AND live_mode = ? AND status <> 'DELETED'"
+        f" WHERE id = ? AND account_id = ? AND live_mode = ? AND status <> 'DELETED'{guard}"
         f" RETURNING {DEVICE_COLUMNS}"
     )
     params: list[Any] = [_column_value(changes[c]) for c in columns]
     params += [now, device_id, account_id, live_mode]
+    if writable_only:
+        params.append(True)
     return sql, params
 
 

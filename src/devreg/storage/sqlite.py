@@ -9,13 +9,14 @@ statements on the shared connection.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from devreg.core.store import DuplicateValue, StoreUnavailable
+from devreg.core.store import DuplicateValue, MissingReference, StoreUnavailable
 from devreg.storage import sql
 from devreg.storage.base import Params, SqlDeviceStore, SqlRunner
 from devreg.storage.migrations import migration_scripts, split_statements
@@ -25,6 +26,9 @@ BUSY_TIMEOUT_MS = 5000
 
 def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Device data and key hashes: owner only. SQLite gives the -wal and -shm files the
+    # database file's mode, so creating it 0600 covers them too.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
@@ -70,6 +74,8 @@ class _SqliteRunner:
         try:
             return self._conn.execute(statement, params)
         except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):
+                raise MissingReference(str(exc)) from exc
             field = sql.duplicate_field(str(exc))
             if field is None:
                 raise
@@ -104,10 +110,12 @@ class SqliteDeviceStore(SqlDeviceStore):
         await self._runner.run("BEGIN IMMEDIATE")
         try:
             yield self._runner
+            await self._runner.run("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (disk full, I/O error): only then not.
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             raise
-        await self._runner.run("COMMIT")
 
     async def close(self) -> None:
         self._conn.close()
