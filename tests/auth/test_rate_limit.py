@@ -293,3 +293,27 @@ async def test_redis_is_tried_again_after_the_retry_interval(
     finally:
         await limiter.close()
     assert pending_connections(listener) == 2
+
+
+def test_a_zero_cost_check_only_looks() -> None:
+    limiter = MemoryRateLimiter(rate=1.0, burst=2)
+    for _ in range(5):
+        assert limiter.wait_time("peek", 100.0, cost=0) == 0
+    assert limiter.wait_time("peek", 100.0) == 0
+    assert limiter.wait_time("peek", 100.0) == 0
+    assert limiter.wait_time("peek", 100.0, cost=0) > 0  # empty now: looking says so too
+
+
+@pytest.mark.redis
+async def test_a_zero_cost_check_only_looks_in_redis(redis_url: str) -> None:
+    limiter = RedisRateLimiter(redis_url, rate=0.01, burst=2)
+    credential = "peek-" + secrets.token_hex(8)
+    try:
+        for _ in range(5):
+            await limiter.check(credential, cost=0)
+        await limiter.check(credential)
+        await limiter.check(credential)
+        with pytest.raises(RateLimited):
+            await limiter.check(credential, cost=0)
+    finally:
+        await limiter.close()

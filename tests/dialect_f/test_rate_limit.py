@@ -1,5 +1,5 @@
-"""Rate limits per credential: seed 000's 429 after the burst, one bucket per key (and per
-claimed account for /login), shared across worker processes through Redis, off at 0.
+"""Rate limits per credential: seed 000's 429 after the burst, one bucket per key (and, for
+failed logins, per client address), shared across worker processes through Redis, off at 0.
 
 The refill rates are tiny (one request per 20 s) so that the counts below do not depend on
 how fast this machine sends requests: within a test only the burst is available."""
@@ -63,7 +63,7 @@ def unlimited(limited: RunningServer, data_dir: Path) -> Iterator[RunningServer]
 
 @pytest.fixture
 def tenant(limited: RunningServer) -> Iterator[Tenant]:
-    made = new_tenant(limited)  # two logins: the account's login bucket has 3 left
+    made = new_tenant(limited)  # two successful logins: they cost nothing
     try:
         yield made
     finally:
@@ -133,15 +133,25 @@ def test_a_new_token_for_the_same_key_does_not_reset_the_bucket(tenant: Tenant) 
         assert_too_many(fresh.get("/devices"), 1 / SLOW_RATE)
 
 
-def test_guessing_keys_at_login_is_limited(limited: RunningServer, tenant: Tenant) -> None:
-    wrong = (tenant.account_id, "sk_live_not-the-key")
-    statuses = [tenant.anon.get("/login", auth=wrong).status_code for _ in range(BURST)]
-    # new_tenant logged in twice: three guesses left, then the account's login is limited.
-    assert statuses == [403, 403, 403, 429, 429]
-    assert_too_many(tenant.anon.get("/login", auth=wrong), 1 / SLOW_RATE)
-    # Logging in to another account is not affected.
-    other = new_tenant(limited, "Globex")
-    other.close()
+def test_guessing_keys_at_login_is_limited_per_address(tmp_path: Path) -> None:
+    """Failed logins count against the client's address; once over the limit that address
+    is refused before any key is checked. The account itself is not locked: anyone who
+    knows its id cannot lock its owner out."""
+    server = start_server(tmp_path / "data", rate_limit=SLOW_RATE, rate_burst=BURST)
+    try:
+        tenant = new_tenant(server)  # successful logins cost nothing
+        try:
+            wrong = (tenant.account_id, "sk_live_not-the-key")
+            statuses = [tenant.anon.get("/login", auth=wrong).status_code for _ in range(BURST + 2)]
+            assert statuses == [403] * BURST + [429, 429]
+            right = (tenant.account_id, tenant.live_key)
+            assert_too_many(tenant.anon.get("/login", auth=right), 1 / SLOW_RATE)
+            # The tokens the account already holds still work: only this address is slowed.
+            assert tenant.live.get("/devices").status_code == 200
+        finally:
+            tenant.close()
+    finally:
+        server.stop()
 
 
 def test_retry_after_is_honest(tmp_path: Path) -> None:

@@ -23,8 +23,9 @@ REDIS_RETRY_SECONDS = 1.0
 
 
 class RateLimiter(Protocol):
-    async def check(self, credential: str) -> None:
-        """Take one request from `credential`'s bucket; RateLimited when it is empty."""
+    async def check(self, credential: str, cost: int = 1) -> None:
+        """Take `cost` requests from `credential`'s bucket; RateLimited when it is empty.
+        With cost 0 it only looks: RateLimited while the bucket is empty."""
 
     async def close(self) -> None: ...
 
@@ -34,7 +35,7 @@ def retry_after_seconds(wait: float) -> int:
 
 
 class NoRateLimiter:
-    async def check(self, credential: str) -> None:
+    async def check(self, credential: str, cost: int = 1) -> None:
         return None
 
     async def close(self) -> None:
@@ -47,12 +48,12 @@ class MemoryRateLimiter:
         self.burst = float(burst)
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def wait_time(self, credential: str, now: float) -> float:
+    def wait_time(self, credential: str, now: float, cost: int = 1) -> float:
         """Seconds until a request would be allowed; 0 when it is allowed (and counted)."""
         tokens, last = self._buckets.get(credential, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens >= 1:
-            self._buckets[credential] = (tokens - 1, now)
+            self._buckets[credential] = (tokens - cost, now)
             if len(self._buckets) > MAX_TRACKED:
                 self._forget_full(now)
             return 0.0
@@ -66,8 +67,8 @@ class MemoryRateLimiter:
             if now - last >= horizon:
                 del self._buckets[credential]
 
-    async def check(self, credential: str) -> None:
-        wait = self.wait_time(credential, time.monotonic())
+    async def check(self, credential: str, cost: int = 1) -> None:
+        wait = self.wait_time(credential, time.monotonic(), cost)
         if wait > 0:
             raise RateLimited(retry_after_seconds(wait))
 
@@ -79,6 +80,7 @@ class MemoryRateLimiter:
 _BUCKET_SCRIPT = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -87,7 +89,7 @@ local ts = tonumber(data[2])
 if tokens == nil or ts == nil then tokens = burst; ts = now end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+if tokens >= 1 then tokens = tokens - cost else wait = (1 - tokens) / rate end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
            'ts', string.format('%.6f', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
@@ -110,15 +112,15 @@ class RedisRateLimiter:
         self._retry_at = 0.0
         self.retry_interval = REDIS_RETRY_SECONDS
 
-    async def check(self, credential: str) -> None:
+    async def check(self, credential: str, cost: int = 1) -> None:
         from redis.exceptions import RedisError
 
         if self._degraded and time.monotonic() < self._retry_at:
-            await self._fallback.check(credential)
+            await self._fallback.check(credential, cost)
             return
         try:
             reply = await self._script(
-                keys=["devreg:rl:" + credential], args=[self.rate, self.burst]
+                keys=["devreg:rl:" + credential], args=[self.rate, self.burst, cost]
             )
         except (RedisError, OSError) as exc:
             if not self._degraded:
@@ -128,7 +130,7 @@ class RedisRateLimiter:
                 )
                 self._degraded = True
             self._retry_at = time.monotonic() + self.retry_interval
-            await self._fallback.check(credential)
+            await self._fallback.check(credential, cost)
             return
         if self._degraded:
             log.warning("redis reachable again, rate limits are shared across processes")

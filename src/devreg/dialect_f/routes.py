@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import msgspec
 
 from devreg.auth.api_keys import authenticate_key, parse_basic
@@ -9,7 +11,7 @@ from devreg.auth.rate_limit import RateLimiter
 from devreg.auth.tokens import TokenSigner, parse_bearer
 from devreg.core.clock import now_us
 from devreg.core.devices import DEFAULT_PAGE, MAX_PAGE, DeviceService
-from devreg.core.errors import InvalidInput, NotFound
+from devreg.core.errors import InvalidInput, NotFound, RateLimited, Unauthenticated
 from devreg.core.ids import parse_prefixed
 from devreg.core.records import Caller
 from devreg.core.store import DeviceStore
@@ -98,11 +100,18 @@ class DialectF:
     async def login(self, request: Request) -> Response:
         check_version(request)
         user, secret = parse_basic(request.header(b"authorization"))
-        # Limit by client address before checking the key, so that guessing is limited
-        # too, without letting anyone who knows an account id lock that account out.
+        # Failed logins are counted per client address, and an address over the limit is
+        # refused before its key is even looked at: guessing is limited, and knowing an
+        # account's id is not enough to lock that account out.
         client = request.scope.get("client")
-        await self.limiter.check("login:" + (client[0] if client else "-"))
-        key = await authenticate_key(self.store, user, secret)
+        failures = "login-failures:" + (client[0] if client else "-")
+        await self.limiter.check(failures, cost=0)
+        try:
+            key = await authenticate_key(self.store, user, secret)
+        except Unauthenticated:
+            with contextlib.suppress(RateLimited):
+                await self.limiter.check(failures)
+            raise
         request.credential = "key:" + key.id.hex()
         token = self.signer.issue(key, now_us() // 1_000_000)
         return json_response(
