@@ -39,6 +39,7 @@ class RunningServer:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     mtls_port: int | None = None  # the client-certificate listener, when started with one
+    est_port: int | None = None  # the EST listener, when started with one
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -70,6 +71,7 @@ def start_server(
     database_url: str | None = None,
     workers: int = 1,
     mtls: bool = False,
+    est: bool = False,
     command: Sequence[str] = (DEVREG,),
     args: Sequence[str] = (),
     **settings: object,
@@ -79,10 +81,12 @@ def start_server(
     further `serve` options."""
     port = free_port()
     mtls_port = free_port(port) if mtls else 0
+    est_port = free_port(port, mtls_port) if est else 0
     env = devreg_env(data_dir, database_url, **settings)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"server-{port}.log"
     argv = [*command, "serve", "--port", str(port), "--mtls-port", str(mtls_port)]
+    argv += ["--est-port", str(est_port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*argv, "--workers", str(workers), *args],
@@ -99,14 +103,17 @@ def start_server(
         log_path,
         env,
         mtls_port or None,
+        est_port or None,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"devreg serve exited {process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200 and (
-                not mtls_port or listening(mtls_port)
+            if (
+                httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200
+                and (not mtls_port or listening(mtls_port))
+                and (not est_port or listening(est_port))
             ):
                 return server
         except httpx.TransportError:

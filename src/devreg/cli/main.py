@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="client-certificate (mTLS) port, 0 = none (DEVREG_MTLS_PORT; 8443)",
     )
+    serve.add_argument(
+        "--est-port",
+        type=int,
+        help="EST (RFC 7030) enrollment port, TLS, 0 = none (DEVREG_EST_PORT; 8444)",
+    )
     _tls_names(serve)
     serve.add_argument(
         "--client-ca",
@@ -118,6 +123,7 @@ def _config(args: argparse.Namespace) -> Config:
         "rate_burst",
         "access_log",
         "mtls_port",
+        "est_port",
         "tls_names",
         "client_ca_files",
         "trusted_proxies",

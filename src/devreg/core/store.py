@@ -179,6 +179,15 @@ class DeviceStore(Protocol):
     async def revocation_mark(self) -> tuple[int, int | None]:
         """(count, latest revoked_at): changes whenever a certificate is revoked."""
 
+    async def insert_enrollment_secret(
+        self, secret_id: bytes, device_id: bytes, secret_hash: bytes, now: int, expires_at: int
+    ) -> None: ...
+
+    async def consume_enrollment_secret(
+        self, device_id: bytes, secret_hash: bytes, now: int
+    ) -> bool:
+        """Use the device's unexpired, unused secret with this hash, once: True if it was."""
+
     async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
         """Ids of the devices holding a certificate for this public key."""
 

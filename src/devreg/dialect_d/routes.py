@@ -13,7 +13,7 @@ from cryptography import x509
 from devreg.auth.api_keys import hash_key
 from devreg.auth.rate_limit import RateLimiter
 from devreg.core.access import Action, check_certificate, check_device_access
-from devreg.core.clock import now_us
+from devreg.core.clock import now_us, render_rfc3339
 from devreg.core.devices import DeviceService
 from devreg.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from devreg.core.ids import new_id, parse_uuid, render_uuid
@@ -30,6 +30,7 @@ from devreg.dialect_d.shapes import (
     DeviceUpdateIn,
     DivisionIn,
     DivisionListOut,
+    EnrollmentSecretOut,
     FieldValueIn,
     ProfileIn,
     ProfileListOut,
@@ -42,6 +43,7 @@ from devreg.dialect_d.shapes import (
     render_division,
     render_profile,
 )
+from devreg.est.enrollment import create_secret
 from devreg.pki.issuing import CertificateService, Issued, fingerprint
 from devreg.pki.revocation import revoke
 from devreg.tls.client_cert import peer_certificate
@@ -118,6 +120,7 @@ class DialectD:
             ("POST", "/device/{id}/certificate", self.issue_certificate),
             ("GET", "/device/{id}/certificate", self.list_certificates),
             ("POST", "/device/{id}/renew", self.renew_certificate),
+            ("POST", "/device/{id}/enrollment-secret", self.create_enrollment_secret),
             ("PUT", "/certificate/{id}/revoke", self.revoke_certificate),
         ]
         for method, path, handler in routes:
@@ -408,3 +411,11 @@ class DialectD:
         with certificate_named(request.path_params["id"]):
             revoked = await revoke(self.store, caller, cert_id, body.reason, now_us())
         return json_response(200, render_certificate(revoked, now_us()))
+
+    async def create_enrollment_secret(self, request: Request) -> Response:
+        """A one-time secret for the device's EST simpleenroll, valid for a day."""
+        caller = await self.api_caller(request)
+        with device_named(request.path_params["id"]):
+            made = await create_secret(self.store, caller, self.device_id(request))
+        out = EnrollmentSecretOut(secret=made.secret, expires_at=render_rfc3339(made.expires_at))
+        return json_response(201, out)

@@ -193,6 +193,13 @@ class RenewOut(msgspec.Struct):
     pem: str
 
 
+class EnrollmentSecretOut(msgspec.Struct):
+    """Shown once: the device enrolls over EST with HTTP Basic `<device id>:<secret>`."""
+
+    secret: str
+    expires_at: str
+
+
 class CertificateListOut(msgspec.Struct):
     total: int
     records: list[CertificateOut]

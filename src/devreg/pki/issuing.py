@@ -40,6 +40,11 @@ def parse_csr(pem: str) -> x509.CertificateSigningRequest:
         csr = x509.load_pem_x509_csr(pem.encode("utf-8"))
     except ValueError:
         raise InvalidInput("csr is not a PEM-encoded PKCS#10 certificate request", "csr") from None
+    return check_csr(csr)
+
+
+def check_csr(csr: x509.CertificateSigningRequest) -> x509.CertificateSigningRequest:
+    """The request, if its signature verifies and its subject and extensions can be read."""
     try:
         valid = csr.is_signature_valid
     except Exception:  # unsupported signature algorithms raise rather than answer
@@ -127,7 +132,9 @@ class CertificateService:
         await self._record(record)
         return record
 
-    async def renew(self, device: Device, current: Certificate, csr_pem: str) -> Certificate:
+    async def renew(
+        self, device: Device, current: Certificate, csr: str | x509.CertificateSigningRequest
+    ) -> Certificate:
         """Re-enrollment by the device itself (RFC 7030 section 4.2.2): the request's
         subject and subjectAltName must be identical to those of the certificate it renews;
         the key may be new or the same."""
@@ -137,7 +144,7 @@ class CertificateService:
                 " CA that issued it",
                 "csr",
             )
-        csr = parse_csr(csr_pem)
+        csr = parse_csr(csr) if isinstance(csr, str) else check_csr(csr)
         key = check_public_key(csr.public_key())
         held = x509.load_pem_x509_certificate(current.pem.encode())
         if csr.subject != held.subject:
@@ -157,6 +164,11 @@ class CertificateService:
                 "csr",
             )
         return await self._issue(device, key)
+
+    async def enroll(self, device: Device, csr: x509.CertificateSigningRequest) -> Certificate:
+        """Initial enrollment (EST simpleenroll): devreg names the certificate after the
+        device, whatever subject the request asked for (RFC 7030 lets the CA decide)."""
+        return await self._issue(device, check_public_key(check_csr(csr).public_key()))
 
     async def certificates(self, caller: Caller, device_id: bytes) -> list[Certificate]:
         device = await self._device(caller, device_id)

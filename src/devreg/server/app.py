@@ -19,6 +19,7 @@ from devreg.dialect_d.routes import BASE as DIALECT_D_BASE
 from devreg.dialect_d.routes import DialectD
 from devreg.dialect_f.errors import render_error as render_f_error
 from devreg.dialect_f.routes import DialectF
+from devreg.est.routes import Est
 from devreg.pki.ca import CertificateAuthority, load_or_create_ca
 from devreg.pki.issuing import CertificateService
 from devreg.pki.revocation import CrlPublisher
@@ -71,6 +72,7 @@ def build_router(services: Services) -> Router:
     devices = DeviceService(services.store)
     DialectD(services.store, devices, services.certificates, services.limiter).mount(router)
     DialectF(services.store, devices, services.signer, services.limiter).mount(router)
+    Est(services.store, services.ca, services.certificates, services.limiter).mount(router)
     spec = msgspec.json.encode(build_openapi())
 
     async def openapi(request: Request) -> Response:

@@ -26,6 +26,7 @@ class Config(msgspec.Struct, frozen=True):
     rate_burst: int = 200
     access_log: bool = True
     mtls_port: int = 8443  # the client-certificate listener; 0: none
+    est_port: int = 8444  # the EST (RFC 7030) listener: TLS, client certificate optional
     tls_names: tuple[str, ...] = ()  # extra names in the server certificate
     client_ca_files: tuple[Path, ...] = ()  # CAs trusted for client certificates besides ours
     trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs allowed to forward client certificates
@@ -62,6 +63,7 @@ ENV = {
     "rate_burst": "DEVREG_RATE_BURST",
     "access_log": "DEVREG_ACCESS_LOG",
     "mtls_port": "DEVREG_MTLS_PORT",
+    "est_port": "DEVREG_EST_PORT",
     "tls_names": "DEVREG_TLS_NAMES",
     "client_ca_files": "DEVREG_CLIENT_CA_FILES",
     "trusted_proxies": "DEVREG_TRUSTED_PROXIES",
@@ -109,6 +111,10 @@ def load_config(
         raise ValueError("mtls-port must be between 0 (off) and 65535")
     if config.mtls_port == config.port:
         raise ValueError(f"mtls-port and port are both {config.port}")
+    if not 0 <= config.est_port < 65536:
+        raise ValueError("est-port must be between 0 (off) and 65535")
+    if config.est_port and config.est_port in (config.port, config.mtls_port):
+        raise ValueError(f"est-port {config.est_port} is already used by another listener")
     if not 1 <= config.cert_lifetime_days <= 3650:
         raise ValueError("cert-lifetime-days must be between 1 and 3650")
     if config.public_url and not config.public_url.startswith(("http://", "https://")):

@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from devreg.est.listener import EstListener
 from devreg.server.app import LOG_FORMAT, create_app
 from devreg.server.config import Config
 from devreg.tls.context import client_ca_paths, load_trusted_cas, mtls_context
@@ -43,6 +44,7 @@ class Sockets:
 
     plain: socket.socket
     mtls: socket.socket | None
+    est: socket.socket | None = None
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -58,13 +60,16 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def bind_sockets(config: Config) -> Sockets:
-    plain = bind(config.host, config.port)
+    bound: list[socket.socket] = []
     try:
-        mtls = bind(config.host, config.mtls_port) if config.mtls_port else None
+        for port in (config.port, config.mtls_port, config.est_port):
+            bound.append(bind(config.host, port) if port else None)  # type: ignore[arg-type]
     except OSError:
-        plain.close()
+        for sock in bound:
+            if sock is not None:
+                sock.close()
         raise
-    return Sockets(plain, mtls)
+    return Sockets(bound[0], bound[1], bound[2])
 
 
 class DevregServer(uvicorn.Server):
@@ -130,6 +135,22 @@ def build_server(config: Config, sockets: Sockets, parent_pid: int | None = None
             **UVICORN_SETTINGS,
         )
         extra.append((mtls, sockets.mtls))
+    if sockets.est is not None:
+        est_context = mtls_context(
+            config.data_dir / SERVER_CERT_FILE,
+            config.data_dir / SERVER_KEY_FILE,
+            ca_paths,
+            require_client_cert=False,
+        )
+        est = uvicorn.Config(
+            EstListener(ForwardedClientCert(app, (), ())),
+            http=MtlsHttpToolsProtocol,
+            lifespan="off",
+            proxy_headers=False,
+            ssl_context_factory=lambda _config, _default: est_context,
+            **UVICORN_SETTINGS,
+        )
+        extra.append((est, sockets.est))
     return DevregServer(plain, extra, parent_pid)
 
 

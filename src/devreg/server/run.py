@@ -51,5 +51,7 @@ def _urls(config: Config, sockets: Sockets) -> str:
     host = f"[{config.host}]" if ":" in config.host else config.host
     urls = f"http://{host}:{sockets.plain.getsockname()[1]}"
     if sockets.mtls is not None:
-        urls += f" and https://{host}:{sockets.mtls.getsockname()[1]} (client certificates)"
+        urls += f", https://{host}:{sockets.mtls.getsockname()[1]} (client certificates)"
+    if sockets.est is not None:
+        urls += f", https://{host}:{sockets.est.getsockname()[1]}/.well-known/est (EST)"
     return urls

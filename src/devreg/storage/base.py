@@ -291,6 +291,19 @@ class SqlDeviceStore:
         assert row is not None
         return int(row[0]), row[1]
 
+    async def insert_enrollment_secret(
+        self, secret_id: bytes, device_id: bytes, secret_hash: bytes, now: int, expires_at: int
+    ) -> None:
+        await self.runner().run(
+            sql.INSERT_ENROLLMENT, (secret_id, device_id, secret_hash, now, expires_at)
+        )
+
+    async def consume_enrollment_secret(
+        self, device_id: bytes, secret_hash: bytes, now: int
+    ) -> bool:
+        rows = await self.runner().rows(sql.CONSUME_ENROLLMENT, (now, device_id, secret_hash, now))
+        return bool(rows)
+
     async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
         rows = await self.runner().rows(sql.SELECT_KEY_HOLDERS, (public_key_hash,))
         return {bytes(row[0]) for row in rows}

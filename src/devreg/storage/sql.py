@@ -136,6 +136,15 @@ SELECT_REVOKED = (
 SELECT_REVOCATION_MARK = (
     "SELECT COUNT(*), MAX(revoked_at) FROM certificates WHERE revoked_at IS NOT NULL"
 )
+INSERT_ENROLLMENT = (
+    "INSERT INTO enrollment_secrets (id, device_id, secret_hash, created_at, expires_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+CONSUME_ENROLLMENT = (
+    "UPDATE enrollment_secrets SET used_at = ?"
+    " WHERE device_id = ? AND secret_hash = ? AND used_at IS NULL AND expires_at > ?"
+    " RETURNING id"
+)
 SELECT_KEY_HOLDERS = "SELECT device_id FROM device_keys WHERE public_key_hash = ?"
 CLAIM_KEY = (
     "INSERT INTO device_keys (public_key_hash, device_id) VALUES (?, ?)"

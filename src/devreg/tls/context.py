@@ -19,15 +19,18 @@ def client_ca_paths(data_dir: Path, extra: Sequence[Path] = ()) -> list[Path]:
     return [data_dir / CA_CERT_FILE, *extra]
 
 
-def mtls_context(cert_path: Path, key_path: Path, ca_paths: Sequence[Path]) -> ssl.SSLContext:
-    """TLS 1.2+, a client certificate required and verified against `ca_paths`."""
+def mtls_context(
+    cert_path: Path, key_path: Path, ca_paths: Sequence[Path], *, require_client_cert: bool = True
+) -> ssl.SSLContext:
+    """TLS 1.2+, a client certificate verified against `ca_paths`: required, or (for EST,
+    where a device may enroll with a one-time secret instead) verified when presented."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(TLS12_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_SINGLE_ECDH_USE
     context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     context.load_cert_chain(cert_path, key_path)
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     for path in ca_paths:
         try:
             context.load_verify_locations(cafile=path)
