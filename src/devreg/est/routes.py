@@ -10,7 +10,7 @@ from devreg.auth.api_keys import parse_basic
 from devreg.auth.rate_limit import RateLimiter
 from devreg.core.access import Action, check_certificate, check_device_access
 from devreg.core.clock import now_us
-from devreg.core.errors import Forbidden, Unauthenticated
+from devreg.core.errors import Forbidden, InvalidInput, Unauthenticated
 from devreg.core.ids import parse_uuid
 from devreg.core.records import Certificate, Device, DeviceStatus
 from devreg.core.store import DeviceStore
@@ -20,7 +20,7 @@ from devreg.est.listener import EST_PREFIX, on_est_listener
 from devreg.est.wire import PKCS7, PKCS7_CERTS_ONLY, PKCS10, certs_only, decode_csr
 from devreg.pki.ca import CertificateAuthority
 from devreg.pki.issuing import CertificateService, check_csr, fingerprint
-from devreg.pki.keys import check_public_key
+from devreg.pki.keys import PublicKey, check_public_key, public_key_hash
 from devreg.tls.client_cert import peer_certificate
 from devreg.web.errors import HttpError
 from devreg.web.request import Request
@@ -64,12 +64,12 @@ class Est:
         require_tls(request)
         # The request is checked before a one-time secret is spent on it.
         csr = await self.read_csr(request)
-        check_public_key(check_csr(csr).public_key())
+        key = check_public_key(check_csr(csr).public_key())
         cert = peer_certificate(request.scope)
         if cert is not None:
             device, _ = await self.certificate_holder(request, cert, "renew")
         else:
-            device = await self.secret_holder(request)
+            device = await self.secret_holder(request, key)
         return self.answer(await self.certificates.enroll(device, csr))
 
     async def simplereenroll(self, request: Request) -> Response:
@@ -92,7 +92,7 @@ class Est:
         device = check_device_access(record, device, record.device_id, action)
         return device, record
 
-    async def secret_holder(self, request: Request) -> Device:
+    async def secret_holder(self, request: Request, key: PublicKey) -> Device:
         if not on_est_listener(request.scope):
             raise Unauthenticated("Enrollment with a secret is served on the EST port")
         client = request.scope.get("client")
@@ -101,6 +101,9 @@ class Est:
         device_id = parse_uuid(user)
         if device_id is None:
             raise Unauthenticated("The Basic user name must be the device's UUID")
+        # Refused for its key after the secret was spent, the device could not retry.
+        if await self.store.key_holders(public_key_hash(key)) - {device_id}:
+            raise InvalidInput("this public key already belongs to another device", "csr")
         device = await redeem_secret(self.store, device_id, secret)
         request.credential = "est-secret:" + user
         if device.status is not DeviceStatus.ACTIVE:
