@@ -15,6 +15,7 @@ from devreg.dialect_d.shapes import (
     DivisionIn,
     DivisionListOut,
     DivisionOut,
+    EnrollmentSecretOut,
     ErrorsOut,
     ProfileIn,
     ProfileListOut,
@@ -26,6 +27,7 @@ from devreg.dialect_d.shapes import (
 )
 
 SHAPES: tuple[type, ...] = (
+    EnrollmentSecretOut,
     RenewIn,
     RenewOut,
     RevokeIn,
@@ -227,6 +229,17 @@ def paths() -> dict[str, Any]:
                 " its own unrevoked certificate. The CSR's subject and subjectAltName must be"
                 " those of the certificate being renewed (RFC 7030 section 4.2.2). The old"
                 " certificate stays valid until it expires or is revoked.",
+            ),
+        },
+        f"{base}/device/{{id}}/enrollment-secret": {
+            "parameters": [_ID],
+            "post": _op(
+                "d-create-enrollment-secret",
+                "Make a one-time EST enrollment secret for the device",
+                "201",
+                "EnrollmentSecretOut",
+                description="Shown once, valid 24 hours. The device enrolls with EST"
+                " simpleenroll on the EST port, HTTP Basic `<device id>:<secret>`.",
             ),
         },
         f"{base}/certificate/{{id}}/revoke": {
