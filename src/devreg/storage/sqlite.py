@@ -19,6 +19,7 @@ from typing import Any
 from devreg.core.store import DuplicateValue, MissingReference, StoreUnavailable
 from devreg.storage import sql
 from devreg.storage.base import Params, SqlDeviceStore, SqlRunner
+from devreg.storage.group_commit import GroupCommitRunner
 from devreg.storage.migrations import migration_scripts, split_statements
 
 BUSY_TIMEOUT_MS = 5000
@@ -70,7 +71,7 @@ class _SqliteRunner:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def _execute(self, statement: str, params: Params) -> sqlite3.Cursor:
+    def execute(self, statement: str, params: Params) -> sqlite3.Cursor:
         try:
             return self._conn.execute(statement, params)
         except sqlite3.IntegrityError as exc:
@@ -87,10 +88,10 @@ class _SqliteRunner:
     async def rows(self, statement: str, params: Params = ()) -> list[Sequence[Any]]:
         # fetchall, never fetchone: a statement left unfinished keeps its transaction (and,
         # for UPDATE ... RETURNING, the write lock and the commit) open.
-        return self._execute(statement, params).fetchall()
+        return self.execute(statement, params).fetchall()
 
     async def run(self, statement: str, params: Params = ()) -> None:
-        self._execute(statement, params)
+        self.execute(statement, params)
 
 
 class SqliteDeviceStore(SqlDeviceStore):
@@ -98,9 +99,11 @@ class SqliteDeviceStore(SqlDeviceStore):
         self.path = path
         self._conn = connect(path)
         self._runner = _SqliteRunner(self._conn)
+        # Single-statement writes outside transactions share commits (and fsyncs).
+        self.group = GroupCommitRunner(self._conn, self._runner.execute)
 
     def runner(self) -> SqlRunner:
-        return self._runner
+        return self.group
 
     def transaction(self) -> AbstractAsyncContextManager[SqlRunner]:
         return self._transaction()

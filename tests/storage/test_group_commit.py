@@ -1,0 +1,96 @@
+"""Group commit on SQLite: concurrent writes share commits, each is durable once answered,
+and a write that fails in a batch fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from devreg.core.records import DeviceStatus
+from devreg.core.store import DuplicateValue
+from devreg.storage import migrate_store
+from devreg.storage.sqlite import SqliteDeviceStore
+from tests.storage.conftest import NOW, device_for, stored_account
+
+
+async def open_sqlite(tmp_path: Path) -> SqliteDeviceStore:
+    await migrate_store(None, tmp_path)
+    return SqliteDeviceStore(tmp_path / "devreg.sqlite3")
+
+
+async def test_concurrent_writes_share_commits_and_all_are_on_disk(tmp_path: Path) -> None:
+    store = await open_sqlite(tmp_path)
+    account = await stored_account(store)
+    devices = [device_for(account, reference_id=f"r{n}") for n in range(40)]
+    await asyncio.gather(*(store.insert_device(d) for d in devices))
+    before = store.group.commits
+    updated = await asyncio.gather(
+        *(
+            store.update_fields(account.id, True, d.id, {"reference_id": f"new-{n}"}, NOW + 1)
+            for n, d in enumerate(devices)
+        )
+    )
+    assert all(u is not None for u in updated)
+    batches = store.group.commits - before
+    assert 1 <= batches < len(devices)  # 40 answered writes, fewer commits
+    await store.close()
+    # A fresh connection (as after a restart) finds every answered write.
+    reopened = SqliteDeviceStore(tmp_path / "devreg.sqlite3")
+    for n, device in enumerate(devices):
+        found = await reopened.get_device(account.id, True, device.id)
+        assert found is not None and found.reference_id == f"new-{n}"
+    await reopened.close()
+
+
+async def test_a_failing_write_fails_alone_in_its_batch(tmp_path: Path) -> None:
+    store = await open_sqlite(tmp_path)
+    account = await stored_account(store)
+    taken = device_for(account, reference_id="taken")
+    others = [device_for(account) for _ in range(5)]
+    for device in (taken, *others):
+        await store.insert_device(device)
+    results = await asyncio.gather(
+        store.update_fields(account.id, True, others[0].id, {"reference_id": "taken"}, NOW + 1),
+        *(
+            store.update_fields(account.id, True, d.id, {"reference_id": f"free-{n}"}, NOW + 1)
+            for n, d in enumerate(others[1:])
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], DuplicateValue) and results[0].field == "reference_id"
+    assert [getattr(r, "reference_id", None) for r in results[1:]] == [
+        f"free-{n}" for n in range(4)
+    ]
+    unchanged = await store.get_device(account.id, True, others[0].id)
+    assert unchanged == others[0]
+    await store.close()
+
+
+async def test_a_batch_that_cannot_commit_answers_every_caller_with_unavailable(
+    tmp_path: Path,
+) -> None:
+    store = await open_sqlite(tmp_path)
+    account = await stored_account(store)
+    devices = [device_for(account) for _ in range(3)]
+    for device in devices:
+        await store.insert_device(device)
+    # Another connection holds the write lock past the busy timeout.
+    blocker = SqliteDeviceStore(tmp_path / "devreg.sqlite3")
+    blocker._conn.execute("PRAGMA busy_timeout = 0")
+    blocker._conn.execute("BEGIN IMMEDIATE")
+    store._conn.execute("PRAGMA busy_timeout = 50")
+    try:
+        results = await asyncio.gather(
+            *(
+                store.update_fields(account.id, True, d.id, {"status": DeviceStatus.DISABLED}, 1)
+                for d in devices
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        blocker._conn.execute("ROLLBACK")
+        await blocker.close()
+    assert all(type(r).__name__ == "StoreUnavailable" for r in results), results
+    for device in devices:
+        assert await store.get_device(account.id, True, device.id) == device
+    await store.close()
