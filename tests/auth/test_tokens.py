@@ -175,6 +175,44 @@ def test_too_long_token_says_so() -> None:
     assert "too long" in refused(TokenSigner(KEY), "x" * (MAX_TOKEN_LENGTH + 1))
 
 
+# --- remembered tokens --------------------------------------------------------------------
+
+
+def test_a_remembered_token_still_expires() -> None:
+    signer = TokenSigner(KEY, ttl=1)
+    token = signer.issue(api_key(), now())
+    assert signer.verify(token)  # checked in full, then remembered
+    assert signer.verify(token)  # answered from memory
+    expires = json.loads(_unb64(token.split(".")[1]))["exp"]
+    while time.time() < expires:
+        time.sleep(0.05)
+    assert "expired" in refused(signer, token)
+    assert "expired" in refused(signer, token)  # and forgotten: the full check says so too
+
+
+def test_remembering_a_token_does_not_open_the_door_to_its_variants() -> None:
+    signer = TokenSigner(KEY)
+    token = signer.issue(api_key(live_mode=False), now())
+    assert signer.verify(token).live_mode is False
+    header, payload, signature = token.split(".")
+    claims = json.loads(_unb64(payload))
+    tampered = ".".join(
+        [header, _b64(json.dumps(dict(claims, live_mode=True)).encode()), signature]
+    )
+    assert "not valid" in refused(signer, tampered)
+    assert "not valid" in refused(signer, tampered)  # a refused token is never remembered
+    assert "not valid" in refused(signer, token + "x")
+
+
+def test_the_memory_is_bounded() -> None:
+    signer = TokenSigner(KEY, cache_size=3)
+    tokens = [signer.issue(api_key(), now()) for _ in range(10)]
+    callers = [signer.verify(token) for token in tokens]
+    assert len(signer._verified) == 3
+    # forgotten tokens are simply checked in full again, with the same answer
+    assert [signer.verify(token) for token in tokens] == callers
+
+
 def test_parse_bearer() -> None:
     assert parse_bearer("Bearer abc.def.ghi") == "abc.def.ghi"
     assert parse_bearer("bearer  abc.def.ghi ") == "abc.def.ghi"

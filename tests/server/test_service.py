@@ -228,6 +228,19 @@ def test_a_path_cannot_forge_access_log_lines(module_server: RunningServer) -> N
             assert not line.startswith("2026-01-01"), line
 
 
+def test_without_trusted_proxies_the_tcp_peer_is_the_client(module_server: RunningServer) -> None:
+    """X-Forwarded-For counts only from a configured proxy: a local process could otherwise
+    name any address, in the log and for the per-address login limit."""
+    spoofed = "203.0.113.77"
+    with anonymous_client(module_server) as client:
+        marker = f"/end-of-test-{secrets.token_hex(6)}"
+        response = client.get(marker, headers={"x-forwarded-for": spoofed})
+        assert response.status_code == 404
+    log = wait_for_log(module_server, marker)
+    line = next(line for line in log.splitlines() if marker in line)
+    assert spoofed not in line and "127.0.0.1" in line, line
+
+
 # --- workers ----------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 
 import jwt
@@ -21,6 +22,7 @@ ISSUER = "devreg"
 AUDIENCE = "devreg:dialect-f"
 SIGNING_KEY_FILE = "jwt-signing.key"
 MAX_TOKEN_LENGTH = 2048
+VERIFIED_CACHE_SIZE = 4096
 
 
 def load_or_create_signing_key(data_dir: Path) -> bytes:
@@ -58,9 +60,21 @@ def load_or_create_signing_key(data_dir: Path) -> bytes:
 
 
 class TokenSigner:
-    def __init__(self, key: bytes, ttl: int = TOKEN_TTL_SECONDS) -> None:
+    """Issues and verifies tokens.
+
+    A client sends the same token on every request for up to an hour, so a token whose
+    signature and claims were checked once is remembered (exactly that string, with its
+    `exp`) in a bounded in-process map: a later request pays a dict lookup and an expiry
+    check instead of base64, JSON and HMAC again. Only tokens that passed every check are
+    remembered; a refused one is checked in full each time."""
+
+    def __init__(
+        self, key: bytes, ttl: int = TOKEN_TTL_SECONDS, cache_size: int = VERIFIED_CACHE_SIZE
+    ) -> None:
         self._key = key
         self.ttl = ttl
+        self._cache_size = cache_size
+        self._verified: dict[str, tuple[Caller, int]] = {}
 
     def issue(self, api_key: ApiKey, now_seconds: int) -> str:
         claims = {
@@ -75,6 +89,20 @@ class TokenSigner:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Caller:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            caller, expires = remembered
+            if time.time() < expires:  # PyJWT's rule: expired once now >= exp
+                return caller
+            del self._verified[token]
+        caller, expires = self._verify_in_full(token)
+        if len(self._verified) >= self._cache_size:
+            # Oldest first (dicts keep insertion order): a cheap bound, not an LRU.
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (caller, expires)
+        return caller
+
+    def _verify_in_full(self, token: str) -> tuple[Caller, int]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("Bearer token is too long")
         try:
@@ -102,7 +130,8 @@ class TokenSigner:
             account_id = bytes.fromhex(sub[4:])
         except ValueError:
             raise Unauthenticated("Bearer token is not valid") from None
-        return Caller(account_id=account_id, live_mode=live_mode, credential_id="key:" + kid)
+        caller = Caller(account_id=account_id, live_mode=live_mode, credential_id="key:" + kid)
+        return caller, int(claims["exp"])
 
 
 def parse_bearer(header: str | None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 
 def now_us() -> int:
@@ -12,4 +11,6 @@ def now_us() -> int:
 
 def render_rfc3339(us: int) -> str:
     """Seconds precision with a `Z`, as both seeds print times: `2022-03-22T11:12:21Z`."""
-    return datetime.fromtimestamp(us // 1_000_000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # time.gmtime + strftime: the same text as datetime's, at less than half the cost
+    # (it runs for every time field of every device rendered).
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us // 1_000_000))

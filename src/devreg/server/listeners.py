@@ -156,7 +156,11 @@ def build_server(config: Config, sockets: Sockets, parent_pid: int | None = None
 
 def _plain_config(app: Any, config: Config, ca_paths: Sequence[Any]) -> uvicorn.Config:
     if not config.trusted_proxies:
-        return uvicorn.Config(app, http="httptools", lifespan="on", **UVICORN_SETTINGS)
+        # No trusted proxy: the TCP peer is the client (uvicorn would otherwise believe
+        # X-Forwarded-For from any local process, e.g. to dodge the per-address login limit).
+        return uvicorn.Config(
+            app, http="httptools", lifespan="on", proxy_headers=False, **UVICORN_SETTINGS
+        )
     # Proxy mode: the forwarded certificate is taken only from a trusted TCP peer, so our
     # wrapper runs before uvicorn's X-Forwarded-For handling rewrites scope["client"]; the
     # trusted proxies may also name the client for the access log.
