@@ -1,368 +1,208 @@
-"""Run the benchmark: devreg's dialect F against the raw baseline, side by side, one run.
+"""Run the benchmark of issue 5: devreg against raw baselines, side by side, in one run.
 
-    .venv/bin/python -m benchmarks.run [--seconds N] [--devices N] [--json PATH]
+    .venv/bin/python -m benchmarks.run                      # everything, 3 runs each
+    .venv/bin/python -m benchmarks.run --quick --scale 10k  # a short sanity run
 
-Each server is a subprocess pinned to core 0, wrk (1 thread, 32 kept-alive connections)
-is pinned to core 1. devreg runs with rate limits and the access log off and its mTLS and
-EST listeners closed; its SQLite store is durable (`synchronous=FULL`), the baseline's is
-not (`synchronous=NORMAL`), as issue 5 sets the target. Prints a table and writes it as
-JSON (default benchmarks/results/latest.json).
+Each scenario runs --runs times, alternating devreg and its baseline, with wrk (1 thread,
+32 kept-alive connections) over loopback. SQLite scenarios: every server pinned to core 0,
+wrk and nginx (the TLS client for the mTLS scenarios) pinned to core 1. PostgreSQL
+scenario: 2 worker processes per side, nothing pinned. devreg runs with rate limits and
+the access log off; its SQLite store is durable (`synchronous=FULL`), the baselines' is
+not (`synchronous=NORMAL`), as issue 5 sets the targets. Prints the table (medians) and
+the targets, writes JSON (with every run) and a PNG chart. Exits 1 if any request failed.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
-import json
-import os
-import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-DEVREG = str(BIN / "devreg")
-SERVER_CORE = "0"
-WRK_CORE = "1"
-CONNECTIONS = 32
-MAX_IDS_IN_SCRIPT = 10_000  # the ids a wrk script cycles through
+from benchmarks import chart
+from benchmarks.report import (
+    Report,
+    Run,
+    checks,
+    checks_table,
+    machine,
+    table,
+    versions,
+    write_json,
+)
+from benchmarks.scenarios import Scenario, Side, selected
+from benchmarks.servers import REPO
+from benchmarks.stages import LOAD_CORE, Stage, postgres_reachable, postgres_stage, sqlite_stage
+from benchmarks.wrk import Load, run_wrk
 
-# scenario name -> (server, method, the baseline scenario it is compared with)
-SCENARIOS = {
-    "F PATCH /devices/{id}": ("devreg", "PATCH", "baseline PATCH"),
-    "F GET /devices/{id}": ("devreg", "GET", "baseline GET"),
-    "baseline PATCH": ("baseline", "PATCH", "baseline PATCH"),
-    "baseline GET": ("baseline", "GET", "baseline GET"),
-}
-
-
-@dataclass
-class Result:
-    scenario: str
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    peak_rss_mb: float
-    requests: int
-    errors: int  # non-2xx answers plus socket errors: must be 0 for a valid run
-    baseline_requests_per_s: float = 0.0
-    ratio: float = 0.0
+SCALES = {"10k": [10_000], "1m": [1_000_000], "both": [10_000, 1_000_000]}
+POSTGRES_DEVICES = 10_000  # the PostgreSQL scenario runs at the small scale only
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+RESULTS = REPO / "benchmarks" / "results"
 
 
-# --- servers ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited {process.returncode}:\n{log.read_text()}")
-        try:
-            http(url)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"server did not answer {url}:\n{log.read_text()}")
-
-
-@contextmanager
-def serving(
-    argv: list[str], env: dict[str, str], ready_path: str, log: Path
-) -> Iterator[tuple[str, int]]:
-    """Run a server pinned to the server core; yields (base URL, pid)."""
-    port = free_port()
-    argv = [a.replace("{port}", str(port)) for a in argv]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, *argv],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(process, base + ready_path, log)
-        yield base, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def devreg_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVREG_")}
-    env.update(DEVREG_DATA_DIR=str(data_dir), DEVREG_RATE_LIMIT="0", DEVREG_ACCESS_LOG="0")
-    return env
-
-
-# --- seeding ------------------------------------------------------------------------------
-
-
-def seed_devreg(data_dir: Path, count: int) -> tuple[dict[str, str], list[str]]:
-    """`devreg init`, one account from the CLI, `count` live devices through the store."""
-    env = devreg_env(data_dir)
-    subprocess.run([DEVREG, "init"], env=env, check=True, capture_output=True)
-    done = subprocess.run(
-        [DEVREG, "account", "create", "--name", "bench", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    account = json.loads(done.stdout)
-    ids = asyncio.run(_insert_devices(data_dir, bytes.fromhex(account["account_id"][4:]), count))
-    return account, ids
+    parser.add_argument("--runs", type=int, default=3, help="runs per scenario and side (3)")
+    parser.add_argument("--seconds", type=float, default=10, help="per run (10)")
+    parser.add_argument("--warmup", type=float, default=1, help="seconds before each run, 0 = none")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="both",
+                        help="devices stored: 10k, 1m or both (both)")  # fmt: skip
+    parser.add_argument("--devices", type=int, action="append",
+                        help="instead of --scale: this many devices (repeatable)")  # fmt: skip
+    parser.add_argument("--only", action="append", default=[],
+                        help="scenarios whose key or name contains this (repeatable)")  # fmt: skip
+    parser.add_argument("--quick", action="store_true",
+                        help="a short sanity run: 1 run of 2 s each, 1 s warm-up")  # fmt: skip
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES,
+                        help="PostgreSQL to create the benchmark's databases in")  # fmt: skip
+    parser.add_argument("--json", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--png", type=Path, default=RESULTS / "latest.png")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.seconds, args.warmup = 1, 2.0, 1.0
+    return args
 
 
-async def _insert_devices(data_dir: Path, account_id: bytes, count: int) -> list[str]:
-    from devreg.core.clock import now_us
-    from devreg.core.ids import new_id
-    from devreg.core.records import Device, DeviceStatus
-    from devreg.storage import open_store
-
-    store = await open_store(None, data_dir)
-    try:
-        profile = await store.default_profile(account_id)
-        assert profile is not None
-        ids = []
-        now = now_us()
-        for n in range(count):
-            device = Device(
-                id=new_id(),
-                account_id=account_id,
-                live_mode=True,
-                reference_id=None,
-                device_identifier=None,
-                division_id=profile.division_id,
-                profile_id=profile.id,
-                status=DeviceStatus.ACTIVE,
-                allow_read=profile.allow_read,
-                allow_write=profile.allow_write,
-                allow_renew=profile.allow_renew,
-                last_seen=None,
-                created_at=now + n,
-                updated_at=now + n,
-                version=0,
-            )
-            await store.insert_device(device)
-            ids.append("dev_" + device.id.hex())
-        return ids
-    finally:
-        await store.close()
+def missing_tools() -> list[str]:
+    return [tool for tool in ("wrk", "nginx", "taskset") if _which(tool) is None]
 
 
-def seed_baseline(db: Path, count: int) -> list[str]:
-    from benchmarks.baseline_sqlite import seed
-
-    return seed(str(db), count)
+def _which(tool: str) -> str | None:
+    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
 
 
-def login(base: str, account: dict[str, str]) -> str:
-    basic = base64.b64encode(f"{account['account_id']}:{account['live_key']}".encode()).decode()
-    status, body = http(base + "/login", {"Authorization": "Basic " + basic})
-    if status != 200:
-        raise RuntimeError(f"login failed: {status} {body!r}")
-    token: str = json.loads(body)["bearer_token"]
-    return token
+# --- measuring ----------------------------------------------------------------------------------
 
 
-# --- wrk ----------------------------------------------------------------------------------
-
-WRK_SCRIPT = """\
-local ids = {%(ids)s}
-local headers = {["Authorization"] = "Bearer %(token)s", ["Content-Type"] = "application/json"}
-local method = "%(method)s"
-local tag = "%(tag)s"
-local n = 0
-request = function()
-  n = n + 1
-  local path = "/devices/" .. ids[(n %% #ids) + 1]
-  if method == "PATCH" then
-    -- a reference_id never used before in this run: the unique index never refuses it
-    return wrk.format("PATCH", path, headers, '{"reference_id":"' .. tag .. n .. '"}')
-  end
-  return wrk.format("GET", path, headers)
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("BENCH_RESULT %%d %%d %%.1f %%.1f %%d\\n", summary.requests,
-    summary.duration, latency:percentile(50), latency:percentile(99),
-    e.status + e.connect + e.read + e.write + e.timeout))
-end
-"""
-
-
-def run_wrk(
-    base: str, method: str, ids: list[str], token: str, seconds: int, workdir: Path
-) -> tuple[int, float, float, float, int]:
-    """(requests, requests/s, p50 ms, p99 ms, errors) from one wrk run."""
-    script = workdir / f"wrk-{method.lower()}-{time.monotonic_ns()}.lua"
-    script.write_text(
-        WRK_SCRIPT
-        % {
-            "ids": ",".join(f'"{i}"' for i in ids[:MAX_IDS_IN_SCRIPT]),
-            "token": token,
-            "method": method,
-            "tag": f"r{time.time_ns()}-",
-        }
-    )
-    argv = ["taskset", "-c", WRK_CORE, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s"]
-    argv += ["--latency", "-s", str(script), base]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed:\n{done.stdout}\n{done.stderr}")
-    for line in done.stdout.splitlines():
-        if line.startswith("BENCH_RESULT "):
-            requests, duration_us, p50_us, p99_us, errors = line.split()[1:]
-            count = int(requests)
-            return (
-                count,
-                count / (int(duration_us) / 1e6),
-                float(p50_us) / 1000,
-                float(p99_us) / 1000,
-                int(errors),
-            )
-    raise RuntimeError(f"no result in wrk's output:\n{done.stdout}")
-
-
-def measure(
-    scenario: str,
-    base: str,
-    pid: int,
-    method: str,
-    ids: list[str],
-    token: str,
-    args: argparse.Namespace,
-    workdir: Path,
-) -> Result:
+def measure(scenario: Scenario, side: Side, stage: Stage, index: int, args: argparse.Namespace,
+            workdir: Path) -> Run:  # fmt: skip
+    """A warm-up, then one measured wrk run, with the server's and the load side's CPU."""
+    cores = LOAD_CORE if scenario.store == "sqlite" else None
+    server = side.tls_server if scenario.uses_tls and side.tls_server else side.server
     if args.warmup:
-        run_wrk(base, method, ids, token, args.warmup, workdir)
-    requests, rate, p50, p99, errors = run_wrk(base, method, ids, token, args.seconds, workdir)
-    return Result(scenario, rate, p50, p99, peak_rss_mb(pid), requests, errors)
+        run_wrk(scenario.load(side), args.warmup, cores, workdir)
+    load: Load = scenario.load(side)
+    nginx_before = side.tls_client.cpu_seconds() if scenario.uses_tls and side.tls_client else 0
+    server_before = server.cpu_seconds()
+    started = time.monotonic()
+    result = run_wrk(load, args.seconds, cores, workdir)
+    wall = time.monotonic() - started
+    server_cpu = server.cpu_seconds() - server_before
+    nginx_cpu = (
+        side.tls_client.cpu_seconds() - nginx_before
+        if scenario.uses_tls and side.tls_client
+        else 0.0
+    )
+    rss, peak = server.memory_mb()
+    return Run(
+        scenario=scenario.key,
+        devices=stage.devices,
+        side=side.name,
+        index=index,
+        requests=result.requests,
+        seconds=result.seconds,
+        requests_per_s=result.requests_per_s,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        non_2xx=result.non_2xx,
+        socket_errors=result.socket_errors,
+        server_cpu_pct=100 * server_cpu / wall,
+        load_cpu_pct=100 * (result.wrk_cpu_s + nginx_cpu) / wall,
+        rss_mb=rss,
+        peak_rss_mb=peak,
+    )
 
 
-# --- the run ------------------------------------------------------------------------------
+def run_scenarios(scenarios: list[Scenario], stage: Stage, report: Report,
+                  args: argparse.Namespace, workdir: Path) -> None:  # fmt: skip
+    for scenario in scenarios:
+        for index in range(args.runs):
+            for side in (stage.devreg, stage.baseline):  # alternating, run after run
+                run = measure(scenario, side, stage, index, args, workdir)
+                report.runs.append(run)
+                print(
+                    f"  {scenario.key:12} {side.name:8} run {index + 1}: "
+                    f"{run.requests_per_s:9,.0f} req/s  p99 {run.p99_ms:6.2f} ms  "
+                    f"server CPU {run.server_cpu_pct:4.0f}%  load CPU {run.load_cpu_pct:4.0f}%"
+                    + (f"  ERRORS {run.errors}" if run.errors else ""),
+                    flush=True,
+                )
 
 
-def run(args: argparse.Namespace) -> list[Result]:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
-    results: dict[str, Result] = {}
-    with tempfile.TemporaryDirectory(prefix="devreg-bench-") as tmp:
-        work = Path(tmp)
-        started = time.monotonic()
-        account, devreg_ids = seed_devreg(work / "devreg-data", args.devices)
-        baseline_ids = seed_baseline(work / "baseline.sqlite3", args.devices)
-        print(f"seeded {args.devices} devices each in {time.monotonic() - started:.1f} s")
-
-        argv = [DEVREG, "serve", "--port", "{port}", "--mtls-port", "0", "--est-port", "0"]
-        env = devreg_env(work / "devreg-data")
-        with serving(argv, env, "/healthz", work / "devreg.log") as (base, pid):
-            token = login(base, account)
-            for scenario, (server, method, _) in SCENARIOS.items():
-                if server == "devreg":
-                    results[scenario] = measure(
-                        scenario, base, pid, method, devreg_ids, token, args, work
-                    )
-
-        argv = [str(BIN / "python"), "-m", "uvicorn", "benchmarks.baseline_sqlite:app"]
-        argv += ["--host", "127.0.0.1", "--port", "{port}", "--loop", "uvloop"]
-        argv += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
-        env = {**os.environ, "BASELINE_DB": str(work / "baseline.sqlite3")}
-        with serving(argv, env, "/healthz", work / "baseline.log") as (base, pid):
-            for scenario, (server, method, _) in SCENARIOS.items():
-                if server == "baseline":
-                    results[scenario] = measure(
-                        scenario, base, pid, method, baseline_ids, "-", args, work
-                    )
-
-    for scenario, (_, _, compared) in SCENARIOS.items():
-        result, baseline = results[scenario], results[compared]
-        result.baseline_requests_per_s = baseline.requests_per_s
-        result.ratio = result.requests_per_s / baseline.requests_per_s
-    return list(results.values())
+def record_stage(stage: Stage, store: str, report: Report) -> None:
+    if stage.imported is not None:
+        report.imports.append({
+            "store": store, "devices": stage.devices, "seconds": stage.imported.seconds,
+            "method": stage.imported.method,
+            "reported_seconds": stage.imported.reported_seconds,
+            "seconds_to_seed_both_sides": stage.seconds_to_seed,
+        })  # fmt: skip
+    rss, peak = stage.devreg.server.memory_mb()
+    report.memory_after.append({"store": store, "devices": stage.devices, "rss_mb": rss,
+                                "peak_rss_mb": peak})  # fmt: skip
+    print(f"  devreg after the runs: RSS {rss:.1f} MB, peak {peak:.1f} MB", flush=True)
 
 
-def table(results: list[Result]) -> str:
-    head = ("scenario", "req/s", "p50 ms", "p99 ms", "peak RSS MB", "baseline req/s", "ratio")
-    rows = [
-        (
-            r.scenario,
-            f"{r.requests_per_s:,.0f}",
-            f"{r.p50_ms:.2f}",
-            f"{r.p99_ms:.2f}",
-            f"{r.peak_rss_mb:.1f}",
-            f"{r.baseline_requests_per_s:,.0f}",
-            f"{r.ratio:.2f}",
-        )
-        for r in results
-    ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+def run_all(args: argparse.Namespace, report: Report, workdir: Path) -> None:
+    scenarios = selected(args.only)
+    on_sqlite = [s for s in scenarios if s.store == "sqlite"]
+    on_postgres = [s for s in scenarios if s.store == "postgres"]
+    scales = args.devices or SCALES[args.scale]
+    for devices in scales if on_sqlite else []:
+        print(f"SQLite, {devices:,} devices", flush=True)
+        with sqlite_stage(devices, workdir / f"sqlite-{devices}") as stage:
+            run_scenarios(on_sqlite, stage, report, args, workdir)
+            record_stage(stage, "sqlite", report)
+    if on_postgres:
+        devices = min(scales) if args.devices else POSTGRES_DEVICES
+        why = postgres_reachable(args.postgres_url)
+        if why is not None:
+            report.notes.append(f"PostgreSQL scenario not run: {why}")
+            print(f"PostgreSQL not reachable at {args.postgres_url}: {why}", file=sys.stderr)
+            return
+        print(f"PostgreSQL, {devices:,} devices", flush=True)
+        with postgres_stage(devices, workdir / "postgres", args.postgres_url) as stage:
+            run_scenarios(on_postgres, stage, report, args, workdir)
+            record_stage(stage, "postgres", report)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10, help="per scenario (default 10)")
-    parser.add_argument("--warmup", type=int, default=1, help="seconds before each, 0 = none")
-    parser.add_argument("--devices", type=int, default=10_000, help="stored (default 10,000)")
-    parser.add_argument(
-        "--json", type=Path, default=REPO / "benchmarks" / "results" / "latest.json"
+    args = parse_args(argv)
+    missing = missing_tools()
+    if missing:
+        print(f"missing: {', '.join(missing)} (apt-get install -y wrk nginx-light util-linux)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    meta = {"machine": machine(), "versions": versions()}
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    report = Report(options=options)
+    report.notes.append(
+        "SQLite scenarios: servers pinned to core 0, wrk and nginx to core 1."
+        " PostgreSQL scenario: nothing pinned (2 workers per side)."
     )
-    args = parser.parse_args(argv)
-    results = run(args)
-    print(table(results))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
-        "python": platform.python_version(),
-        "seconds": args.seconds,
-        "devices": args.devices,
-        "connections": CONNECTIONS,
-        "results": [asdict(r) for r in results],
-    }
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written {args.json}")
-    failed = [r.scenario for r in results if r.errors or not r.requests]
+    with tempfile.TemporaryDirectory(prefix="devreg-bench-") as tmp:
+        run_all(args, report, Path(tmp))
+    rows = report.rows()
+    print()
+    print(table(rows))
+    print()
+    print(checks_table(checks(report)))
+    for note in report.notes:
+        print(f"note: {note}")
+    write_json(report, args.json, meta)
+    title = (f"devreg vs raw baselines, median of {args.runs} run(s) of {args.seconds:g} s,"
+             f" {meta['machine']['cpu']} x{meta['machine']['cores']}")  # fmt: skip
+    chart.draw(rows, args.png, title)
+    print(f"written {args.json} and {args.png}")
+    failed = sorted({f"{r.scenario} ({r.side}, {r.devices})" for r in report.runs
+                     if r.errors or not r.requests})  # fmt: skip
     if failed:
         print(f"errors or no answers in: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -1,0 +1,216 @@
+"""Bringing up both sides of a comparison, seeded with the same number of devices.
+
+SQLite stage (one scale): devreg (one process: plain + mTLS listener) and the baselines
+(plain HTTP app, TLS app), all pinned to the server core; an nginx TLS client per TLS
+server, pinned with wrk to the load core. PostgreSQL stage: a fresh database per side,
+devreg with `--workers 2` and the asyncpg baseline with `uvicorn --workers 2`, not pinned
+(two workers need both cores, so wrk and PostgreSQL share them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import baseline_store
+from benchmarks.devreg_setup import (
+    DEVREG,
+    Imported,
+    device_ids,
+    devreg_env,
+    import_devices,
+    init_account,
+    login,
+    make_mtls_device,
+)
+from benchmarks.nginx import tls_client
+from benchmarks.scenarios import Side
+from benchmarks.servers import Server, free_port, serving
+
+SERVER_CORE = "0"
+LOAD_CORE = "1"
+PYTHON = sys.executable
+# What the baselines share with devreg's listeners (server/listeners.py): uvloop,
+# httptools, no access log, no Server header, 30 s keep-alive; and its TLS 1.2 suites.
+UVICORN = [
+    PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--loop", "uvloop", "--no-access-log",
+    "--no-server-header", "--timeout-keep-alive", "30", "--log-level", "warning",
+]  # fmt: skip
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+@dataclass
+class Stage:
+    devices: int
+    devreg: Side
+    baseline: Side
+    imported: Imported | None = None
+    seconds_to_seed: float = 0.0
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _pinning(server: Server) -> str:
+    return f"core {server.cores}" if server.cores is not None else "not pinned"
+
+
+@contextmanager
+def sqlite_stage(devices: int, workdir: Path) -> Iterator[Stage]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = workdir / "devreg-data"
+    env = devreg_env(data)
+    started = time.monotonic()
+    account = init_account(env)
+    imported = import_devices(env, account, devices, workdir)
+    _say(f"  devreg: {devices:,} devices in {imported.seconds:.1f} s ({imported.method})")
+    ids = device_ids(env, account)
+    db = str(workdir / "baseline.sqlite3")
+    seeded = baseline_store.seed(db, devices)
+    seeded_at = time.monotonic()
+    _say(f"  baseline: {devices:,} devices seeded (executemany)")
+    with ExitStack() as stack:
+        port, mtls_port = free_port(), free_port()
+        argv = [DEVREG, "serve", "--port", str(port), "--mtls-port", str(mtls_port)]
+        argv += ["--est-port", "0"]
+        base = f"http://127.0.0.1:{port}"
+        devreg = stack.enter_context(
+            serving("devreg", argv, env, workdir / "devreg.log", SERVER_CORE, base + "/healthz")
+        )
+        device = make_mtls_device(base, account, workdir)
+        devreg_side = Side("devreg", devreg, base, ids, login(base, account), devreg)
+        devreg_side.mtls_device = (device.device_id, device.field_id)
+        devreg_side.tls_client = stack.enter_context(
+            tls_client(mtls_port, device.cert_path, device.key_path, workdir / "nginx-devreg",
+                       LOAD_CORE)
+        )  # fmt: skip
+
+        der, serial, not_before, not_after, public_key = device.certificate_facts()
+        raw = baseline_store.add_mtls_device(
+            db, seeded, der, serial, not_before, not_after, public_key
+        )
+        baseline_env = {**os.environ, "BASELINE_DB": db}
+        port, tls_port = free_port(), free_port()
+        plain = stack.enter_context(
+            serving("baseline", [*UVICORN, "benchmarks.baseline_sqlite:app", "--http",
+                    "httptools", "--port", str(port)], baseline_env,
+                    workdir / "baseline.log", SERVER_CORE, f"http://127.0.0.1:{port}/")
+        )  # fmt: skip
+        tls_argv = [
+            *UVICORN, "benchmarks.baseline_mtls:app", "--port", str(tls_port),
+            "--http", "benchmarks.baseline_mtls:PeerCertProtocol",
+            "--ssl-certfile", str(data / "server.pem"), "--ssl-keyfile", str(data / "server.key"),
+            "--ssl-ca-certs", str(data / "ca.pem"), "--ssl-cert-reqs", "2",
+            "--ssl-ciphers", TLS12_CIPHERS,
+        ]  # fmt: skip
+        tls = stack.enter_context(
+            serving("baseline TLS", tls_argv, baseline_env, workdir / "baseline-tls.log",
+                    SERVER_CORE, f"tcp://127.0.0.1:{tls_port}")
+        )  # fmt: skip
+        baseline_side = Side(
+            "baseline", plain, f"http://127.0.0.1:{port}",
+            ["dev_" + i.hex() for i in seeded.ids], None, tls,
+        )  # fmt: skip
+        baseline_side.mtls_device = (str(uuid.UUID(bytes=raw.device_id)),
+                                     str(uuid.UUID(bytes=raw.field_id)))  # fmt: skip
+        baseline_side.tls_client = stack.enter_context(
+            tls_client(tls_port, device.cert_path, device.key_path, workdir / "nginx-baseline",
+                       LOAD_CORE)
+        )  # fmt: skip
+        for server in (devreg, plain, tls):
+            _say(f"  {server.name} (pid {server.pid}): {_pinning(server)}")
+        _say(f"  wrk and nginx (TLS client): core {LOAD_CORE}")
+        stage = Stage(devices, devreg_side, baseline_side, imported, seeded_at - started)
+        yield stage
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def _database_url(admin_url: str, name: str) -> str:
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def _admin(admin_url: str, statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def postgres_reachable(admin_url: str) -> str | None:
+    """None when PostgreSQL answers at `admin_url`, else why not."""
+    try:
+        asyncio.run(_admin(admin_url, "SELECT 1"))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """`CREATE DATABASE bench_<hex>`, its URL, and `DROP DATABASE` at the end."""
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(admin_url, f"CREATE DATABASE {name}"))
+    try:
+        yield _database_url(admin_url, name)
+    finally:
+        asyncio.run(_admin(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@contextmanager
+def postgres_stage(
+    devices: int, workdir: Path, admin_url: str, workers: int = 2
+) -> Iterator[Stage]:
+    from benchmarks.baseline_postgres import seed as seed_postgres
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        devreg_url = stack.enter_context(fresh_database(admin_url))
+        baseline_url = stack.enter_context(fresh_database(admin_url))
+        env = devreg_env(workdir / "devreg-data", devreg_url)
+        started = time.monotonic()
+        account = init_account(env)
+        imported = import_devices(env, account, devices, workdir)
+        _say(f"  devreg: {devices:,} devices in {imported.seconds:.1f} s ({imported.method})")
+        ids = device_ids(env, account)
+        raw_ids = asyncio.run(seed_postgres(baseline_url, devices))
+        seeded_at = time.monotonic()
+        port = free_port()
+        argv = [DEVREG, "serve", "--port", str(port), "--mtls-port", "0", "--est-port", "0",
+                "--workers", str(workers)]  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        devreg = stack.enter_context(
+            serving("devreg (PostgreSQL)", argv, env, workdir / "devreg.log", None,
+                    base + "/healthz", workers)
+        )  # fmt: skip
+        raw_base = f"http://127.0.0.1:{free_port()}"
+        baseline = stack.enter_context(
+            serving("baseline (asyncpg)", [*UVICORN, "benchmarks.baseline_postgres:app",
+                    "--http", "httptools", "--port", raw_base.rsplit(":", 1)[1],
+                    "--workers", str(workers)],
+                    {**os.environ, "BASELINE_PG_URL": baseline_url},
+                    workdir / "baseline.log", None, raw_base + "/", workers)
+        )  # fmt: skip
+        for server in (devreg, baseline):
+            _say(f"  {server.name} (pid {server.pid}, {workers} workers): {_pinning(server)}")
+        _say("  wrk: not pinned (the workers need both cores; PostgreSQL runs on them too)")
+        yield Stage(
+            devices,
+            Side("devreg", devreg, base, ids, login(base, account)),
+            Side("baseline", baseline, raw_base, ["dev_" + i.hex() for i in raw_ids]),
+            imported,
+            seeded_at - started,
+        )  # fmt: skip
