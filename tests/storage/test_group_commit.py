@@ -8,7 +8,7 @@ from pathlib import Path
 
 from devreg.core.records import DeviceStatus
 from devreg.core.store import DuplicateValue
-from devreg.storage import migrate_store
+from devreg.storage import migrate_store, sql
 from devreg.storage.sqlite import SqliteDeviceStore
 from tests.storage.conftest import NOW, device_for, stored_account
 
@@ -93,4 +93,82 @@ async def test_a_batch_that_cannot_commit_answers_every_caller_with_unavailable(
     assert all(type(r).__name__ == "StoreUnavailable" for r in results), results
     for device in devices:
         assert await store.get_device(account.id, True, device.id) == device
+    await store.close()
+
+
+# --- transactions in the batch ------------------------------------------------------------
+
+
+async def test_transactions_share_commits_with_single_writes(tmp_path: Path) -> None:
+    store = await open_sqlite(tmp_path)
+    first = await stored_account(store)
+    before = store.group.commits
+    accounts, _ = await asyncio.gather(
+        asyncio.gather(*(stored_account(store, f"tenant {n}") for n in range(10))),
+        asyncio.gather(*(store.insert_device(device_for(first)) for _ in range(10))),
+    )
+    assert 1 <= store.group.commits - before < 20  # 20 answered writes, fewer commits
+    await store.close()
+    reopened = SqliteDeviceStore(tmp_path / "devreg.sqlite3")
+    for account in accounts:  # every row of each multi-statement write is there
+        assert await reopened.find_api_key(account.live_key.key_hash) == account.live_key
+        assert await reopened.default_profile(account.id) == account.new.profile
+    await reopened.close()
+
+
+async def test_a_failing_transaction_rolls_back_alone(tmp_path: Path) -> None:
+    store = await open_sqlite(tmp_path)
+    account = await stored_account(store)
+    doomed, kept = device_for(account), [device_for(account) for _ in range(5)]
+
+    async def half_done_then_fails() -> None:
+        async with store.transaction() as tx:
+            await tx.run(sql.INSERT_DEVICE, sql.device_row(doomed))
+            raise RuntimeError("the rule that decides after the first write says no")
+
+    results = await asyncio.gather(
+        half_done_then_fails(), *(store.insert_device(d) for d in kept), return_exceptions=True
+    )
+    assert isinstance(results[0], RuntimeError) and results[1:] == [None] * 5
+    assert await store.get_device(account.id, True, doomed.id) is None
+    for device in kept:
+        assert await store.get_device(account.id, True, device.id) == device
+    await store.close()
+
+
+async def test_nothing_is_read_before_it_is_durable(tmp_path: Path) -> None:
+    """Reads outside a transaction see committed state only, never the batch being built."""
+    store = await open_sqlite(tmp_path)
+    account = await stored_account(store)
+    device = device_for(account)
+    async with store.transaction() as tx:
+        await tx.run(sql.INSERT_DEVICE, sql.device_row(device))
+        inside = await tx.rows(sql.SELECT_DEVICE_BY_ID, (device.id,))
+        outside = await store.get_device(account.id, True, device.id)
+    assert len(inside) == 1  # the transaction reads its own write...
+    assert outside is None  # ...nobody else does before the commit
+    assert await store.get_device(account.id, True, device.id) == device  # and after, all do
+    await store.close()
+
+
+async def test_a_transaction_cancelled_in_the_queue_does_not_hold_up_the_rest(
+    tmp_path: Path,
+) -> None:
+    store = await open_sqlite(tmp_path)
+    account = await stored_account(store)
+    abandoned = device_for(account)
+
+    async def insert_in_transaction() -> None:
+        async with store.transaction() as tx:
+            await tx.run(sql.INSERT_DEVICE, sql.device_row(abandoned))
+
+    for delay_turns in range(4):  # cancelled before its turn, at its turn, and after
+        task = asyncio.create_task(insert_in_transaction())
+        for _ in range(delay_turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        later = device_for(account)
+        await asyncio.wait_for(store.insert_device(later), timeout=5)
+        assert await store.get_device(account.id, True, later.id) == later
+        await asyncio.gather(task, return_exceptions=True)
     await store.close()

@@ -1,89 +1,201 @@
-"""Group commit for SQLite: single-statement writes that arrive together share one COMMIT,
-and so one fsync, instead of paying one each.
+"""Group commit for SQLite: writes that arrive together share one COMMIT, and so one fsync,
+instead of paying one each; and the fsync never stalls the event loop.
 
-A write is queued and its caller waits; the first write queued schedules a flush for the
-next turn of the event loop, so every request handled in this turn joins the batch. The
-flush runs the batch inside one transaction, each statement under its own SAVEPOINT (a
-statement that fails, a duplicate say, fails alone), commits (`synchronous=FULL`: on disk
-before anyone is answered) and only then answers every caller. Nothing awaits inside the
-flush, so no other statement can interleave with the batch on the shared connection.
+Writes (single statements and whole transactions) queue up; one flush at a time takes the
+queue as a batch. It opens the batch's transaction (BEGIN IMMEDIATE, which may wait for
+another process's write lock, in the commit thread), runs each queued statement under its
+own SAVEPOINT (one that fails, a duplicate say, fails alone), gives each queued
+transaction its turn on the writer under its own SAVEPOINT, then COMMITs in the commit
+thread (`synchronous=FULL`: on disk) and only then answers every caller. While the
+commit thread waits for the disk, the event loop goes on serving reads and queueing the
+next batch, so the batches grow with the load.
+
+Reads outside transactions use a second connection: WAL gives it the last committed
+state, never the half-built batch, so nothing is shown before it is durable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from devreg.core.store import StoreUnavailable
+from devreg.storage.base import Params, SqlRunner
 
-Params = Sequence[Any]
+Rows = list[Sequence[Any]]
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
-class GroupCommitRunner:
-    """A SqlRunner whose writes are batched; reads run at once (they see what is
-    committed: no batch is ever open while other code runs)."""
+@dataclass(slots=True)
+class _Statement:
+    statement: str
+    params: Params
+    answer: asyncio.Future[Rows]
+
+
+@dataclass(slots=True)
+class _Transaction:
+    turn: asyncio.Future[None]  # set by the flush: the writer is this transaction's now
+    finished: asyncio.Future[None]  # set by the transaction: its savepoint is closed
+    committed: asyncio.Future[None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.committed = self.turn.get_loop().create_future()
+
+
+class _InTransaction:
+    """A queued transaction's statements, run inline on the writer during its turn."""
+
+    __slots__ = ("_execute", "_writer")
 
     def __init__(
-        self,
-        conn: sqlite3.Connection,
-        execute: Callable[[str, Params], sqlite3.Cursor],
+        self, writer: sqlite3.Connection, execute: Callable[[str, Params], sqlite3.Cursor]
     ) -> None:
-        self._conn = conn
-        self._execute = execute  # runs one statement, translating driver errors
-        self._pending: list[tuple[str, Params, asyncio.Future[list[Sequence[Any]]]]] = []
-        self.commits = 0  # batches committed: for tests and benchmarks (a count, not a time)
-        self.writes = 0  # writes committed
+        self._writer = writer
+        self._execute = execute
 
-    async def rows(self, statement: str, params: Params = ()) -> list[Sequence[Any]]:
-        if not statement.lstrip()[:6].upper().startswith(WRITES):
-            return self._execute(statement, params).fetchall()
-        future: asyncio.Future[list[Sequence[Any]]] = asyncio.get_running_loop().create_future()
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._pending.append((statement, params, future))
-        return await future
+    async def rows(self, statement: str, params: Params = ()) -> Rows:
+        # Only if the batch was torn down under a running transaction (at shutdown): its
+        # statements must not go on in autocommit mode, each durable on its own.
+        if not self._writer.in_transaction:
+            raise StoreUnavailable("the batch ended before this transaction did")
+        return self._execute(statement, params).fetchall()
 
     async def run(self, statement: str, params: Params = ()) -> None:
         await self.rows(statement, params)
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        outcomes: list[tuple[asyncio.Future[list[Sequence[Any]]], Any, bool]] = []
+
+class GroupCommitRunner:
+    """Single-statement writes and transactions, batched into shared durable commits;
+    reads run at once on the reader."""
+
+    def __init__(
+        self,
+        writer: sqlite3.Connection,
+        execute_write: Callable[[str, Params], sqlite3.Cursor],
+        execute_read: Callable[[str, Params], sqlite3.Cursor],
+    ) -> None:
+        self._writer = writer
+        self._execute = execute_write  # runs one statement, translating driver errors
+        self._read = execute_read
+        self._in_transaction = _InTransaction(writer, execute_write)
+        self._commit_thread = ThreadPoolExecutor(1, thread_name_prefix="devreg-commit")
+        self._pending: list[_Statement | _Transaction] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self.commits = 0  # batches committed: for tests and benchmarks (a count, not a time)
+        self.writes = 0  # single-statement writes and transactions committed
+
+    async def rows(self, statement: str, params: Params = ()) -> Rows:
+        if not statement.lstrip()[:6].upper().startswith(WRITES):
+            return self._read(statement, params).fetchall()
+        answer: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Statement(statement, params, answer))
+        return await answer
+
+    async def run(self, statement: str, params: Params = ()) -> None:
+        await self.rows(statement, params)
+
+    def transaction(self) -> AbstractAsyncContextManager[SqlRunner]:
+        return self._transaction()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[SqlRunner]:
+        loop = asyncio.get_running_loop()
+        queued = _Transaction(loop.create_future(), loop.create_future())
+        self._enqueue(queued)
         try:
-            self._execute("BEGIN IMMEDIATE", ())
-            for statement, params, future in batch:
-                self._conn.execute("SAVEPOINT one_write")
-                try:
-                    rows = self._execute(statement, params).fetchall()
-                except Exception as exc:  # this write fails alone
-                    self._conn.execute("ROLLBACK TO one_write")
-                    self._conn.execute("RELEASE one_write")
-                    outcomes.append((future, exc, False))
-                    continue
-                self._conn.execute("RELEASE one_write")
-                outcomes.append((future, rows, True))
-            self._execute("COMMIT", ())
+            await queued.turn
+        except asyncio.CancelledError:
+            if queued.turn.done() and not queued.turn.cancelled():
+                queued.finished.set_result(None)  # given the turn as we were cancelled
+            raise
+        self._writer.execute("SAVEPOINT one_transaction")
+        try:
+            yield self._in_transaction
+        except BaseException:
+            self._writer.execute("ROLLBACK TO one_transaction")
+            self._writer.execute("RELEASE one_transaction")
+            queued.finished.set_result(None)
+            raise
+        self._writer.execute("RELEASE one_transaction")
+        queued.finished.set_result(None)
+        await queued.committed  # durable before the caller goes on
+
+    async def close(self) -> None:
+        while self._flushing is not None:
+            await asyncio.shield(self._flushing)
+        self._commit_thread.shutdown(wait=True)
+
+    def _enqueue(self, item: _Statement | _Transaction) -> None:
+        self._pending.append(item)
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let every request of this loop turn join the batch
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._commit_batch(batch)
+        finally:
+            self._flushing = None
+
+    async def _in_commit_thread(self, statement: str) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._commit_thread, self._execute, statement, ())
+
+    async def _commit_batch(self, batch: list[_Statement | _Transaction]) -> None:
+        outcomes: list[tuple[_Statement, Any, bool]] = []
+        joined: list[_Transaction] = []
+        try:
+            await self._in_commit_thread("BEGIN IMMEDIATE")
+            for item in batch:
+                if isinstance(item, _Statement):
+                    outcomes.append(self._run_statement(item))
+                elif not item.turn.cancelled():
+                    item.turn.set_result(None)
+                    await item.finished
+                    joined.append(item)
+            await self._in_commit_thread("COMMIT")
         except BaseException as exc:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
             failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
+            for item in batch:
+                waiter = item.answer if isinstance(item, _Statement) else item.committed
+                if not waiter.done():
+                    waiter.set_exception(failure)
+                if isinstance(item, _Transaction) and not item.turn.done():
+                    item.turn.set_exception(failure)
             if not isinstance(exc, Exception):
                 raise
             return
         self.commits += 1
-        for future, outcome, ok in outcomes:
-            if future.done():  # its caller went away (cancelled): nothing to answer
+        for queued in joined:
+            if not queued.committed.done():
+                self.writes += 1
+                queued.committed.set_result(None)
+        for statement, outcome, ok in outcomes:
+            if statement.answer.done():  # its caller went away (cancelled)
                 continue
             if ok:
                 self.writes += 1
-                future.set_result(outcome)
+                statement.answer.set_result(outcome)
             else:
-                future.set_exception(outcome)
+                statement.answer.set_exception(outcome)
+
+    def _run_statement(self, item: _Statement) -> tuple[_Statement, Any, bool]:
+        self._writer.execute("SAVEPOINT one_write")
+        try:
+            rows = self._execute(item.statement, item.params).fetchall()
+        except Exception as exc:  # this write fails alone
+            self._writer.execute("ROLLBACK TO one_write")
+            self._writer.execute("RELEASE one_write")
+            return item, exc, False
+        self._writer.execute("RELEASE one_write")
+        return item, rows, True

@@ -1,18 +1,22 @@
 """SqliteDeviceStore: the default store, one file in the data directory.
 
 WAL lets readers run beside the writer; `synchronous=FULL` fsyncs every commit, so an
-update answered 2xx survives a crash or power loss. Statements are short and indexed, so
-they run inline on the event loop rather than paying a thread hop per call. Because no
-statement awaits anything, a transaction can never interleave with another coroutine's
-statements on the shared connection.
+update answered 2xx survives a crash or power loss. Writes go through the group-commit
+runner (group_commit.py), which shares one commit among the writes that arrive together
+and waits for the disk in a thread; reads run inline on a second, read-only connection.
+Statements are short and indexed, so running them inline costs less than a thread hop
+per call; a transaction's statements never await anything, so two transactions can
+never interleave on the writer.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +27,43 @@ from devreg.storage.group_commit import GroupCommitRunner
 from devreg.storage.migrations import migration_scripts, split_statements
 
 BUSY_TIMEOUT_MS = 5000
+_UMASK_LOCK = threading.Lock()
 
 
 def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Device data and key hashes: owner only. SQLite gives the -wal and -shm files the
-    # database file's mode, so creating it 0600 covers them too.
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    # Device data and key hashes: owner only. SQLite creates the file (and later the -wal
+    # and -shm files, with the database file's mode) under the process umask, so a strict
+    # umask while it opens makes them 0600 from the first byte. Never open and close our
+    # own descriptor on the file instead: closing any descriptor drops every POSIX lock
+    # this process holds on it, including another connection's WAL locks, after which
+    # that connection silently stops seeing other processes' commits.
+    with _UMASK_LOCK:  # the umask is per process: threads opening stores take turns
+        previous = os.umask(0o077)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            _enter_wal(conn)
+        finally:
+            os.umask(previous)
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "locked"
+    at once, without its busy handler, when another process is opening the same file
+    (several `devreg init`/`serve` starting together): retry within the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
@@ -97,28 +125,21 @@ class _SqliteRunner:
 class SqliteDeviceStore(SqlDeviceStore):
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = connect(path)
-        self._runner = _SqliteRunner(self._conn)
-        # Single-statement writes outside transactions share commits (and fsyncs).
-        self.group = GroupCommitRunner(self._conn, self._runner.execute)
+        self._conn = connect(path)  # the writer: only the group-commit runner uses it
+        self._reader = connect(path)
+        # A read-only connection by construction: a write sent to it is a bug, refused.
+        self._reader.execute("PRAGMA query_only = 1")
+        self.group = GroupCommitRunner(
+            self._conn, _SqliteRunner(self._conn).execute, _SqliteRunner(self._reader).execute
+        )
 
     def runner(self) -> SqlRunner:
         return self.group
 
     def transaction(self) -> AbstractAsyncContextManager[SqlRunner]:
-        return self._transaction()
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[SqlRunner]:
-        await self._runner.run("BEGIN IMMEDIATE")
-        try:
-            yield self._runner
-            await self._runner.run("COMMIT")
-        except BaseException:
-            # SQLite may have rolled back already (disk full, I/O error): only then not.
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
+        return self.group.transaction()
 
     async def close(self) -> None:
+        await self.group.close()
+        self._reader.close()
         self._conn.close()
