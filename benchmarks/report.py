@@ -35,6 +35,7 @@ class Run:
     socket_errors: int
     server_cpu_pct: float  # CPU time of the server's processes / wall time (100 = one core)
     load_cpu_pct: float  # the same for wrk plus nginx (the mTLS client)
+    core_busy_pct: float  # the server's core(s) busy with anything (every process), same scale
     rss_mb: float  # the biggest serving process, after the run
     peak_rss_mb: float  # its VmHWM: the most it has ever used
 
@@ -112,6 +113,24 @@ class Report:
             runs=len(mine) // 2,
             target=target_text(scenario),
         )
+
+
+NOISE_PCT = 10.0  # more than this of the server's core used by other processes: not quiet
+
+
+def noise_notes(runs: list[Run], pinned: set[str]) -> list[str]:
+    """What the machine's other processes took from the pinned server core, when it is
+    more than NOISE_PCT: those numbers are lower than a quiet machine would give."""
+    noisy = [r for r in runs if r.scenario in pinned
+             and r.core_busy_pct - r.server_cpu_pct > NOISE_PCT]  # fmt: skip
+    if not noisy:
+        return []
+    worst = max(r.core_busy_pct - r.server_cpu_pct for r in noisy)
+    return [
+        f"the machine was not quiet: in {len(noisy)} of {len(runs)} runs other processes used"
+        f" more than {NOISE_PCT:g}% of the server's core (up to {worst:.0f}%); rerun on a"
+        " quiet machine before comparing with a target"
+    ]
 
 
 def median_run(runs: list[Run]) -> Run:

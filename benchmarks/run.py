@@ -28,12 +28,13 @@ from benchmarks.report import (
     checks,
     checks_table,
     machine,
+    noise_notes,
     table,
     versions,
     write_json,
 )
-from benchmarks.scenarios import Scenario, Side, selected
-from benchmarks.servers import REPO
+from benchmarks.scenarios import SCENARIOS, Scenario, Side, selected
+from benchmarks.servers import REPO, busy_seconds
 from benchmarks.stages import LOAD_CORE, Stage, postgres_reachable, postgres_stage, sqlite_stage
 from benchmarks.wrk import Load, run_wrk
 
@@ -90,11 +91,12 @@ def measure(scenario: Scenario, side: Side, stage: Stage, index: int, args: argp
         run_wrk(scenario.load(side), args.warmup, cores, workdir)
     load: Load = scenario.load(side)
     nginx_before = side.tls_client.cpu_seconds() if scenario.uses_tls and side.tls_client else 0
-    server_before = server.cpu_seconds()
+    server_before, busy_before = server.cpu_seconds(), busy_seconds(server.cores)
     started = time.monotonic()
     result = run_wrk(load, args.seconds, cores, workdir)
     wall = time.monotonic() - started
     server_cpu = server.cpu_seconds() - server_before
+    busy = busy_seconds(server.cores) - busy_before
     nginx_cpu = (
         side.tls_client.cpu_seconds() - nginx_before
         if scenario.uses_tls and side.tls_client
@@ -115,6 +117,7 @@ def measure(scenario: Scenario, side: Side, stage: Stage, index: int, args: argp
         socket_errors=result.socket_errors,
         server_cpu_pct=100 * server_cpu / wall,
         load_cpu_pct=100 * (result.wrk_cpu_s + nginx_cpu) / wall,
+        core_busy_pct=100 * busy / wall,
         rss_mb=rss,
         peak_rss_mb=peak,
     )
@@ -130,7 +133,8 @@ def run_scenarios(scenarios: list[Scenario], stage: Stage, report: Report,
                 print(
                     f"  {scenario.key:12} {side.name:8} run {index + 1}: "
                     f"{run.requests_per_s:9,.0f} req/s  p99 {run.p99_ms:6.2f} ms  "
-                    f"server CPU {run.server_cpu_pct:4.0f}%  load CPU {run.load_cpu_pct:4.0f}%"
+                    f"server CPU {run.server_cpu_pct:4.0f}%  load CPU {run.load_cpu_pct:4.0f}%  "
+                    f"server core(s) busy {run.core_busy_pct:4.0f}%"
                     + (f"  ERRORS {run.errors}" if run.errors else ""),
                     flush=True,
                 )
@@ -189,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="devreg-bench-") as tmp:
         run_all(args, report, Path(tmp))
+    report.notes += noise_notes(report.runs, {s.key for s in SCENARIOS if s.store == "sqlite"})
     rows = report.rows()
     print()
     print(table(rows))

@@ -83,6 +83,20 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def busy_seconds(cores: str | None) -> float:
+    """CPU time the cores spent on anything but idle and I/O wait, all processes together
+    (`/proc/stat`; None = every core): set beside a pinned server's own CPU time, it tells
+    whether other processes on the machine took part of the server's core."""
+    wanted = {f"cpu{c}" for c in cores.split(",")} if cores is not None else {"cpu"}
+    total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *ticks = line.split()
+        if name in wanted:
+            values = [int(t) for t in ticks[:8]]  # user nice system idle iowait irq softirq steal
+            total += sum(values) - values[3] - values[4]
+    return total / CLOCK_TICKS
+
+
 def memory_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of one process in MB: resident now, and its peak so far."""
     values = {"VmRSS:": 0.0, "VmHWM:": 0.0}
