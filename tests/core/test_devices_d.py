@@ -4,6 +4,7 @@ values), over the real store on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,14 @@ async def everything(service: DeviceService, caller: Caller) -> list[Device]:
 async def values_of(service: DeviceService, caller: Caller, device: Device) -> dict[bytes, str]:
     (view,) = await service.views(caller, [device])
     return view.values
+
+
+async def replaced(service: DeviceService, caller: Caller, *args: Any) -> Device:
+    """`service.replace`, checking that what it answers is what a later read finds."""
+    view = await service.replace(caller, *args)
+    (stored,) = await service.views(caller, [await service.get(caller, view.device.id)])
+    assert view == stored
+    return view.device
 
 
 async def new_device(
@@ -309,7 +318,7 @@ async def meter(service: DeviceService, tenant: Tenant, plant: Setup) -> Device:
 async def test_replace_keeps_the_identifier_when_none_and_deletes_omitted_values(
     service: DeviceService, tenant: Tenant, plant: Setup, meter: Device
 ) -> None:
-    updated = await service.replace(tenant.live, meter.id, None, [(plant.serial, "SN-2")])
+    updated = await replaced(service, tenant.live, meter.id, None, [(plant.serial, "SN-2")])
     assert updated.device_identifier == "meter"
     assert updated.version == meter.version + 1
     assert updated.updated_at > meter.updated_at
@@ -322,8 +331,12 @@ async def test_replace_keeps_the_identifier_when_none_and_deletes_omitted_values
 async def test_replace_sets_identifier_and_values(
     service: DeviceService, tenant: Tenant, plant: Setup, meter: Device
 ) -> None:
-    updated = await service.replace(
-        tenant.live, meter.id, "New Device", [(plant.colour, "green"), (plant.serial, "SN-9")]
+    updated = await replaced(
+        service,
+        tenant.live,
+        meter.id,
+        "New Device",
+        [(plant.colour, "green"), (plant.serial, "SN-9")],
     )
     assert updated.device_identifier == "New Device"
     stored = await service.get(tenant.live, meter.id)
@@ -338,8 +351,8 @@ async def test_every_replace_bumps_the_version(
     service: DeviceService, tenant: Tenant, plant: Setup, meter: Device
 ) -> None:
     same = [(plant.serial, "SN-1"), (plant.colour, "red")]
-    first = await service.replace(tenant.live, meter.id, None, same)
-    second = await service.replace(tenant.live, meter.id, None, same)
+    first = await replaced(service, tenant.live, meter.id, None, same)
+    second = await replaced(service, tenant.live, meter.id, None, same)
     assert [meter.version, first.version, second.version] == [1, 2, 3]
 
 
@@ -347,15 +360,15 @@ async def test_replace_sets_only_the_flags_given(
     service: DeviceService, tenant: Tenant, plant: Setup, meter: Device
 ) -> None:
     values = [(plant.serial, "SN-1")]
-    updated = await service.replace(tenant.live, meter.id, None, values, {"allow_write": False})
+    updated = await replaced(service, tenant.live, meter.id, None, values, {"allow_write": False})
     assert (updated.allow_read, updated.allow_write, updated.allow_renew) == (True, False, True)
-    updated = await service.replace(
-        tenant.live, meter.id, None, values, {"allow_read": False, "allow_renew": False}
+    updated = await replaced(
+        service, tenant.live, meter.id, None, values, {"allow_read": False, "allow_renew": False}
     )
     assert (updated.allow_read, updated.allow_write, updated.allow_renew) == (False, False, False)
-    updated = await service.replace(tenant.live, meter.id, None, values, None)
+    updated = await replaced(service, tenant.live, meter.id, None, values, None)
     assert (updated.allow_read, updated.allow_write, updated.allow_renew) == (False, False, False)
-    updated = await service.replace(tenant.live, meter.id, None, values, {"allow_write": True})
+    updated = await replaced(service, tenant.live, meter.id, None, values, {"allow_write": True})
     assert (updated.allow_read, updated.allow_write, updated.allow_renew) == (False, True, False)
     assert await service.get(tenant.live, meter.id) == updated
 
@@ -364,7 +377,9 @@ async def test_replace_with_seen_at_records_last_seen(
     service: DeviceService, tenant: Tenant, plant: Setup, meter: Device
 ) -> None:
     seen = LATER + 555
-    updated = await service.replace(tenant.live, meter.id, None, [(plant.serial, "x")], None, seen)
+    updated = await replaced(
+        service, tenant.live, meter.id, None, [(plant.serial, "x")], None, seen
+    )
     assert updated.last_seen == seen
     assert (await service.get(tenant.live, meter.id)).last_seen == seen
 
@@ -373,7 +388,9 @@ async def test_replace_refuses_an_unknown_flag(
     service: DeviceService, tenant: Tenant, plant: Setup, meter: Device
 ) -> None:
     with pytest.raises(ValueError):
-        await service.replace(tenant.live, meter.id, None, [(plant.serial, "x")], {"status": True})
+        await replaced(
+            service, tenant.live, meter.id, None, [(plant.serial, "x")], {"status": True}
+        )
     assert await service.get(tenant.live, meter.id) == meter
 
 
@@ -388,7 +405,8 @@ async def test_bad_values_on_replace_change_nothing(
 ) -> None:
     before = await values_of(service, tenant.live, meter)
     with pytest.raises(InvalidInput) as caught:
-        await service.replace(
+        await replaced(
+            service,
             tenant.live,
             meter.id,
             "renamed",
@@ -406,7 +424,7 @@ async def test_bad_identifier_on_replace_changes_nothing(
     service: DeviceService, tenant: Tenant, plant: Setup, meter: Device, identifier: str
 ) -> None:
     with pytest.raises(InvalidInput) as caught:
-        await service.replace(tenant.live, meter.id, identifier, [(plant.serial, "new")])
+        await replaced(service, tenant.live, meter.id, identifier, [(plant.serial, "new")])
     assert "device_identifier" in caught.value.message
     assert await service.get(tenant.live, meter.id) == meter
     assert await values_of(service, tenant.live, meter) == {
@@ -420,8 +438,13 @@ async def test_taken_identifier_on_replace_changes_nothing(
 ) -> None:
     await new_device(service, tenant.live, plant, "taken")
     with pytest.raises(Conflict) as caught:
-        await service.replace(
-            tenant.live, meter.id, "taken", [(plant.serial, "changed")], {"allow_renew": False}
+        await replaced(
+            service,
+            tenant.live,
+            meter.id,
+            "taken",
+            [(plant.serial, "changed")],
+            {"allow_renew": False},
         )
     assert caught.value.code == "duplicate_device_identifier"
     assert await service.get(tenant.live, meter.id) == meter
@@ -441,21 +464,21 @@ async def test_replace_of_unknown_foreign_other_mode_or_deleted_device_is_not_fo
         (tenant.test, meter.id),
     ):
         with pytest.raises(NotFound):
-            await service.replace(caller, device_id, "hijack", values)
+            await replaced(service, caller, device_id, "hijack", values)
     assert await service.get(tenant.live, meter.id) == meter
     await service.delete(tenant.live, meter.id)
     with pytest.raises(NotFound):
-        await service.replace(tenant.live, meter.id, "back", values)
+        await replaced(service, tenant.live, meter.id, "back", values)
 
 
 async def test_replace_on_a_device_made_through_dialect_f(
     service: DeviceService, tenant: Tenant
 ) -> None:
     device = await service.create(tenant.live, "ref-1")
-    updated = await service.replace(tenant.live, device.id, None, [])
+    updated = await replaced(service, tenant.live, device.id, None, [])
     assert updated.reference_id == "ref-1"
     assert updated.device_identifier is None
-    named = await service.replace(tenant.live, device.id, "now named", [])
+    named = await replaced(service, tenant.live, device.id, "now named", [])
     assert named.device_identifier == "now named"
     assert named.reference_id == "ref-1"
 
@@ -551,7 +574,7 @@ async def test_query_filters(
     c = await new_device(service, tenant.live, other, "alpha")
     d = await service.create_in_profile(tenant.live, "delta", None, None, [])
     # b is updated last, so its updated_at is the latest of all.
-    b = await service.replace(tenant.live, b.id, None, [(plant.serial, "changed")])
+    b = await replaced(service, tenant.live, b.id, None, [(plant.serial, "changed")])
 
     async def found(**where: object) -> list[Device]:
         devices, total = await service.query(
@@ -630,14 +653,16 @@ async def test_nul_in_a_value_is_refused_on_create_and_replace(
             )
         assert "NUL" in caught.value.message
         with pytest.raises(InvalidInput):
-            await service.replace(tenant.live, meter.id, None, bad)
+            await replaced(service, tenant.live, meter.id, None, bad)
     assert await everything(service, tenant.live) == [meter]
     assert await values_of(service, tenant.live, meter) == {
         plant.serial: "SN-1",
         plant.colour: "red",
     }
     # Other control characters are ordinary text in a value.
-    kept = await service.replace(tenant.live, meter.id, None, [(plant.serial, "line 1\nline 2\t!")])
+    kept = await replaced(
+        service, tenant.live, meter.id, None, [(plant.serial, "line 1\nline 2\t!")]
+    )
     assert await values_of(service, tenant.live, kept) == {plant.serial: "line 1\nline 2\t!"}
 
 

@@ -299,8 +299,9 @@ class DialectD:
         cert = peer_certificate(request.scope)
         flags: dict[str, bool] | None = None
         seen_at: int | None = None
+        current: Device | None = None
         if cert is not None:
-            caller, device, _ = await self.device_caller(request, cert, "write")
+            caller, current, _ = await self.device_caller(request, cert, "write")
             body = await decode_body(request, DeviceUpdateIn)
             if self.flags_of(body):
                 raise Forbidden("A device cannot change its own device_api_allow_* flags")
@@ -314,12 +315,12 @@ class DialectD:
             else body.device_identifier
         )  # fmt: skip
         with device_named(request.path_params["id"]):
-            device = await self.devices.replace(
+            view = await self.devices.replace(
                 caller, self.device_id(request), identifier, field_values(body.fields),
-                flags, seen_at,
+                flags, seen_at, current,
             )  # fmt: skip
         # Seed 003 documents 201 Created for this update.
-        return await self.render_one(caller, device, 201)
+        return json_response(201, render_device(view))
 
     @staticmethod
     def flags_of(body: DeviceUpdateIn) -> dict[str, bool]:
