@@ -15,14 +15,16 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import baseline_store
 from benchmarks.devreg_setup import (
     DEVREG,
+    Account,
     Imported,
+    MtlsDevice,
     device_ids,
     devreg_env,
     import_devices,
@@ -66,8 +68,7 @@ def _pinning(server: Server) -> str:
 @contextmanager
 def sqlite_stage(devices: int, workdir: Path) -> Iterator[Stage]:
     workdir.mkdir(parents=True, exist_ok=True)
-    data = workdir / "devreg-data"
-    env = devreg_env(data)
+    env = devreg_env(workdir / "devreg-data")
     started = time.monotonic()
     account = init_account(env)
     imported = import_devices(env, account, devices, workdir)
@@ -75,61 +76,71 @@ def sqlite_stage(devices: int, workdir: Path) -> Iterator[Stage]:
     ids = device_ids(env, account)
     db = str(workdir / "baseline.sqlite3")
     seeded = baseline_store.seed(db, devices)
-    seeded_at = time.monotonic()
+    seconds_to_seed = time.monotonic() - started
     _say(f"  baseline: {devices:,} devices seeded (executemany)")
     with ExitStack() as stack:
-        port, mtls_port = free_port(), free_port()
-        argv = [DEVREG, "serve", "--port", str(port), "--mtls-port", str(mtls_port)]
-        argv += ["--est-port", "0"]
-        base = f"http://127.0.0.1:{port}"
-        devreg = stack.enter_context(
-            serving("devreg", argv, env, workdir / "devreg.log", SERVER_CORE, base + "/healthz")
-        )
-        device = make_mtls_device(base, account, workdir)
-        devreg_side = Side("devreg", devreg, base, ids, login(base, account), devreg)
-        devreg_side.mtls_device = (device.device_id, device.field_id)
-        devreg_side.tls_client = stack.enter_context(
-            tls_client(mtls_port, device.cert_path, device.key_path, workdir / "nginx-devreg",
-                       LOAD_CORE)
-        )  # fmt: skip
-
-        der, serial, not_before, not_after, public_key = device.certificate_facts()
-        raw = baseline_store.add_mtls_device(
-            db, seeded, der, serial, not_before, not_after, public_key
-        )
-        baseline_env = {**os.environ, "BASELINE_DB": db}
-        port, tls_port = free_port(), free_port()
-        plain = stack.enter_context(
-            serving("baseline", [*UVICORN, "benchmarks.baseline_sqlite:app", "--http",
-                    "httptools", "--port", str(port)], baseline_env,
-                    workdir / "baseline.log", SERVER_CORE, f"http://127.0.0.1:{port}/")
-        )  # fmt: skip
-        tls_argv = [
-            *UVICORN, "benchmarks.baseline_mtls:app", "--port", str(tls_port),
-            "--http", "benchmarks.baseline_mtls:PeerCertProtocol",
-            "--ssl-certfile", str(data / "server.pem"), "--ssl-keyfile", str(data / "server.key"),
-            "--ssl-ca-certs", str(data / "ca.pem"), "--ssl-cert-reqs", "2",
-            "--ssl-ciphers", TLS12_CIPHERS,
-        ]  # fmt: skip
-        tls = stack.enter_context(
-            serving("baseline TLS", tls_argv, baseline_env, workdir / "baseline-tls.log",
-                    SERVER_CORE, f"tcp://127.0.0.1:{tls_port}")
-        )  # fmt: skip
-        baseline_side = Side(
-            "baseline", plain, f"http://127.0.0.1:{port}",
-            ["dev_" + i.hex() for i in seeded.ids], None, tls,
-        )  # fmt: skip
-        baseline_side.mtls_device = (str(uuid.UUID(bytes=raw.device_id)),
-                                     str(uuid.UUID(bytes=raw.field_id)))  # fmt: skip
-        baseline_side.tls_client = stack.enter_context(
-            tls_client(tls_port, device.cert_path, device.key_path, workdir / "nginx-baseline",
-                       LOAD_CORE)
-        )  # fmt: skip
-        for server in (devreg, plain, tls):
+        devreg, device = _devreg_side(stack, env, account, ids, workdir)
+        baseline = _baseline_side(stack, db, seeded, device, workdir)
+        for server in (devreg.server, baseline.server, baseline.tls_server):
+            assert server is not None
             _say(f"  {server.name} (pid {server.pid}): {_pinning(server)}")
         _say(f"  wrk and nginx (TLS client): core {LOAD_CORE}")
-        stage = Stage(devices, devreg_side, baseline_side, imported, seeded_at - started)
-        yield stage
+        yield Stage(devices, devreg, baseline, imported, seconds_to_seed)
+
+
+def _devreg_side(
+    stack: ExitStack, env: dict[str, str], account: Account, ids: list[str], workdir: Path
+) -> tuple[Side, MtlsDevice]:
+    """devreg serving both listeners in one process, its dialect D device, and nginx with
+    that device's certificate in front of the mTLS listener."""
+    port, mtls_port = free_port(), free_port()
+    argv = [DEVREG, "serve", "--port", str(port), "--mtls-port", str(mtls_port), "--est-port", "0"]
+    base = f"http://127.0.0.1:{port}"
+    log = workdir / "devreg.log"
+    server = stack.enter_context(serving("devreg", argv, env, log, SERVER_CORE, base + "/healthz"))
+    device = make_mtls_device(base, account, workdir)
+    side = Side("devreg", server, base, ids, login(base, account), tls_server=server)
+    side.mtls_device = (device.device_id, device.field_id)
+    side.tls_client = stack.enter_context(
+        tls_client(mtls_port, device.cert_path, device.key_path, workdir / "nginx-devreg",
+                   LOAD_CORE)
+    )  # fmt: skip
+    return side, device
+
+
+def _baseline_side(
+    stack: ExitStack, db: str, seeded: baseline_store.Seeded, device: MtlsDevice, workdir: Path
+) -> Side:
+    """The plain baseline, the TLS baseline with devreg's server certificate and CA (its
+    copy of the device's certificate row made first), and nginx in front of it."""
+    der, serial, not_before, not_after, public_key = device.certificate_facts()
+    raw = baseline_store.add_mtls_device(db, seeded, der, serial, not_before, not_after, public_key)
+    env = {**os.environ, "BASELINE_DB": db}
+    data = workdir / "devreg-data"
+    port, tls_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [*UVICORN, "benchmarks.baseline_sqlite:app", "--http", "httptools", "--port", str(port)]
+    plain = stack.enter_context(
+        serving("baseline", argv, env, workdir / "baseline.log", SERVER_CORE, base + "/")
+    )
+    tls_argv = [
+        *UVICORN, "benchmarks.baseline_mtls:app", "--port", str(tls_port),
+        "--http", "benchmarks.baseline_mtls:PeerCertProtocol",
+        "--ssl-certfile", str(data / "server.pem"), "--ssl-keyfile", str(data / "server.key"),
+        "--ssl-ca-certs", str(data / "ca.pem"), "--ssl-cert-reqs", "2",
+        "--ssl-ciphers", TLS12_CIPHERS,
+    ]  # fmt: skip
+    tls = stack.enter_context(
+        serving("baseline TLS", tls_argv, env, workdir / "baseline-tls.log", SERVER_CORE,
+                f"tcp://127.0.0.1:{tls_port}")
+    )  # fmt: skip
+    side = Side("baseline", plain, base, ["dev_" + i.hex() for i in seeded.ids], tls_server=tls)
+    side.mtls_device = (str(uuid.UUID(bytes=raw.device_id)), str(uuid.UUID(bytes=raw.field_id)))
+    side.tls_client = stack.enter_context(
+        tls_client(tls_port, device.cert_path, device.key_path, workdir / "nginx-baseline",
+                   LOAD_CORE)
+    )  # fmt: skip
+    return side
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
@@ -186,31 +197,41 @@ def postgres_stage(
         imported = import_devices(env, account, devices, workdir)
         _say(f"  devreg: {devices:,} devices in {imported.seconds:.1f} s ({imported.method})")
         ids = device_ids(env, account)
-        raw_ids = asyncio.run(seed_postgres(baseline_url, devices))
-        seeded_at = time.monotonic()
-        port = free_port()
-        argv = [DEVREG, "serve", "--port", str(port), "--mtls-port", "0", "--est-port", "0",
-                "--workers", str(workers)]  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        devreg = stack.enter_context(
-            serving("devreg (PostgreSQL)", argv, env, workdir / "devreg.log", None,
-                    base + "/healthz", workers)
-        )  # fmt: skip
-        raw_base = f"http://127.0.0.1:{free_port()}"
-        baseline = stack.enter_context(
-            serving("baseline (asyncpg)", [*UVICORN, "benchmarks.baseline_postgres:app",
-                    "--http", "httptools", "--port", raw_base.rsplit(":", 1)[1],
-                    "--workers", str(workers)],
-                    {**os.environ, "BASELINE_PG_URL": baseline_url},
-                    workdir / "baseline.log", None, raw_base + "/", workers)
-        )  # fmt: skip
+        raw_ids = ["dev_" + i.hex() for i in asyncio.run(seed_postgres(baseline_url, devices))]
+        seconds_to_seed = time.monotonic() - started
+        base, raw_base = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+        devreg = stack.enter_context(_devreg_workers(base, env, workers, workdir))
+        baseline = stack.enter_context(_asyncpg_workers(raw_base, baseline_url, workers, workdir))
         for server in (devreg, baseline):
             _say(f"  {server.name} (pid {server.pid}, {workers} workers): {_pinning(server)}")
         _say("  wrk: not pinned (the workers need both cores; PostgreSQL runs on them too)")
         yield Stage(
             devices,
             Side("devreg", devreg, base, ids, login(base, account)),
-            Side("baseline", baseline, raw_base, ["dev_" + i.hex() for i in raw_ids]),
+            Side("baseline", baseline, raw_base, raw_ids),
             imported,
-            seeded_at - started,
-        )  # fmt: skip
+            seconds_to_seed,
+        )
+
+
+def _port(base_url: str) -> str:
+    return base_url.rsplit(":", 1)[1]
+
+
+def _devreg_workers(
+    base: str, env: dict[str, str], workers: int, workdir: Path
+) -> AbstractContextManager[Server]:
+    argv = [DEVREG, "serve", "--port", _port(base), "--mtls-port", "0", "--est-port", "0"]
+    argv += ["--workers", str(workers)]
+    log = workdir / "devreg.log"
+    return serving("devreg (PostgreSQL)", argv, env, log, None, base + "/healthz", workers)
+
+
+def _asyncpg_workers(
+    base: str, database_url: str, workers: int, workdir: Path
+) -> AbstractContextManager[Server]:
+    argv = [*UVICORN, "benchmarks.baseline_postgres:app", "--http", "httptools"]
+    argv += ["--port", _port(base), "--workers", str(workers)]
+    env = {**os.environ, "BASELINE_PG_URL": database_url}
+    log = workdir / "baseline.log"
+    return serving("baseline (asyncpg)", argv, env, log, None, base + "/", workers)
