@@ -6,7 +6,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-from devreg.core.clock import now_us, render_rfc3339
+from devreg.core.clock import datetime_of_us, now_us, render_rfc3339, us_of_datetime
 
 SEED_EXAMPLE = 1_647_947_541  # 2022-03-22T11:12:21Z, as printed in seed 003
 
@@ -51,3 +51,13 @@ def test_render_rfc3339_parses_back_to_the_same_second() -> None:
     rendered = render_rfc3339(us)
     parsed = datetime.strptime(rendered, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert int(parsed.timestamp()) == us // 1_000_000
+
+
+def test_exact_times_round_trip_through_datetimes_to_the_microsecond() -> None:
+    for us in (0, 1, SEED_EXAMPLE * 1_000_000 + 123_456, -1_500_000, 253_402_300_799_999_999):
+        moment = datetime_of_us(us)
+        assert moment.tzinfo is UTC
+        assert us_of_datetime(moment) == us
+    assert datetime_of_us(SEED_EXAMPLE * 1_000_000 + 5) == datetime(
+        2022, 3, 22, 11, 12, 21, 5, tzinfo=UTC
+    )

@@ -8,6 +8,7 @@ import pytest
 
 from devreg.core.ids import (
     ID_BYTES,
+    IdSequence,
     new_id,
     parse_prefixed,
     parse_uuid,
@@ -100,3 +101,21 @@ def test_parse_uuid_accepts_upper_case_hex() -> None:
 )
 def test_parse_uuid_refuses_other_forms(text: str) -> None:
     assert parse_uuid(text) is None
+
+
+def test_an_id_sequence_strictly_increases_and_gives_uuidv7s() -> None:
+    sequence = IdSequence()
+    ids = [sequence() for _ in range(20_000)]  # several per millisecond, past the pool size
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for value in (ids[0], ids[-1]):
+        parsed = uuid.UUID(bytes=value)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    # Not a counter: the low 62 bits are random.
+    assert len({value[-7:] for value in ids}) == len(ids)
+
+
+def test_render_uuid_is_the_canonical_form() -> None:
+    for value in (SAMPLE, new_id(), bytes(16), b"\xff" * 16):
+        assert render_uuid(value) == str(uuid.UUID(bytes=value))
+    with pytest.raises(ValueError):
+        render_uuid(b"short")

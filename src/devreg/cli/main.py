@@ -1,4 +1,5 @@
-"""`devreg init | serve | account create`: the stable command line of PRODUCT.md."""
+"""`devreg init | serve | account create | import | export`: the stable command line of
+PRODUCT.md."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from devreg.auth.api_keys import new_api_key
 from devreg.auth.tokens import load_or_create_signing_key
+from devreg.cli import bulk
 from devreg.core.accounts import build_account
 from devreg.core.clock import now_us
 from devreg.core.errors import DomainError
@@ -108,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(create)
     create.add_argument("--name", required=True)
     create.add_argument("--json", action="store_true", help="print JSON")
+
+    bulk.add_commands(commands, _common)
     return parser
 
 
@@ -189,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"live key {created['live_key']}\ntest key {created['test_key']}\n"
                     "(the keys are shown only now: store them safely)"
                 )
+        elif args.command in ("import", "export"):
+            return bulk.run(args, config)
     except Exception as exc:
         if not _is_operator_error(exc):
             raise

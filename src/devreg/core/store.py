@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Literal, Protocol
 
 import msgspec
@@ -59,6 +60,32 @@ class DeviceFilter(msgspec.Struct, frozen=True):
     created_to: int | None = None
     updated_from: int | None = None
     updated_to: int | None = None
+
+
+class DeviceImport(Protocol):
+    """The writes of one bulk import, all in one transaction: committed (durably) when the
+    `bulk_import()` block ends normally, rolled back when it ends with an exception. Its
+    lookups see the devices it has inserted so far."""
+
+    async def taken_ids(self, ids: list[bytes]) -> set[bytes]:
+        """Which of `ids` a stored device (any account, even deleted) has."""
+
+    async def taken_references(
+        self, account_id: bytes, live_mode: bool, references: list[str]
+    ) -> dict[str, bytes]:
+        """Which of `references` a non-deleted device of this account and mode holds, and
+        that device's id."""
+
+    async def taken_identifiers(
+        self, division_id: bytes, live_mode: bool, identifiers: list[str]
+    ) -> dict[str, bytes]:
+        """Which of `identifiers` a non-deleted device of this division and mode holds."""
+
+    async def insert_devices_bulk(
+        self, devices: list[Device], field_values: list[tuple[bytes, bytes, str]]
+    ) -> None:
+        """Insert the devices and their (device_id, field_id, value)s. Raises DuplicateValue
+        or MissingReference; the transaction is then spoilt and must be left."""
 
 
 class DeviceStore(Protocol):
@@ -151,6 +178,15 @@ class DeviceStore(Protocol):
         is ACTIVE with allow_write. Raises DuplicateValue, MissingReference."""
 
     async def touch_last_seen(self, device_id: bytes, now: int) -> None: ...
+
+    # --- bulk import and export
+    def bulk_import(self) -> AbstractAsyncContextManager[DeviceImport]: ...
+
+    async def devices_oldest_first(
+        self, account_id: bytes, live_mode: bool, *, after: tuple[int, bytes] | None, limit: int
+    ) -> list[Device]:
+        """Up to `limit` non-deleted devices of this account and mode, oldest first, after
+        the (created_at, id) cursor when one is given: keyset pages for an export."""
 
     # --- certificates
     async def insert_certificate(self, certificate: Certificate) -> None:

@@ -6,9 +6,10 @@ transaction; what is read and written, and in which order, lives here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from itertools import chain
+from typing import Any, Protocol, TypeVar
 
 from devreg.core.records import (
     Account,
@@ -22,12 +23,17 @@ from devreg.core.records import (
 from devreg.core.store import (
     UPDATABLE_DEVICE_COLUMNS,
     DeviceFilter,
+    DeviceImport,
     DuplicateValue,
     ListDirection,
 )
 from devreg.storage import sql
 
 Params = Sequence[Any]
+T = TypeVar("T")
+# Rows per multi-row INSERT and values per IN list: 500 devices are 7,500 parameters, well
+# under both SQLite's (32,766) and PostgreSQL's (32,767) limit per statement.
+BULK_ROWS = 500
 
 
 class SqlRunner(Protocol):
@@ -245,6 +251,33 @@ class SqlDeviceStore:
     async def touch_last_seen(self, device_id: bytes, now: int) -> None:
         await self.runner().run(sql.TOUCH_LAST_SEEN, (now, device_id))
 
+    # --- bulk import and export
+
+    def bulk_import(self) -> AbstractAsyncContextManager[DeviceImport]:
+        return self._bulk_import()
+
+    @asynccontextmanager
+    async def _bulk_import(self) -> AsyncIterator[DeviceImport]:
+        async with self.transaction() as tx:
+            yield _SqlDeviceImport(tx, self.insert_many)
+
+    async def insert_many(self, tx: SqlRunner, statement: str, rows: list[Params]) -> None:
+        """Every row through the one-row INSERT `statement`, in multi-row INSERTs (one
+        parse and round trip per BULK_ROWS rows); a driver with a faster bulk path
+        (PostgreSQL's COPY) overrides this."""
+        for batch in _batches(rows):
+            params = list(chain.from_iterable(batch))
+            await tx.run(sql.insert_rows(statement, len(batch)), params)
+
+    async def devices_oldest_first(
+        self, account_id: bytes, live_mode: bool, *, after: tuple[int, bytes] | None, limit: int
+    ) -> list[Device]:
+        if after is None:
+            statement, params = sql.SELECT_OLDEST_FIRST, [account_id, live_mode, limit]
+        else:
+            statement, params = sql.SELECT_OLDEST_AFTER, [account_id, live_mode, *after, limit]
+        return [sql.device_from_row(row) for row in await self.runner().rows(statement, params)]
+
     # --- certificates
 
     async def insert_certificate(self, certificate: Certificate) -> None:
@@ -307,3 +340,55 @@ class SqlDeviceStore:
     async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
         rows = await self.runner().rows(sql.SELECT_KEY_HOLDERS, (public_key_hash,))
         return {bytes(row[0]) for row in rows}
+
+
+def _batches(items: list[T]) -> list[list[T]]:
+    return [items[start : start + BULK_ROWS] for start in range(0, len(items), BULK_ROWS)]
+
+
+class _SqlDeviceImport:
+    """DeviceImport on one open transaction: a statement per few hundred lookups or
+    inserted rows, not one per row."""
+
+    def __init__(
+        self, tx: SqlRunner, insert_many: Callable[[SqlRunner, str, list[Params]], Awaitable[None]]
+    ) -> None:
+        self._tx = tx
+        self._insert_many = insert_many
+
+    async def taken_ids(self, ids: list[bytes]) -> set[bytes]:
+        taken: set[bytes] = set()
+        for batch in _batches(ids):
+            statement = sql.in_list(sql.SELECT_TAKEN_IDS, len(batch))
+            taken.update(bytes(row[0]) for row in await self._tx.rows(statement, batch))
+        return taken
+
+    async def taken_references(
+        self, account_id: bytes, live_mode: bool, references: list[str]
+    ) -> dict[str, bytes]:
+        return await self._holders(sql.SELECT_TAKEN_REFERENCES, account_id, live_mode, references)
+
+    async def taken_identifiers(
+        self, division_id: bytes, live_mode: bool, identifiers: list[str]
+    ) -> dict[str, bytes]:
+        return await self._holders(
+            sql.SELECT_TAKEN_IDENTIFIERS, division_id, live_mode, identifiers
+        )
+
+    async def _holders(
+        self, statement: str, scope: bytes, live_mode: bool, values: list[str]
+    ) -> dict[str, bytes]:
+        holders: dict[str, bytes] = {}
+        for batch in _batches(values):
+            rows = await self._tx.rows(
+                sql.values_list(statement, len(batch)), [scope, live_mode, *batch]
+            )
+            holders.update((row[0], bytes(row[1])) for row in rows if row[1] is not None)
+        return holders
+
+    async def insert_devices_bulk(
+        self, devices: list[Device], field_values: list[tuple[bytes, bytes, str]]
+    ) -> None:
+        await self._insert_many(self._tx, sql.INSERT_DEVICE, [sql.device_row(d) for d in devices])
+        if field_values:
+            await self._insert_many(self._tx, sql.INSERT_VALUE, list(field_values))

@@ -85,6 +85,13 @@ class _PostgresRunner:
         async with translated_errors():
             await self._target.execute(numbered(statement), *params)
 
+    async def copy_rows(self, table: str, columns: list[str], rows: list[Params]) -> None:
+        """COPY (binary) into `table`: about twice the rows per second of INSERTs."""
+        if not isinstance(self._target, asyncpg.Connection):
+            raise TypeError("COPY runs inside a transaction, on its connection")
+        async with translated_errors():
+            await self._target.copy_records_to_table(table, records=rows, columns=columns)
+
 
 class PostgresDeviceStore(SqlDeviceStore):
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -107,6 +114,12 @@ class PostgresDeviceStore(SqlDeviceStore):
     async def _transaction(self) -> AsyncIterator[SqlRunner]:
         async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
             yield _PostgresRunner(conn)
+
+    async def insert_many(self, tx: SqlRunner, statement: str, rows: list[Params]) -> None:
+        if not isinstance(tx, _PostgresRunner):
+            raise TypeError("insert_many runs on this store's transaction")
+        table, columns = sql.insert_target(statement)
+        await tx.copy_rows(table, columns, rows)
 
     async def close(self) -> None:
         await self._pool.close()

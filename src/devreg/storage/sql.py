@@ -7,6 +7,7 @@ differences live in the migrations (types) and in how each driver is called.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from devreg.core.records import (
@@ -156,6 +157,45 @@ def in_list(statement: str, count: int) -> str:
     """`statement` with its `(?)` marker widened to `count` placeholders (count >= 1)."""
     return statement.replace("(?)", "(" + ", ".join("?" * count) + ")")
 
+
+@cache
+def insert_rows(statement: str, count: int) -> str:
+    """A one-row `INSERT ... VALUES (?, ...)` widened to `count` rows: bulk inserts through
+    each driver's plain statement call, one round trip and one parse per batch of rows."""
+    head, _, row = statement.partition(" VALUES ")
+    return head + " VALUES " + ", ".join([row] * count)
+
+
+def insert_target(statement: str) -> tuple[str, list[str]]:
+    """The table and columns of a one-row `INSERT INTO t (a, b) VALUES (?, ?)`."""
+    head = statement.partition(" VALUES ")[0].removeprefix("INSERT INTO ")
+    table, _, columns = head.partition(" ")
+    return table, [column.strip() for column in columns.strip("()").split(",")]
+
+
+# Bulk import: which of a batch of values are taken. Each value is its own correlated
+# lookup on the full key of its unique index: an `IN (...)` list lets PostgreSQL, when the
+# account is new to its statistics (as it is during an import into it), scan every
+# device of the account instead, once per batch, which grows with the import.
+SELECT_TAKEN_IDS = "SELECT id FROM devices WHERE id IN (?)"
+SELECT_TAKEN_REFERENCES = (
+    "SELECT v.column1, (SELECT d.id FROM devices d WHERE d.account_id = ? AND d.live_mode = ?"
+    " AND d.reference_id = v.column1 AND d.status <> 'DELETED') FROM (VALUES (?)) AS v"
+)
+SELECT_TAKEN_IDENTIFIERS = (
+    "SELECT v.column1, (SELECT d.id FROM devices d WHERE d.division_id = ? AND d.live_mode = ?"
+    " AND d.device_identifier = v.column1 AND d.status <> 'DELETED') FROM (VALUES (?)) AS v"
+)
+
+
+def values_list(statement: str, count: int) -> str:
+    """`statement` with its `(VALUES (?))` widened to `count` one-column rows."""
+    return statement.replace("(VALUES (?))", "(VALUES " + ", ".join(["(?)"] * count) + ")")
+
+
+# Export: keyset pages over the listing index, oldest first.
+SELECT_OLDEST_FIRST = _LIST_HEAD + _OLDEST_FIRST
+SELECT_OLDEST_AFTER = _LIST_HEAD + _NEWER + _OLDEST_FIRST
 
 SELECT_FIELDS_OF = (
     f"SELECT {FIELD_COLUMNS} FROM profile_fields WHERE profile_id IN (?) ORDER BY position, id"
