@@ -12,12 +12,12 @@ uvicorn verifies the client certificate (`--ssl-cert-reqs 2` = required, against
 smallest glue that does, its SHA-256 read once per connection.
 
 The statements, in devreg's order (src/devreg/dialect_d/routes.py, core/devices.py,
-core/profiles.py, storage/base.py), for a PUT: the certificate by fingerprint; the device
-by id; the device again, scoped by account and mode (`DeviceService.get`); profile, fields,
-division (`ProfileService.profile`); in one transaction the device's UPDATE ... RETURNING,
-the DELETE of its values and an INSERT per value; then profile, fields, division and the
-values again for the answer (`DeviceService.views`). For a GET: certificate, device,
-`last_seen` UPDATE, then profile, fields, division, values.
+core/profiles.py, storage/base.py, as of commit b8ad706), for a PUT: the certificate by
+fingerprint; the device by id; its profile, fields and division (`ProfileService.profile`);
+in one transaction the device's UPDATE ... RETURNING, the DELETE of its values and an
+INSERT per value; the answer is made from what was written. For a GET: certificate,
+device, the `last_seen` UPDATE, then profile, fields, division and values
+(`DeviceService.views`). When devreg's sequence changes, change these with it.
 """
 
 from __future__ import annotations
@@ -151,11 +151,16 @@ def profile_of(device: Row) -> tuple[Row, list[Row], Row]:
     return profile, fields, division
 
 
-def render(device: Row) -> bytes:
+def view(device: Row) -> bytes:
     """devreg's DeviceService.views (profile, fields, division, values), then the shape."""
     profile, fields, division = profile_of(device)
     rows = _state["conn"].execute(q.SELECT_VALUES_OF_ONE, (device[0],)).fetchall()
-    values = {row[1]: row[2] for row in rows}
+    return render(device, profile, fields, division, {row[1]: row[2] for row in rows})
+
+
+def render(
+    device: Row, profile: Row, fields: list[Row], division: Row, values: dict[bytes, str]
+) -> bytes:
     return encode(
         DeviceOut(
             id=str(uuid.UUID(bytes=device[0])),
@@ -196,8 +201,7 @@ def checked_values(fields: list[Row], body: DeviceUpdateIn) -> dict[bytes, str]:
 def put(scope: Scope, path_id: bytes, raw: bytes) -> bytes:
     device = device_of_certificate(scope, path_id, flag=9)  # allow_write
     body = decode_update(raw)
-    device = one(q.SELECT_DEVICE, (path_id, device[1], device[2])) or device
-    _, fields, _ = profile_of(device)
+    profile, fields, division = profile_of(device)
     values = checked_values(fields, body)
     conn, now = _state["conn"], now_us()
     identifier = body.device_identifier or device[4]
@@ -215,14 +219,14 @@ def put(scope: Scope, path_id: bytes, raw: bytes) -> bytes:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return render(rows[0])
+    return render(rows[0], profile, fields, division, values)  # as written: no read-back
 
 
 def get(scope: Scope, path_id: bytes) -> bytes:
     device = device_of_certificate(scope, path_id, flag=8)  # allow_read
     now = now_us()
     _state["conn"].execute(q.TOUCH_LAST_SEEN, (now, path_id))
-    return render((*device[:11], now, *device[12:]))
+    return view((*device[:11], now, *device[12:]))
 
 
 async def respond(send: Send, status: int, body: bytes) -> None:
