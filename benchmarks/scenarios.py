@@ -80,8 +80,8 @@ def deep_cursor(ids: list[str]) -> str:
 
 def f_list_deep(side: Side) -> Load:
     path = f"/devices?limit={LIST_LIMIT}&starting_after={deep_cursor(side.ids)}"
-    # each connection waits CONNECTIONS/LIST_RATE s before each request: LIST_RATE req/s
-    # in all (a little less: the answer's own time adds to each connection's cycle)
+    # each connection waits CONNECTIONS/LIST_RATE s on average before each request:
+    # LIST_RATE req/s in all (a little less: the answer's own time adds to each cycle)
     delay_ms = round(1000 * CONNECTIONS / LIST_RATE)
     return Load(side.base_url, "GET", [path], f_headers(side), delay_ms=delay_ms)
 

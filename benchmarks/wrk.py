@@ -22,7 +22,8 @@ MAX_PATHS_IN_SCRIPT = 10_000  # the paths a script cycles through
 class Load:
     """What wrk sends: `method` to the `paths` in turn, with `headers`; a body made of
     `body[0] + <request number> + body[1]` when `body` is given (so every PATCH or PUT
-    writes a value never written before); `delay_ms` between a connection's requests."""
+    writes a value never written before); `delay_ms` on average between a connection's
+    requests (0: none, as fast as answered)."""
 
     base_url: str
     method: str
@@ -75,8 +76,12 @@ request = function()
   return wrk.format(method, path, headers)
 end
 if delay_ms > 0 then
-  -- a fixed pause before each request of a connection: a steady, known request rate
-  delay = function() return delay_ms end
+  -- a pause before each request of a connection, delay_ms on average: a known request
+  -- rate. Random (uniform, 0 to twice the mean), not fixed: with a fixed pause the
+  -- connections stay in step and every round arrives as one burst of 32 requests, whose
+  -- queue, not the server, would make the p99.
+  math.randomseed(os.time())
+  delay = function() return math.random(0, 2 * delay_ms) end
 end
 done = function(summary, latency, requests)
   local e = summary.errors
