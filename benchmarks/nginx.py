@@ -54,7 +54,9 @@ http {{
         server 127.0.0.1:{upstream};
         keepalive {connections};
         keepalive_requests 100000000;
-        keepalive_timeout 600s;
+        # below the servers' own 30 s: nginx drops an idle connection before the server
+        # closes it, so a request never races a close between two runs
+        keepalive_timeout 20s;
     }}
     server {{
         listen 127.0.0.1:{kept_alive_port} reuseport;
