@@ -69,10 +69,12 @@ class _Importer:
         # Every device inserted, in order: its id (16 bytes) and line, so that a value
         # taken by one of them can be reported as "on line N" without a dict per device.
         self._inserted_ids = bytearray()
-        self._inserted_lines = array("L")
+        self._inserted_lines = array("I")  # 4 bytes a line number
 
     def __len__(self) -> int:
-        return len(self._chunk)
+        """Lines read since the last flush, good or bad: a file of bad lines is flushed
+        (and its errors trimmed to the shown ones) as often as a good one."""
+        return len(self._chunk) + len(self._chunk_errors)
 
     def add(self, number: int, raw: bytes) -> None:
         try:
@@ -200,7 +202,7 @@ class _Importer:
             # Inserted even when the file already has bad lines (the import will be rolled
             # back): later lines are then checked against these, as they would be.
             await self._insert(writer, good)
-        errors, self._chunk_errors = sorted(self._chunk_errors, key=_line_of), []
+        errors, self._chunk_errors = sorted(self._chunk_errors, key=_by_line), []
         self.bad_lines += len(errors)
         self.errors.extend(errors[: MAX_SHOWN - len(self.errors)])
 
@@ -279,7 +281,7 @@ class _Importer:
         self.imported += len(rows)
 
 
-def _line_of(error: LineError) -> int:
+def _by_line(error: LineError) -> int:
     return error.line
 
 
