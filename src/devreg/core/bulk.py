@@ -80,7 +80,7 @@ class AccountProfiles:
         self.default = next(p for p in profiles if p.profile.is_default)
         self.field_ids = {p.profile.id: {f.name: f.id for f in p.fields} for p in profiles}
         # (profile ref, division ref) -> the profile, or why not: most files name few.
-        self._resolved: dict[tuple[object, ...], Profile | InvalidInput] = {}
+        self._resolved: dict[tuple[object, ...], Profile | str] = {}
 
     def resolve(self, profile: NamedRef | UnsetType, division: NamedRef | UnsetType) -> Profile:
         """The line's profile: by `device_profile.id` if it is one of the account's, else
@@ -95,11 +95,12 @@ class AccountProfiles:
             try:
                 found = self._resolve(profile, division)
             except InvalidInput as exc:
-                found = exc
+                found = exc.message
             if len(self._resolved) < 10_000:  # bounded: a file of typos cannot grow it
                 self._resolved[key] = found
-        if isinstance(found, InvalidInput):
-            raise found
+        if isinstance(found, str):
+            # A new exception each time: raising one instance again grows its traceback.
+            raise InvalidInput(found)
         return found
 
     def _resolve(self, ref: NamedRef | UnsetType, division: NamedRef | UnsetType) -> Profile:
