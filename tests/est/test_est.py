@@ -334,12 +334,24 @@ def test_enroll_without_usable_credentials_is_401(world: World, credentials: lis
     assert_unauthenticated(world.enroll(world.csr(), *credentials))
 
 
-def test_a_disabled_devices_secret_is_403(world: World) -> None:
+def test_a_disabled_devices_secret_is_refused_and_not_spent(world: World) -> None:
+    """Refused like a wrong secret (nobody learns the device's status without it), and not
+    used up: once the device is enabled again the same secret enrolls it."""
     device_id = world.new_device("disabled")
     secret = world.secret(device_id)
     assert world.api.put(f"{API}/device/{device_id}/disable").status_code == 204
-    assert_plain(world.with_secret(device_id, secret, world.csr()), 403)
+    assert_unauthenticated(world.with_secret(device_id, secret, world.csr()))
     assert world.certificates(device_id) == []
+    assert world.api.put(f"{API}/device/{device_id}/enable").status_code == 204
+    csr = world.csr()
+    world.issued(world.with_secret(device_id, secret, csr), csr)
+
+
+def test_a_deleted_devices_secret_is_refused(world: World) -> None:
+    device_id = world.new_device("deleted")
+    secret = world.secret(device_id)
+    assert world.api.delete(f"{API}/device/{device_id}").status_code == 204
+    assert_unauthenticated(world.with_secret(device_id, secret, world.csr()))
 
 
 def tampered(world: World, kind: str) -> Csr:

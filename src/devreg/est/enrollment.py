@@ -11,7 +11,7 @@ import msgspec
 from devreg.core.clock import now_us
 from devreg.core.errors import NotFound, Unauthenticated
 from devreg.core.ids import new_id
-from devreg.core.records import Caller, Device
+from devreg.core.records import Caller, Device, DeviceStatus
 from devreg.core.store import DeviceStore
 
 SECRET_LIFETIME_US = 24 * 3600 * 1_000_000
@@ -38,10 +38,17 @@ async def create_secret(store: DeviceStore, caller: Caller, device_id: bytes) ->
 
 
 async def redeem_secret(store: DeviceStore, device_id: bytes, secret: str) -> Device:
-    """The device, if `secret` is one of its unused, unexpired secrets (now used up)."""
+    """The device, if it is ACTIVE and `secret` is one of its unused, unexpired secrets (now
+    used up). A disabled device's secret is not spent, so it works once the device is
+    enabled again; it is refused like a wrong secret, so that nobody without the secret
+    learns the device's status."""
     device = await store.get_device_by_id(device_id)
-    if device is None or not await store.consume_enrollment_secret(
-        device.id, _hash(secret), now_us()
+    if (
+        device is None
+        or device.status is not DeviceStatus.ACTIVE
+        or not await store.consume_enrollment_secret(device.id, _hash(secret), now_us())
     ):
-        raise Unauthenticated("Unknown device, or the enrollment secret is wrong, used or expired")
+        raise Unauthenticated(
+            "Unknown or inactive device, or the enrollment secret is wrong, used or expired"
+        )
     return device

@@ -10,9 +10,9 @@ from devreg.auth.api_keys import parse_basic
 from devreg.auth.rate_limit import RateLimiter
 from devreg.core.access import Action, check_certificate, check_device_access
 from devreg.core.clock import now_us
-from devreg.core.errors import Forbidden, InvalidInput, Unauthenticated
+from devreg.core.errors import InvalidInput, Unauthenticated
 from devreg.core.ids import parse_uuid
-from devreg.core.records import Certificate, Device, DeviceStatus
+from devreg.core.records import Certificate, Device
 from devreg.core.store import DeviceStore
 from devreg.est.enrollment import redeem_secret
 from devreg.est.errors import render_error
@@ -104,10 +104,8 @@ class Est:
         # Refused for its key after the secret was spent, the device could not retry.
         if await self.store.key_holders(public_key_hash(key)) - {device_id}:
             raise InvalidInput("this public key already belongs to another device", "csr")
-        device = await redeem_secret(self.store, device_id, secret)
+        device = await redeem_secret(self.store, device_id, secret)  # ACTIVE, or refused
         request.credential = "est-secret:" + user
-        if device.status is not DeviceStatus.ACTIVE:
-            raise Forbidden("The device is not active")
         return device
 
     async def read_csr(self, request: Request) -> x509.CertificateSigningRequest:
