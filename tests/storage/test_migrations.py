@@ -213,3 +213,25 @@ async def test_sqlite_url_names_the_file(tmp_path: Path) -> None:
 async def test_unsupported_url_scheme_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unsupported database URL scheme"):
         await migrate_store("mysql://localhost/devreg", tmp_path)
+
+
+async def test_sqlite_store_without_durability_skips_the_fsync(tmp_path: Path) -> None:
+    await migrate_store(None, tmp_path)
+    store = await open_store(None, tmp_path, durable=False)
+    assert isinstance(store, SqliteDeviceStore)
+    try:
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_store_durability_is_the_commit_setting(postgres_url: str) -> None:
+    for durable, expected in ((True, "on"), (False, "off")):
+        store = await open_store(postgres_url, Path("/nonexistent"), durable=durable)
+        try:
+            rows = await store.runner().rows("SHOW synchronous_commit")  # type: ignore[attr-defined]
+            assert rows[0][0] == expected
+        finally:
+            await store.close()

@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="lifetime of issued device certificates (DEVREG_CERT_LIFETIME_DAYS; 90)",
     )
+    serve.add_argument(
+        "--durability",
+        metavar="full|normal",
+        help="full: a write is on disk before it is answered; normal: it survives a crash"
+        " of devreg, not of the machine (DEVREG_DURABILITY; full)",
+    )
     serve.add_argument("--workers", type=int, help="processes sharing the port (DEVREG_WORKERS)")
     serve.add_argument("--redis-url", help="share rate limits through Redis (DEVREG_REDIS_URL)")
     serve.add_argument(
@@ -133,6 +139,7 @@ def _config(args: argparse.Namespace) -> Config:
         "trusted_proxies",
         "public_url",
         "cert_lifetime_days",
+        "durability",
     )
     return load_config({key: getattr(args, key, None) for key in keys})
 

@@ -50,7 +50,7 @@ class Services(msgspec.Struct):
 
 
 async def open_services(config: Config) -> Services:
-    store = await open_store(config.database_url, config.data_dir)
+    store = await open_store(config.database_url, config.data_dir, durable=config.durable)
     limiter = make_rate_limiter(config.rate_limit, config.rate_burst, config.redis_url)
     signer = TokenSigner(load_or_create_signing_key(Path(config.data_dir)))
     ca = load_or_create_ca(Path(config.data_dir))
@@ -178,6 +178,19 @@ class DevregApp:
                 request.credential or "-",
             )
 
+    def refusal(self, client: str, method: str, path: str, error: HttpError) -> Response:
+        """The answer to a request the server layer refused before it reached `handle` (head
+        too large or too slow, unparsable), in the envelope of the dialect whose path it
+        named, and its access log line."""
+        found = self.router.match(path)
+        render = found[0].render_error if found else unmatched_renderer(path)
+        response = render(error)
+        if self.config.access_log:
+            access_log.info(
+                '%s "%s %s" %d - -', client, _loggable(method[:16]), _loggable(path[:200]),
+                response.status,
+            )  # fmt: skip
+        return response
 
 # Control characters (a percent-encoded newline arrives decoded in the path) would let a
 # client forge or split access-log lines: they are logged as escapes instead.

@@ -32,6 +32,19 @@ class Config(msgspec.Struct, frozen=True):
     trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs allowed to forward client certificates
     public_url: str | None = None  # how clients reach the plain listener (CRL links)
     cert_lifetime_days: int = 90  # lifetime of the device certificates devreg issues
+    # Abuse limits (environment only; see web/protocol.py): seconds for a request head, for
+    # its body, for a TLS handshake, and connections per process.
+    head_timeout: float = 10.0
+    body_timeout: float = 30.0
+    tls_handshake_timeout: float = 10.0
+    max_connections: int = 2048
+    # "full": a write answered 2xx is on disk (fsync'd) first; "normal": it survives a
+    # crash of devreg, not of the machine (README, Deployment: durability).
+    durability: str = "full"
+
+    @property
+    def durable(self) -> bool:
+        return self.durability == "full"
 
     @property
     def base_url(self) -> str:
@@ -69,7 +82,13 @@ ENV = {
     "trusted_proxies": "DEVREG_TRUSTED_PROXIES",
     "public_url": "DEVREG_PUBLIC_URL",
     "cert_lifetime_days": "DEVREG_CERT_LIFETIME_DAYS",
+    "head_timeout": "DEVREG_HEAD_TIMEOUT",
+    "body_timeout": "DEVREG_BODY_TIMEOUT",
+    "tls_handshake_timeout": "DEVREG_TLS_HANDSHAKE_TIMEOUT",
+    "max_connections": "DEVREG_MAX_CONNECTIONS",
+    "durability": "DEVREG_DURABILITY",
 }
+DURABILITY = ("full", "normal")
 LISTS = ("tls_names", "client_ca_files", "trusted_proxies")  # comma-separated in the environment
 _DNS_NAME = re.compile(r"^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 
@@ -115,8 +134,15 @@ def load_config(
         raise ValueError("est-port must be between 0 (off) and 65535")
     if config.est_port and config.est_port in (config.port, config.mtls_port):
         raise ValueError(f"est-port {config.est_port} is already used by another listener")
+    if config.durability not in DURABILITY:
+        raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
     if not 1 <= config.cert_lifetime_days <= 3650:
         raise ValueError("cert-lifetime-days must be between 1 and 3650")
+    for name in ("head_timeout", "body_timeout", "tls_handshake_timeout"):
+        if not 0 < getattr(config, name) <= 3600:
+            raise ValueError(f"{ENV[name]} must be between 0 and 3600 seconds")
+    if config.max_connections < 1:
+        raise ValueError("DEVREG_MAX_CONNECTIONS must be at least 1")
     if config.public_url and not config.public_url.startswith(("http://", "https://")):
         raise ValueError("public-url must start with http:// or https://")
     for name in config.tls_names:

@@ -30,9 +30,10 @@ def serve(config: Config) -> None:
     load_trusted_cas(ca_paths)
     sockets = bind_sockets(config)
     log.info(
-        "devreg on %s (%s, %d worker%s)",
+        "devreg on %s (%s, durability %s, %d worker%s)",
         _urls(config, sockets),
         config.database_label,
+        config.durability,
         config.workers,
         "" if config.workers == 1 else "s",
     )

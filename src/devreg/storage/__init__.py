@@ -47,11 +47,15 @@ def sqlite_path(database_url: str | None, data_dir: Path) -> Path:
     return data_dir / SQLITE_FILE
 
 
-async def open_store(database_url: str | None, data_dir: Path) -> DeviceStore:
+async def open_store(
+    database_url: str | None, data_dir: Path, *, durable: bool = True
+) -> DeviceStore:
+    """`durable`: every commit is on disk before it returns (the default); without, a
+    commit survives a crash of this process but maybe not of the machine."""
     if database_url is not None and is_postgres_url(database_url):
         from devreg.storage.postgres import PostgresDeviceStore
 
-        return await PostgresDeviceStore.open(database_url)
+        return await PostgresDeviceStore.open(database_url, durable=durable)
     from devreg.storage.sqlite import SqliteDeviceStore
 
-    return SqliteDeviceStore(sqlite_path(database_url, data_dir))
+    return SqliteDeviceStore(sqlite_path(database_url, data_dir), durable=durable)

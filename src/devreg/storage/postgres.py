@@ -99,9 +99,17 @@ class PostgresDeviceStore(SqlDeviceStore):
         self._runner = _PostgresRunner(pool)
 
     @classmethod
-    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresDeviceStore:
+    async def open(
+        cls, url: str, *, min_size: int = 1, max_size: int = 10, durable: bool = True
+    ) -> PostgresDeviceStore:
+        # Not durable: the server answers a COMMIT before its WAL is flushed (a server
+        # crash may lose the last moments' commits, never corrupt). Durable: the server's
+        # own setting, "on" unless its operator chose otherwise.
+        settings = {} if durable else {"synchronous_commit": "off"}
         async with translated_errors():
-            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+            pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, server_settings=settings
+            )
         return cls(pool)
 
     def runner(self) -> SqlRunner:

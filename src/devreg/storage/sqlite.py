@@ -30,7 +30,7 @@ BUSY_TIMEOUT_MS = 5000
 _UMASK_LOCK = threading.Lock()
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, *, durable: bool = True) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Device data and key hashes: owner only. SQLite creates the file (and later the -wal
     # and -shm files, with the database file's mode) under the process umask, so a strict
@@ -46,7 +46,9 @@ def connect(path: Path) -> sqlite3.Connection:
             _enter_wal(conn)
         finally:
             os.umask(previous)
-    conn.execute("PRAGMA synchronous = FULL")
+    # FULL: a commit is fsync'd before it returns. NORMAL (WAL): written to the OS, not
+    # fsync'd; it survives a crash of the process, not a power loss.
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
@@ -123,9 +125,9 @@ class _SqliteRunner:
 
 
 class SqliteDeviceStore(SqlDeviceStore):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
         self.path = path
-        self._conn = connect(path)  # the writer: only the group-commit runner uses it
+        self._conn = connect(path, durable=durable)  # the writer: only group commit uses it
         self._reader = connect(path)
         # A read-only connection by construction: a write sent to it is a bug, refused.
         self._reader.execute("PRAGMA query_only = 1")
