@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import multiprocessing
 import os
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from devreg.auth.tokens import (
     ALGORITHM,
@@ -108,6 +112,108 @@ def test_alg_none_token_is_refused() -> None:
     real = TokenSigner(KEY).issue(key, now())
     glued = unsigned.rstrip(".") + "." + real.rsplit(".", 1)[1]
     assert "not valid" in refused(TokenSigner(KEY), glued)
+
+
+def _forge(header: dict[str, object], claims: dict[str, object], sign: object) -> str:
+    """A token with exactly this header, its signature made by `sign(signing_input)`."""
+    signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+    signature: bytes = sign(signing_input.encode())  # type: ignore[operator]
+    return signing_input + "." + _b64(signature)
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+def test_alg_none_in_any_spelling_is_refused(alg: str) -> None:
+    claims = claims_for(api_key())
+    for signature in (b"", hmac.new(KEY, b"x", hashlib.sha256).digest()):
+        token = _forge({"alg": alg, "typ": "JWT"}, claims, lambda _, s=signature: s)
+        assert "not valid" in refused(TokenSigner(KEY), token)
+
+
+# The forger's HS384/HS512 tokens use our 32-byte key: PyJWT warns it is short for them.
+SHORT_KEY_WARNING = "ignore::jwt.warnings.InsecureKeyLengthWarning"
+
+
+@pytest.mark.filterwarnings(SHORT_KEY_WARNING)
+@pytest.mark.parametrize("alg", ["HS384", "HS512"])
+def test_another_hmac_algorithm_with_the_right_key_is_refused(alg: str) -> None:
+    """Only HS256 is accepted, even when the signature is right for the named algorithm."""
+    token = jwt.encode(claims_for(api_key()), KEY, algorithm=alg)
+    assert jwt.decode(token, KEY, algorithms=[alg], audience=AUDIENCE)  # a valid token...
+    assert "not valid" in refused(TokenSigner(KEY), token)  # ...of the wrong algorithm
+
+
+def test_rs256_key_confusion_is_refused() -> None:
+    """The classic confusion: a token claiming RS256 whose "signature" is an HMAC made with
+    the key the verifier holds (here the HMAC secret, there an RSA public key), and a real
+    RS256 signature by a key of the attacker's; neither is accepted."""
+    claims = claims_for(api_key())
+    header = {"alg": "RS256", "typ": "JWT"}
+    for digest in (hashlib.sha256, hashlib.sha512):
+        confused = _forge(header, claims, lambda data, d=digest: hmac.new(KEY, data, d).digest())
+        assert "not valid" in refused(TokenSigner(KEY), confused)
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signed = jwt.encode(claims, attacker, algorithm="RS256")
+    assert "not valid" in refused(TokenSigner(KEY), signed)
+    # ...nor when the HMAC key given to the verifier is that attacker's public key PEM
+    public_pem = attacker.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    hs_with_pem = _forge(
+        {"alg": "HS256", "typ": "JWT"},
+        claims,
+        lambda data: hmac.new(public_pem, data, hashlib.sha256).digest(),
+    )
+    assert "not valid" in refused(TokenSigner(KEY), hs_with_pem)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "PS256", "EdDSA"])
+def test_asymmetric_algorithms_are_refused(alg: str) -> None:
+    if alg == "ES256":
+        key: object = ec.generate_private_key(ec.SECP256R1())
+    elif alg == "PS256":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+    token = jwt.encode(claims_for(api_key()), key, algorithm=alg)  # type: ignore[arg-type]
+    assert "not valid" in refused(TokenSigner(KEY), token)
+
+
+def test_header_tricks_do_not_change_the_key_or_the_algorithm() -> None:
+    """jwk / jku / x5u / kid headers are not used to pick a key: a token signed with an
+    embedded or pointed-to key is refused; a right signature with extra headers passes."""
+    claims = claims_for(api_key())
+    attacker_key = b"attacker-secret-" * 2
+    for extra in (
+        {"jwk": {"kty": "oct", "k": _b64(attacker_key)}},
+        {"jku": "http://attacker.example/keys"},
+        {"x5u": "http://attacker.example/cert"},
+        {"kid": "../../../../dev/null"},
+    ):
+        forged = _forge(
+            {"alg": "HS256", "typ": "JWT", **extra},
+            claims,
+            lambda data: hmac.new(attacker_key, data, hashlib.sha256).digest(),
+        )
+        assert "not valid" in refused(TokenSigner(KEY), forged)
+    genuine = jwt.encode(claims, KEY, algorithm="HS256", headers={"kid": "whatever"})
+    assert TokenSigner(KEY).verify(genuine)
+
+
+@pytest.mark.filterwarnings(SHORT_KEY_WARNING)
+def test_verification_pins_the_algorithm_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What PyJWT is asked: exactly ["HS256"], whatever the token's header says."""
+    seen: list[object] = []
+    real_decode = jwt.decode
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs.get("algorithms"))
+        return real_decode(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", spy)
+    signer = TokenSigner(KEY)
+    signer.verify(signer.issue(api_key(), now()))
+    refused(signer, jwt.encode(claims_for(api_key()), KEY, algorithm="HS512"))
+    assert seen == [["HS256"], ["HS256"]]
 
 
 @pytest.mark.parametrize("missing", ["exp", "iat", "sub", "kid", "iss", "aud", "live_mode"])
