@@ -8,12 +8,20 @@ import os
 import re
 import sqlite3
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.dialect_f.helpers import anonymous_client
-from tests.support.server import RunningServer, create_account, devreg_env, run_cli
+from tests.support.server import (
+    RunningServer,
+    create_account,
+    devreg_env,
+    run_cli,
+    start_server,
+)
 
 ACCOUNT_ID = re.compile(r"^acc_[0-9a-f]{32}$")
 KEY = re.compile(r"^sk_(live|test)_[A-Za-z0-9_-]{40,}$")
@@ -65,6 +73,62 @@ def test_init_creates_a_private_data_dir_and_is_idempotent(tmp_path: Path) -> No
     assert applied(second.stdout) == 0
     assert key_file.read_text().strip() == key
     assert mode(data) == 0o700 and mode(key_file) == 0o600
+
+
+# Files of the data directory anyone may read: certificates (public by nature).
+PUBLIC_FILES = {"ca.pem", "server.pem"}
+SECRET_FILES = {"jwt-signing.key", "ca.key", "server.key", "devreg.sqlite3"}
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Children started inside inherit `mask` (the most careless operator's: 000)."""
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def test_secrets_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """With umask 000 (files would be made 0666, directories 0777): the data dir is 0700,
+    every secret (signing key, CA key, server key, the SQLite database and its -wal and
+    -shm files, an export file) is 0600, and no file there is writable by anyone else."""
+    data = tmp_path / "data"
+    env = devreg_env(data, None)
+    with umask(0):
+        done = run_cli(env, "init")
+        assert done.returncode == 0, done.stderr
+        account = create_account_with(env)
+        server = start_server(data, rate_limit=0, mtls=True, est=True)
+        try:
+            with anonymous_client(server) as client:  # a write: the -wal file is in use
+                token = client.get("/login", auth=(account["account_id"], account["live_key"]))
+                headers = {"authorization": "Bearer " + token.json()["bearer_token"]}
+                assert client.post("/devices", headers=headers).status_code == 201
+            files = {path.name: mode(path) for path in data.iterdir()}
+            exported = tmp_path / "devices.jsonl"
+            done = run_cli(
+                env, "export", "devices", "--account", account["account_id"], "--out", str(exported)
+            )
+            assert done.returncode == 0, done.stderr
+        finally:
+            server.stop()
+    assert mode(data) == 0o700
+    assert mode(exported) == 0o600
+    assert SECRET_FILES | {"devreg.sqlite3-wal", "devreg.sqlite3-shm"} <= set(files), files
+    for name, bits in files.items():
+        if name in PUBLIC_FILES:
+            assert bits & 0o022 == 0, (name, oct(bits))  # readable, but only ours to change
+        else:
+            assert bits == 0o600, (name, oct(bits))
+
+
+def create_account_with(env: dict[str, str]) -> dict[str, str]:
+    done = run_cli(env, "account", "create", "--name", "Acme", "--json")
+    assert done.returncode == 0, done.stderr
+    created: dict[str, str] = json.loads(done.stdout)
+    return created
 
 
 @pytest.mark.postgres

@@ -36,6 +36,15 @@ def write_secret(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def write_public(path: Path, data: bytes) -> None:
+    """Write a certificate mode 0644 whatever the umask: anyone may read it, only we change
+    it (a umask of 000 would otherwise make it writable by every user)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.fchmod(fd, 0o644)  # also when the file was there before
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
 def random_serial() -> int:
     """A positive serial of up to 127 random bits (RFC 5280: at most 20 octets)."""
     return secrets.randbits(127) | 1
@@ -195,7 +204,7 @@ def load_or_create_ca(data_dir: Path) -> CertificateAuthority:
     key = _read_key(key_path)
     if not cert_path.exists():
         tmp = data_dir / f".{CA_CERT_FILE}.{os.getpid()}.tmp"
-        tmp.write_bytes(self_sign(key).public_bytes(serialization.Encoding.PEM))
+        write_public(tmp, self_sign(key).public_bytes(serialization.Encoding.PEM))
         os.replace(tmp, cert_path)
     certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
     if public_key_hash(certificate.public_key()) != public_key_hash(key.public_key()):  # type: ignore[arg-type]

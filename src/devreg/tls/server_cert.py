@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from devreg.pki.ca import CertificateAuthority, load_or_create_ca, write_secret
+from devreg.pki.ca import CertificateAuthority, load_or_create_ca, write_public, write_secret
 from devreg.pki.keys import public_key_hash
 
 SERVER_CERT_FILE = "server.pem"
@@ -139,5 +139,5 @@ def _issue(
             leftover.unlink()
     write_secret(key_tmp, key_pem)
     os.replace(key_tmp, key_path)
-    cert_tmp.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    write_public(cert_tmp, certificate.public_bytes(serialization.Encoding.PEM))
     os.replace(cert_tmp, cert_path)
