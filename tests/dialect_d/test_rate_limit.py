@@ -95,7 +95,25 @@ def test_each_key_has_its_own_bucket(limited: RunningServer, limited_account: Ac
     assert_too_many(limited_account.live.get("/device"))
 
 
-def test_bad_keys_are_401_not_counted_against_a_real_key(limited_account: Account) -> None:
-    with d_client(limited_account.server, "sk_live_wrong") as wrong:
-        assert [wrong.get("/device").status_code for _ in range(BURST + 2)] == [401] * (BURST + 2)
-    assert [limited_account.live.get("/device").status_code for _ in range(BURST)] == [200] * BURST
+def test_guessing_api_keys_is_limited_per_address(tmp_path: Path) -> None:
+    """Bad `x-api-key`s are 401 and count against the client's address, in the same bucket
+    as failed logins on dialect F; over the limit the address is refused before any key
+    is looked up (tests/auth/test_failures.py: other addresses are not slowed)."""
+    server = start_server(tmp_path / "data", rate_limit=SLOW_RATE, rate_burst=BURST)
+    try:
+        account = new_account(server)
+        try:
+            with d_client(server, "sk_live_" + "x" * 43) as guesser:
+                statuses = [guesser.get("/device").status_code for _ in range(BURST - 1)]
+                assert statuses == [401] * (BURST - 1)
+                # a failed login on dialect F fills the same bucket
+                login = httpx.get(
+                    server.base_url + "/login", auth=(account.account_id, "sk_live_no")
+                )
+                assert login.status_code == 403, login.text
+                assert_too_many(guesser.get("/device"))
+                assert_too_many(account.live.get("/device"))  # refused before the lookup
+        finally:
+            account.close()
+    finally:
+        server.stop()

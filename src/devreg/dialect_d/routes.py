@@ -11,6 +11,7 @@ import msgspec
 from cryptography import x509
 
 from devreg.auth.api_keys import hash_key
+from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
 from devreg.core.access import Action, check_certificate, check_device_access
 from devreg.core.clock import now_us, render_rfc3339
@@ -18,7 +19,7 @@ from devreg.core.devices import DeviceService
 from devreg.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from devreg.core.ids import new_id, parse_uuid, render_uuid
 from devreg.core.profiles import FieldSpec, ProfileFlags
-from devreg.core.records import Caller, Certificate, Device, DeviceStatus
+from devreg.core.records import ApiKey, Caller, Certificate, Device, DeviceStatus
 from devreg.core.store import DeviceStore
 from devreg.dialect_d import params as query
 from devreg.dialect_d.errors import render_error
@@ -132,16 +133,20 @@ class DialectD:
         secret = request.header(b"x-api-key")
         if not secret:
             raise Unauthenticated("Missing x-api-key header")
-        if len(secret) > MAX_API_KEY:
-            raise Unauthenticated("Invalid API key")
-        key = await self.store.find_api_key(hash_key(secret))
-        if key is None or key.revoked_at is not None:
-            raise Unauthenticated("Invalid API key")
+        key = await guarded(self.limiter, request.scope, lambda: self.find_key(secret))
         caller = Caller(account_id=key.account_id, live_mode=key.live_mode,
                         credential_id="key:" + key.id.hex())  # fmt: skip
         request.credential = caller.credential_id
         await self.limiter.check(caller.credential_id)
         return caller
+
+    async def find_key(self, secret: str) -> ApiKey:
+        if len(secret) > MAX_API_KEY:
+            raise Unauthenticated("Invalid API key")
+        key = await self.store.find_api_key(hash_key(secret))
+        if key is None or key.revoked_at is not None:
+            raise Unauthenticated("Invalid API key")
+        return key
 
     async def device_caller(
         self, request: Request, cert: x509.Certificate, action: Action

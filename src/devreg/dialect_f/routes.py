@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import msgspec
 
 from devreg.auth.api_keys import authenticate_key, parse_basic
+from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
 from devreg.auth.tokens import TokenSigner, parse_bearer
 from devreg.core.clock import now_us
 from devreg.core.devices import DEFAULT_PAGE, MAX_PAGE, DeviceService
-from devreg.core.errors import InvalidInput, NotFound, RateLimited, Unauthenticated
+from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import parse_prefixed
 from devreg.core.records import Caller
 from devreg.core.store import DeviceStore
@@ -100,18 +99,9 @@ class DialectF:
     async def login(self, request: Request) -> Response:
         check_version(request)
         user, secret = parse_basic(request.header(b"authorization"))
-        # Failed logins are counted per client address, and an address over the limit is
-        # refused before its key is even looked at: guessing is limited, and knowing an
-        # account's id is not enough to lock that account out.
-        client = request.scope.get("client")
-        failures = "login-failures:" + (client[0] if client else "-")
-        await self.limiter.check(failures, cost=0)
-        try:
-            key = await authenticate_key(self.store, user, secret)
-        except Unauthenticated:
-            with contextlib.suppress(RateLimited):
-                await self.limiter.check(failures)
-            raise
+        key = await guarded(
+            self.limiter, request.scope, lambda: authenticate_key(self.store, user, secret)
+        )
         request.credential = "key:" + key.id.hex()
         token = self.signer.issue(key, now_us() // 1_000_000)
         return json_response(
