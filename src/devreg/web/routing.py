@@ -45,6 +45,12 @@ class Router:
             self._routes.append(route)
         route.handlers[method] = handler
 
+    def endpoints(self) -> list[tuple[str, str]]:
+        """Every (method, path template) served, in the order they were added."""
+        return [
+            (method, path) for path, route in self._by_path.items() for method in route.handlers
+        ]
+
     def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
         parts = tuple(path.strip("/").split("/")) if path != "/" else ("",)
         for route in self._routes:

@@ -1,0 +1,304 @@
+"""The credential matrix (issue 6): every kind of credential against every endpoint, with
+the answer each cell must get.
+
+This module is the table and nothing else: `test_credential_matrix.py` sends every cell to
+real `devreg serve` processes and asserts it; README.md's Security section holds the
+markdown made from it here, and a test keeps the two equal.
+
+    .venv/bin/python -m tests.security.credential_matrix --markdown   # print the table
+    .venv/bin/python -m tests.security.credential_matrix --write      # update README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+D = "/iot/api/v2"
+EST = "/.well-known/est/"
+README = Path(__file__).resolve().parents[2] / "README.md"
+BEGIN = "<!-- credential-matrix: made by `python -m tests.security.credential_matrix --write` -->"
+END = "<!-- /credential-matrix -->"
+
+Envelope = Literal["F", "D", "EST", "public"]
+Endpoint = tuple[str, str]  # (method, path template as the router has it)
+
+# What a cell expects: "ok" (the endpoint's success status), "own" (success, but scoped to
+# the credential's own account, mode or device: the target is neither shown nor changed),
+# an error status in the column's envelope, or "TLS" (the handshake is refused).
+OUTCOMES = frozenset({"ok", "own", "400", "401", "403", "404", "TLS"})
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    envelope: Envelope
+    endpoints: tuple[Endpoint, ...]
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("login", "F", (("GET", "/login"),)),
+    Column("F list", "F", (("POST", "/devices"), ("GET", "/devices"))),
+    Column(
+        "F device",
+        "F",
+        (("GET", "/devices/{id}"), ("PATCH", "/devices/{id}"), ("DELETE", "/devices/{id}")),
+    ),
+    Column(
+        "D lists",
+        "D",
+        (("POST", D + "/division"), ("GET", D + "/division"), ("GET", D + "/device-profile")),
+    ),
+    Column("D devices", "D", (("GET", D + "/device"),)),
+    Column(
+        "D named",
+        "D",
+        (
+            ("GET", D + "/division/{id}"),
+            ("POST", D + "/device-profile"),
+            ("GET", D + "/device-profile/{id}"),
+            ("POST", D + "/device"),
+        ),
+    ),
+    Column("D profile PUT", "D", (("PUT", D + "/device-profile/{id}"),)),
+    Column(
+        "D admin",
+        "D",
+        (
+            ("DELETE", D + "/device/{id}"),
+            ("PUT", D + "/device/{id}/disable"),
+            ("PUT", D + "/device/{id}/enable"),
+            ("POST", D + "/device/{id}/certificate"),
+            ("GET", D + "/device/{id}/certificate"),
+            ("POST", D + "/device/{id}/enrollment-secret"),
+            ("PUT", D + "/certificate/{id}/revoke"),
+        ),
+    ),
+    Column("D GET", "D", (("GET", D + "/device/{id}"),)),
+    Column("D PUT", "D", (("PUT", D + "/device/{id}"),)),
+    Column("D renew", "D", (("POST", D + "/device/{id}/renew"),)),
+    Column("cacerts", "EST", (("GET", EST + "cacerts"),)),
+    Column("enroll", "EST", (("POST", EST + "simpleenroll"),)),
+    Column("reenroll", "EST", (("POST", EST + "simplereenroll"),)),
+    Column(
+        "public",
+        "public",
+        (
+            ("GET", "/healthz"),
+            ("GET", "/ca.pem"),
+            ("GET", "/crl.pem"),
+            ("GET", "/crl.der"),
+            ("GET", "/openapi.json"),
+            ("GET", "/docs"),
+            ("GET", "/docs/static/{name}"),
+        ),
+    ),
+)
+
+# What each column means to a reader of the README.
+COLUMN_NOTES: dict[str, str] = {
+    "login": "`GET /login`",
+    "F list": "`POST /devices`, `GET /devices?reference_id=` (the target's reference)",
+    "F device": "`GET`, `PATCH`, `DELETE /devices/{id}` (the target)",
+    "D lists": "`POST /division`, `GET /division`, `GET /device-profile` (lists hold the"
+    " target's division and profile)",
+    "D devices": "`GET /device?device_identifier=` (the target's identifier)",
+    "D named": "`GET /division/{id}`, `POST /device-profile` in that division, `GET"
+    " /device-profile/{id}`, `POST /device` in that division and profile (the target's)",
+    "D profile PUT": "`PUT /device-profile/{id}` (the target's profile)",
+    "D admin": "`DELETE /device/{id}`, `PUT …/disable`, `PUT …/enable`, `POST` and `GET"
+    " …/certificate`, `POST …/enrollment-secret`, `PUT /certificate/{id}/revoke` (the"
+    " target's certificate)",
+    "D GET": "`GET /device/{id}` (API key or the device's certificate)",
+    "D PUT": "`PUT /device/{id}` (API key or the device's certificate)",
+    "D renew": "`POST /device/{id}/renew` (the device's certificate only)",
+    "cacerts": "EST `GET /.well-known/est/cacerts`",
+    "enroll": "EST `POST …/simpleenroll`, a request for the target device",
+    "reenroll": "EST `POST …/simplereenroll`, a request for the target device",
+    "public": "`/healthz`, `/ca.pem`, `/crl.pem`, `/crl.der`, `/openapi.json`, `/docs`,"
+    " `/docs/static/{name}`: the same answer to everyone",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # how the tests name the credential
+    label: str  # how the README names it
+    expect: str  # one outcome per column, in COLUMNS' order; "|" only groups them
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        found = tuple(word for word in self.expect.split() if word != "|")
+        assert len(found) == len(COLUMNS), (self.key, len(found))
+        assert set(found) <= OUTCOMES, (self.key, set(found) - OUTCOMES)
+        return found
+
+    def outcome(self, column: Column) -> str:
+        return self.outcomes[COLUMNS.index(column)]
+
+
+#  login, F list, F device | D lists, devices, named, profile PUT, admin, GET, PUT, renew |
+#  EST cacerts, enroll, reenroll | public
+REFUSED = "403 403 403 | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"
+ROWS: tuple[Row, ...] = (
+    # Nothing, or something that is no credential at all.
+    Row("none", "none", REFUSED),
+    Row("bearer-garbage", "`Authorization: Bearer` garbage", REFUSED),
+    Row("basic-not-base64", "`Authorization: Basic` that is not base64", REFUSED),
+    Row("wrong-scheme", "`Authorization: Digest …` (another scheme)", REFUSED),
+    Row("api-key-garbage", "`x-api-key` garbage", REFUSED),
+    # Bearer tokens that devreg did not issue as they are.
+    Row("token-expired", "expired token (devreg's key, `exp` passed)", REFUSED),
+    Row("token-other-key", "token signed with another key", REFUSED),
+    Row("token-alg-none", "token with `alg: none`, no signature", REFUSED),
+    Row("token-hs512", "token re-signed `HS512` with devreg's key", REFUSED),
+    Row("token-rs256", "token signed `RS256` with an RSA key", REFUSED),
+    Row("token-tampered", "test token edited to `live_mode: true`", REFUSED),
+    # The owner's own credentials, each where it belongs and where it does not.
+    Row("basic-owner", "Basic `account_id:live_key` (the login)",
+        "ok  403 403 | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
+    Row("token-owner", "owner's live token (F)",
+        "403 ok  ok  | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
+    Row("key-owner", "owner's live key (D `x-api-key`)",
+        "403 403 403 | ok  ok  ok  ok  ok  ok  ok  403 | ok  401 401 | ok"),
+    Row("key-as-bearer", "owner's live key sent as `Bearer` (D on F)", REFUSED),
+    Row("token-as-key", "owner's live token sent as `x-api-key` (F on D)", REFUSED),
+    # Valid credentials of someone else, or of the other mode.
+    Row("token-other-account", "another account's live token",
+        "403 own 404 | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
+    Row("key-other-account", "another account's live key",
+        "403 403 403 | own own 400 400 400 400 400 403 | ok  401 401 | ok"),
+    Row("token-test-on-live", "owner's test token, live target",
+        "403 own 404 | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
+    Row("token-live-on-test", "owner's live token, test target",
+        "403 own 404 | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
+    Row("key-test-on-live", "owner's test key, live target",
+        "403 403 403 | ok  own ok  403 400 400 400 403 | ok  401 401 | ok"),
+    Row("key-live-on-test", "owner's live key, test target",
+        "403 403 403 | ok  own ok  ok  400 400 400 403 | ok  401 401 | ok"),
+    # EST one-time enrollment secrets (HTTP Basic `<device UUID>:<secret>`).
+    Row("secret-own", "enrollment secret of the target",
+        "403 403 403 | 401 401 401 401 401 401 401 403 | ok  ok  401 | ok"),
+    Row("secret-other-device", "enrollment secret of another device", REFUSED),
+    Row("secret-used", "enrollment secret already used", REFUSED),
+    Row("secret-disabled", "enrollment secret of the target, disabled", REFUSED),
+    Row("secret-deleted", "enrollment secret of the target, deleted", REFUSED),
+    # The target's own valid certificate in a proxy's header, from a peer that is not a
+    # trusted proxy: no credential at all.
+    Row("xssl-no-proxy", "`X-SSL-Client-Cert`, no `--trusted-proxy`",
+        "403 403 403 | 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
+    Row("xfcc-no-proxy", "`X-Forwarded-Client-Cert`, no `--trusted-proxy`",
+        "403 403 403 | 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
+    Row("xssl-other-proxy", "`X-SSL-Client-Cert`, peer is not the `--trusted-proxy`",
+        "403 403 403 | 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
+    Row("xfcc-other-proxy", "`X-Forwarded-Client-Cert`, peer is not the `--trusted-proxy`",
+        "403 403 403 | 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
+    # The same header from the proxy a server does trust: the target's certificate counts.
+    Row("xssl-trusted-proxy", "`X-SSL-Client-Cert` from the `--trusted-proxy` (control)",
+        "403 403 403 | 401 401 401 401 401 ok  ok  ok  | ok  ok  ok  | ok"),
+    # Client certificates, on the client-auth listener (EST: on the EST port).
+    Row("cert-own", "certificate of the target",
+        "403 403 403 | 401 401 401 401 401 ok  ok  ok  | ok  ok  ok  | ok"),
+    Row("cert-other-device", "certificate of another device",
+        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
+    Row("cert-other-account", "certificate of another account's device",
+        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
+    Row("cert-test-device", "certificate of a test device, live target",
+        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
+    Row("cert-other-forwarding", "another device's, the target's in `X-SSL-Client-Cert` too",
+        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
+    Row("cert-revoked", "revoked certificate of the target",
+        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
+    Row("cert-disabled", "certificate of the target, disabled",
+        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
+    Row("cert-deleted", "certificate of the target, deleted",
+        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
+    Row("cert-read-off", "certificate of the target, `device_api_allow_read` false",
+        "403 403 403 | 401 401 401 401 401 403 ok  ok  | ok  ok  ok  | ok"),
+    Row("cert-write-off", "… of the target, `device_api_allow_write` false",
+        "403 403 403 | 401 401 401 401 401 ok  403 ok  | ok  ok  ok  | ok"),
+    Row("cert-renew-off", "… of the target, `device_api_allow_renew_certificate` false",
+        "403 403 403 | 401 401 401 401 401 ok  ok  403 | ok  403 403 | ok"),
+    Row("cert-unregistered", "devreg's CA, registered to no device",
+        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
+    Row("cert-expired", "expired, from devreg's CA",
+        "TLS TLS TLS | TLS TLS TLS TLS TLS TLS TLS TLS | TLS TLS TLS | TLS"),
+    Row("cert-untrusted-ca", "from a CA devreg does not trust",
+        "TLS TLS TLS | TLS TLS TLS TLS TLS TLS TLS TLS | TLS TLS TLS | TLS"),
+)  # fmt: skip
+
+LEGEND = """\
+How each row is sent: header credentials to the plain listener (EST columns: to the EST
+port, over TLS without a client certificate). The forwarded-certificate rows carry the
+target's own valid certificate, URL-escaped as nginx or Envoy send it, to the plain
+listener (EST columns too) of a server without `--trusted-proxy`, of one whose
+`--trusted-proxy` is another address (the request also claims that address in
+`X-Forwarded-For`), and, as the control, of one that trusts the sender. Certificate rows go
+over TLS with that client certificate to the client-auth listener (EST columns: to the EST
+port). The target is a live device of the owner's account unless the row says otherwise; in
+the rows that say "of the target" and the `device_api_allow_*` rows the certificate or
+secret is the target's own.
+
+- **ok**: the endpoint's success (200; 201 for creates, D's `PUT /device/{id}` and the
+  enrollment secret; 202 for F's `DELETE`; 204 for D's `DELETE`, `disable`, `enable`).
+- **own**: success, but scoped to the credential's own account, mode or device: lists do
+  not show the target, creations land in the caller's account or mode, EST issues the
+  certificate to the device that presented its certificate (named after that device,
+  whatever the request asked for); the target's records are unchanged.
+- F columns: **403** `invalid_request`/`access_denied`, **404** `not_found` (seed 000's
+  error object). D columns: **400** `entity_not_found`, **401** `invalid_api_key`, **403**
+  `access_denied` (`{"errors": [...]}`). EST columns: plain text; **401** with
+  `WWW-Authenticate: Basic`, **400** a request for another device's subject, **404** EST is
+  not served on the plain listener without a verified client certificate.
+- **TLS**: the TLS handshake is refused; no request reaches devreg.
+- Every refused request leaves the database exactly as it was: the test compares every
+  table, and the target's records as the owner reads them through the API, before and
+  after."""
+
+
+def markdown() -> str:
+    """The README's table: rows are credentials, columns groups of endpoints."""
+    lines = [
+        "| credential | " + " | ".join(column.title for column in COLUMNS) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+    ]
+    for row in ROWS:
+        lines.append(f"| {row.label} | " + " | ".join(row.outcomes) + " |")
+    notes = [f"- **{title}**: {note}" for title, note in COLUMN_NOTES.items()]
+    return "\n".join([*lines, "", "Columns:", "", *notes, "", LEGEND])
+
+
+def readme_block(readme: str) -> str:
+    """What README.md holds between the markers (empty when they are missing)."""
+    start, end = readme.find(BEGIN), readme.find(END)
+    if start < 0 or end < start:
+        return ""
+    return readme[start + len(BEGIN) : end].strip("\n")
+
+
+def with_table(readme: str) -> str:
+    """README.md with the generated table between its markers."""
+    start, end = readme.find(BEGIN), readme.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"README.md has no {BEGIN!r} ... {END!r} block")
+    return readme[: start + len(BEGIN)] + "\n" + markdown() + "\n" + readme[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--markdown", action="store_true", help="print the table")
+    action.add_argument("--write", action="store_true", help="put the table in README.md")
+    options = parser.parse_args(argv)
+    if options.markdown:
+        sys.stdout.write(markdown() + "\n")
+    else:
+        README.write_text(with_table(README.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
