@@ -272,7 +272,7 @@ class World:
         self.test_target = self.new_target(self.owner, live=False)
         self.signing_key = load_or_create_signing_key(server.data_dir)
         self.public = {
-            endpoint: self.plain.get(request_for(self, endpoint, self.unused_case()).path)
+            endpoint: self.plain.get(request_for(self, endpoint, self.anonymous_case()).path)
             for endpoint in column_named("public").endpoints
         }
 
@@ -286,7 +286,7 @@ class World:
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{next(self.serial)}"
 
-    def unused_case(self) -> Case:
+    def anonymous_case(self) -> Case:
         return Case(self.live_target, Credential("api"))
 
     def tls_client(self, port: int, cert: tuple[Path, Path] | None = None) -> httpx.Client:
@@ -1064,6 +1064,15 @@ def test_the_checks_see_a_change(world: World) -> None:
     device = Credential("device", cert=(target.cert, target.key))
     for column in (column_named("D GET"), column_named("enroll")):
         assert not world.handshake_refused(device, column)
+
+
+def test_the_forged_tokens_differ_from_a_good_one_only_in_what_they_forge(world: World) -> None:
+    """The same claims, signed HS256 with devreg's key here, are accepted: so each forged
+    row is refused for its forgery (expiry, key, algorithm, edit), not for its making."""
+    now = int(time.time())
+    token = world.token_signed(world.signing_key, "HS256", iat=now, exp=now + 60)
+    answer = world.plain.get("/devices/" + world.live_target.f_id, headers=bearer(token))
+    assert answer.status_code == 200, answer.text
 
 
 def test_every_row_has_a_builder_and_every_cell_an_outcome() -> None:
