@@ -29,7 +29,14 @@ from devreg.server.openapi import build_openapi
 from devreg.storage import open_store
 from devreg.tls.context import load_trusted_cas
 from devreg.web.errors import HttpError, method_not_allowed
-from devreg.web.request import Receive, Request, Scope, Send
+from devreg.web.request import (
+    MAX_QUERY_PARAMS,
+    Receive,
+    Request,
+    Scope,
+    Send,
+    check_query_size,
+)
 from devreg.web.response import Response, json_response
 from devreg.web.routing import ErrorRenderer, Router
 
@@ -156,6 +163,9 @@ class DevregApp:
         found = self.router.match(request.path)
         render = found[0].render_error if found else unmatched_renderer(request.path)
         try:
+            query = scope.get("query_string")
+            if query and query.count(b"&") >= MAX_QUERY_PARAMS:  # whether read or not
+                check_query_size(query.count(b"&") + 1)
             if found is None:
                 raise HttpError(404, "not_found", f"No such endpoint: {request.path[:200]}")
             route, request.path_params = found
@@ -191,6 +201,7 @@ class DevregApp:
                 response.status,
             )  # fmt: skip
         return response
+
 
 # Control characters (a percent-encoded newline arrives decoded in the path) would let a
 # client forge or split access-log lines: they are logged as escapes instead.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from devreg.tls.context import client_ca_paths, load_trusted_cas, mtls_context
 from devreg.tls.forwarded import ForwardedClientCert, parse_networks
 from devreg.tls.protocol import MtlsHttpToolsProtocol
 from devreg.tls.server_cert import SERVER_CERT_FILE, SERVER_KEY_FILE
+from devreg.web.protocol import LimitedHttpToolsProtocol, Limits
+
+log = logging.getLogger("devreg")
 
 # What `uvicorn.run` was given before: uvloop, httptools, our own access log only.
 UVICORN_SETTINGS: dict[str, Any] = {
@@ -78,10 +82,12 @@ class DevregServer(uvicorn.Server):
         config: uvicorn.Config,
         extra: Sequence[tuple[uvicorn.Config, socket.socket]] = (),
         parent_pid: int | None = None,
+        tls_handshake_timeout: float = 10.0,
     ) -> None:
         super().__init__(config)
         self.extra = list(extra)
         self.parent_pid = parent_pid
+        self.tls_handshake_timeout = tls_handshake_timeout
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)  # the lifespan, then the plain listener
@@ -101,8 +107,16 @@ class DevregServer(uvicorn.Server):
                 )
                 return protocol
 
+            # A client that stalls its handshake is dropped, and so is one that never
+            # answers our close_notify (asyncio's defaults: 60 s and 30 s).
+            timeout = self.tls_handshake_timeout if config.ssl else None
             server = await loop.create_server(
-                make_protocol, sock=sock, ssl=config.ssl, backlog=config.backlog
+                make_protocol,
+                sock=sock,
+                ssl=config.ssl,
+                backlog=config.backlog,
+                ssl_handshake_timeout=timeout,
+                ssl_shutdown_timeout=timeout,
             )
             self.servers.append(server)
 
@@ -117,9 +131,18 @@ class DevregServer(uvicorn.Server):
 
 
 def build_server(config: Config, sockets: Sockets, parent_pid: int | None = None) -> DevregServer:
+    # uvicorn's TRACE message log shows each request's query string, where a client may
+    # have put a secret (the access log leaves it out): never logged, whatever the level.
+    asgi_log = logging.getLogger("uvicorn.asgi")
+    if asgi_log.getEffectiveLevel() < logging.DEBUG:
+        asgi_log.setLevel(logging.DEBUG)
     app = create_app(config)  # one app object, one lifespan, for both listeners
     ca_paths = client_ca_paths(config.data_dir, config.client_ca_files)
-    plain = _plain_config(app, config, ca_paths)
+    limits = Limits(config.head_timeout, config.body_timeout, config.max_connections)
+    plain = _plain_config(
+        app, config, ca_paths, LimitedHttpToolsProtocol.configure(limits, app.refusal)
+    )
+    tls_protocol = MtlsHttpToolsProtocol.configure(limits, app.refusal)
     extra: list[tuple[uvicorn.Config, socket.socket]] = []
     if sockets.mtls is not None:
         context = mtls_context(
@@ -128,7 +151,7 @@ def build_server(config: Config, sockets: Sockets, parent_pid: int | None = None
         mtls = uvicorn.Config(
             # The certificate comes from the TLS session only: forwarding headers are dropped.
             ForwardedClientCert(app, (), ()),
-            http=MtlsHttpToolsProtocol,
+            http=tls_protocol,
             lifespan="off",  # the plain listener's config runs it, once per process
             proxy_headers=False,  # devices connect directly: X-Forwarded-For means nothing
             ssl_context_factory=lambda _config, _default: context,
@@ -144,22 +167,24 @@ def build_server(config: Config, sockets: Sockets, parent_pid: int | None = None
         )
         est = uvicorn.Config(
             EstListener(ForwardedClientCert(app, (), ())),
-            http=MtlsHttpToolsProtocol,
+            http=tls_protocol,
             lifespan="off",
             proxy_headers=False,
             ssl_context_factory=lambda _config, _default: est_context,
             **UVICORN_SETTINGS,
         )
         extra.append((est, sockets.est))
-    return DevregServer(plain, extra, parent_pid)
+    return DevregServer(plain, extra, parent_pid, config.tls_handshake_timeout)
 
 
-def _plain_config(app: Any, config: Config, ca_paths: Sequence[Any]) -> uvicorn.Config:
+def _plain_config(
+    app: Any, config: Config, ca_paths: Sequence[Any], protocol: type[asyncio.Protocol]
+) -> uvicorn.Config:
     if not config.trusted_proxies:
         # No trusted proxy: the TCP peer is the client (uvicorn would otherwise believe
         # X-Forwarded-For from any local process, e.g. to dodge the per-address login limit).
         return uvicorn.Config(
-            app, http="httptools", lifespan="on", proxy_headers=False, **UVICORN_SETTINGS
+            app, http=protocol, lifespan="on", proxy_headers=False, **UVICORN_SETTINGS
         )
     # Proxy mode: the forwarded certificate is taken only from a trusted TCP peer, so our
     # wrapper runs before uvicorn's X-Forwarded-For handling rewrites scope["client"]; the
@@ -172,7 +197,7 @@ def _plain_config(app: Any, config: Config, ca_paths: Sequence[Any]) -> uvicorn.
         load_trusted_cas(ca_paths),
     )
     return uvicorn.Config(
-        chain, http="httptools", lifespan="on", proxy_headers=False, **UVICORN_SETTINGS
+        chain, http=protocol, lifespan="on", proxy_headers=False, **UVICORN_SETTINGS
     )
 
 
@@ -180,4 +205,22 @@ def run_worker(config: Config, sockets: Sockets, parent_pid: int | None = None) 
     """Serve both listeners in this process until told to stop (SIGTERM, SIGINT)."""
     if not logging.getLogger().handlers:  # a spawned worker starts with bare logging
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    raise_file_limit(config.max_connections)
     build_server(config, sockets, parent_pid).run(sockets=[sockets.plain])
+
+
+def raise_file_limit(max_connections: int) -> None:
+    """Room for `max_connections` sockets and the files besides them: the soft limit on open
+    files is raised up to the hard one (a default soft limit of 1024 would otherwise make
+    accept() fail, for everyone, before the connection limit is reached)."""
+    wanted = max_connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < wanted:
+            log.warning(
+                "open files are limited to %d: fewer than DEVREG_MAX_CONNECTIONS=%d allows",
+                new,
+                max_connections,
+            )

@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol, filling the ASGI TLS extension on the mTLS listener.
+"""uvicorn's httptools protocol (with devreg's limits), filling the ASGI TLS extension on
+the TLS listeners.
 
 uvicorn builds each request's scope in `on_message_begin` and never looks at the peer's
 certificate; this subclass reads it once per connection (the handshake, which verified it,
@@ -11,12 +12,12 @@ import ssl
 from typing import Any
 
 from cryptography import x509
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from devreg.tls.client_cert import TLS_VERSIONS, tls_extension
+from devreg.web.protocol import LimitedHttpToolsProtocol
 
 
-class MtlsHttpToolsProtocol(HttpToolsProtocol):
+class MtlsHttpToolsProtocol(LimitedHttpToolsProtocol):
     tls: dict[str, Any] | None = None
 
     def connection_made(self, transport: Any) -> None:
@@ -25,7 +26,7 @@ class MtlsHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self.tls is not None:
+        if self.tls is not None and not self.refused:
             tls = dict(self.tls)  # each request its own dict: a handler may change it
             tls["client_cert_chain"] = list(self.tls["client_cert_chain"])
             self.scope["extensions"] = {"tls": tls}  # type: ignore[dict-item]

@@ -34,5 +34,7 @@ async def decode_body(request: Request, shape: type[T]) -> T:
         raise InvalidInput(f"Request body is not valid JSON: {exc}", "body") from None
     except UnicodeDecodeError:  # msgspec's error for bad UTF-8 inside a string
         raise InvalidInput("Request body is not valid JSON: it is not UTF-8", "body") from None
+    except RecursionError:  # the shapes refuse nesting early; this is the backstop
+        raise InvalidInput("Request body is nested too deeply", "body") from None
     assert isinstance(value, shape)
     return value

@@ -14,7 +14,10 @@ class HttpError(Exception):
 
 
 def payload_too_large(limit: int) -> HttpError:
-    return HttpError(413, "payload_too_large", f"Request body is larger than {limit} bytes")
+    error = HttpError(413, "payload_too_large", f"Request body is larger than {limit} bytes")
+    # The rest of the body is not read: the connection ends with the answer.
+    error.headers.append((b"connection", b"close"))
+    return error
 
 
 def method_not_allowed(method: str, allowed: list[str]) -> HttpError:

@@ -41,6 +41,7 @@ class Request:
         raw = self.scope.get("query_string", b"").decode("latin-1")
         if not raw:
             return {}
+        check_query_size(raw.count("&") + 1)
         try:
             pairs = parse_qsl(
                 raw, keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_QUERY_PARAMS
@@ -72,3 +73,8 @@ class Request:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+def check_query_size(count: int) -> None:
+    if count > MAX_QUERY_PARAMS:
+        raise InvalidInput(f"Query string has more than {MAX_QUERY_PARAMS} parameters", "query")
