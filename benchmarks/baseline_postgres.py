@@ -32,7 +32,7 @@ from benchmarks.baseline_sqlite import (
 )
 
 UPDATE = numbered(UPDATE_REFERENCE)
-POOL_MIN, POOL_MAX = 1, 10  # devreg's PostgresDeviceStore.open defaults
+POOL_MIN, POOL_MAX = 0, 10  # devreg's PostgresDeviceStore.open defaults (connect on demand)
 DEVICE_FIELDS = (
     "id", "account_id", "live_mode", "division_id", "profile_id", "status", "allow_read",
     "allow_write", "allow_renew", "created_at", "updated_at", "version",

@@ -20,11 +20,12 @@ async def migrate_store(database_url: str | None, data_dir: Path) -> list[int]:
 
         from devreg.storage import postgres
 
-        conn = await asyncpg.connect(database_url)
-        try:
-            return await postgres.migrate(conn)
-        finally:
-            await conn.close()
+        async with postgres.translated_errors():  # unreachable: StoreUnavailable, said so
+            conn = await asyncpg.connect(database_url)
+            try:
+                return await postgres.migrate(conn)
+            finally:
+                await conn.close()
     from devreg.storage import sqlite
 
     sqlite_conn = sqlite.connect(sqlite_path(database_url, data_dir))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,6 +16,8 @@ from devreg.storage import sql
 from devreg.storage.base import Params, SqlDeviceStore, SqlRunner
 from devreg.storage.migrations import migration_scripts
 
+log = logging.getLogger("devreg.storage")
+
 # Any migration run holds this advisory lock, so concurrent `init`/`serve` runs take turns.
 MIGRATION_LOCK_ID = 0x64657672  # "devr"
 
@@ -24,6 +27,9 @@ _UNAVAILABLE = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.CannotConnectNowError,
+    # The server's "terminating connection" arriving between two of our statements leaves
+    # the connection's protocol mid-error: the next statement on it is refused with this.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -46,7 +52,7 @@ async def translated_errors() -> AsyncIterator[None]:
     except asyncpg.ForeignKeyViolationError as exc:
         raise MissingReference(exc.constraint_name or str(exc)) from exc
     except _UNAVAILABLE as exc:
-        raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
 
 
 async def migrate(conn: asyncpg.Connection) -> list[int]:
@@ -69,6 +75,22 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     return applied
 
 
+@asynccontextmanager
+async def pooled(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the pool, given back afterwards. Giving it back resets it, which
+    fails when the connection broke after our statements had finished (the server shutting
+    down, say): the pool then drops it, and what the statements did stands (a COMMIT that
+    returned is committed), so that failure is not the request's and is not raised."""
+    conn = await pool.acquire()
+    try:
+        yield conn
+    finally:
+        try:
+            await pool.release(conn)
+        except Exception as exc:  # the pool has terminated that connection
+            log.info("a database connection broke as it was given back: %s", exc)
+
+
 class _PostgresRunner:
     """Runs on the pool (each statement its own transaction) or on one held connection."""
 
@@ -79,10 +101,17 @@ class _PostgresRunner:
 
     async def rows(self, statement: str, params: Params = ()) -> list[Sequence[Any]]:
         async with translated_errors():
+            if isinstance(self._target, asyncpg.Pool):
+                async with pooled(self._target) as conn:
+                    return list(await conn.fetch(numbered(statement), *params))
             return list(await self._target.fetch(numbered(statement), *params))
 
     async def run(self, statement: str, params: Params = ()) -> None:
         async with translated_errors():
+            if isinstance(self._target, asyncpg.Pool):
+                async with pooled(self._target) as conn:
+                    await conn.execute(numbered(statement), *params)
+                return
             await self._target.execute(numbered(statement), *params)
 
     async def copy_rows(self, table: str, columns: list[str], rows: list[Params]) -> None:
@@ -100,8 +129,11 @@ class PostgresDeviceStore(SqlDeviceStore):
 
     @classmethod
     async def open(
-        cls, url: str, *, min_size: int = 1, max_size: int = 10, durable: bool = True
+        cls, url: str, *, min_size: int = 0, max_size: int = 10, durable: bool = True
     ) -> PostgresDeviceStore:
+        """No connection is made before one is needed (`min_size` 0): a worker started
+        while the database is down (the supervisor replacing one that died) comes up and
+        answers 503 until it is back, instead of failing its startup over and over."""
         # Not durable: the server answers a COMMIT before its WAL is flushed (a server
         # crash may lose the last moments' commits, never corrupt). Durable: the server's
         # own setting, "on" unless its operator chose otherwise.
@@ -120,7 +152,7 @@ class PostgresDeviceStore(SqlDeviceStore):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[SqlRunner]:
-        async with translated_errors(), self._pool.acquire() as conn, conn.transaction():
+        async with translated_errors(), pooled(self._pool) as conn, conn.transaction():
             yield _PostgresRunner(conn)
 
     async def insert_many(self, tx: SqlRunner, statement: str, rows: list[Params]) -> None:
