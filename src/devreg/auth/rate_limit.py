@@ -100,11 +100,20 @@ return string.format('%.6f', wait)
 class RedisRateLimiter:
     def __init__(self, url: str, rate: float, burst: int) -> None:
         import redis.asyncio as redis_asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
 
         self.rate = rate
         self.burst = burst
         self._client = redis_asyncio.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5
+            url,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+            # A pooled connection that Redis dropped (it restarted) fails on its next use:
+            # once more on a new connection, or every stale connection would look like a
+            # new outage. Not on a timeout: a hung Redis costs its 0.5 s only once.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         self._script = self._client.register_script(_BUCKET_SCRIPT)
         self._fallback = MemoryRateLimiter(rate, burst)
