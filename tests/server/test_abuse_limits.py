@@ -584,3 +584,32 @@ def test_everyone_else_is_served_as_usual_during_a_slowloris(world: World) -> No
     assert stats["opened"] >= 2 * 3 * per_listener, stats["opened"]  # all of them, again
     assert held[-1] <= TIMEOUT + SLACK, held[-20:]
     assert stats["answers"].get("408", 0) > per_listener, stats["answers"]
+
+
+# --- the open-files limit ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "wanted", "warned"),
+    [
+        (1024, 4096, 2048 + 256, False),  # raised to what the connections need
+        (1024, 1500, 1500, True),  # as far as the hard limit allows, and said so
+        (65536, 65536, None, False),  # enough already: left alone
+    ],
+)
+def test_the_open_files_limit_is_raised_for_the_connections(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    soft: int,
+    hard: int,
+    wanted: int | None,
+    warned: bool,
+) -> None:
+    from devreg.server import listeners
+
+    set_to: list[tuple[int, int]] = []
+    monkeypatch.setattr(listeners.resource, "getrlimit", lambda _: (soft, hard))
+    monkeypatch.setattr(listeners.resource, "setrlimit", lambda _, value: set_to.append(value))
+    listeners.raise_file_limit(2048)
+    assert set_to == ([] if wanted is None else [(wanted, hard)])
+    assert ("open files are limited" in caplog.text) is warned
