@@ -462,6 +462,38 @@ def connections_by_process(pids: Sequence[int], port: int) -> dict[int, int]:
     return held
 
 
+async def spread_clients(
+    make: Callable[[], httpx.AsyncClient],
+    count: int,
+    warm: str,
+    workers: Sequence[int],
+    port: int,
+) -> list[httpx.AsyncClient]:
+    """`count` clients, each with its connection open (a GET of `warm`), held by every
+    worker: otherwise a race would be within one process only. Connections are opened one
+    at a time (a burst of them may all go to one worker); while one worker holds them all,
+    the last one (that worker's, then) is closed and opened again."""
+    clients: list[httpx.AsyncClient] = []
+    before = connections_by_process(workers, port)  # other clients' connections
+    try:
+        for _ in range(count):
+            clients.append(make())
+            await clients[-1].get(warm)
+        for _ in range(500):
+            now = connections_by_process(workers, port)
+            held = {pid: now[pid] - before[pid] for pid in workers}
+            assert sum(held.values()) == count, held
+            if all(held.values()):
+                return clients
+            await clients.pop().aclose()
+            clients.append(make())
+            await clients[-1].get(warm)
+        raise AssertionError(f"the connections stay with one worker: {held}")
+    except BaseException:
+        await asyncio.gather(*(client.aclose() for client in clients))
+        raise
+
+
 # --- private PostgreSQL and Redis, to stop and start at will
 
 

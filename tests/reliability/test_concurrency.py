@@ -33,6 +33,7 @@ from tests.reliability.support import (
     mtls_client,
     new_tenant,
     raw_id,
+    spread_clients,
     together,
     wait_for_workers,
 )
@@ -76,27 +77,26 @@ def assert_log_clean(server: RunningServer) -> None:
         assert sign not in log, log[-3000:]
 
 
-async def connected(cluster: Cluster, clients: list[httpx.AsyncClient], port: int) -> None:
-    """Open every client's connection at once; both workers must hold some of them, or the
-    race would be within one process only."""
-    warm = [partial(c.get, cluster.server.base_url + "/healthz") for c in clients]
-    if port == cluster.server.mtls_port:
-        warm = [partial(c.get, f"{D_BASE}/device/{secrets.token_hex(2)}") for c in clients]
-    for call in warm:  # one at a time: a burst of connections may all go to one worker
-        await call()
-    held = connections_by_process(cluster.workers, port)
-    print(f"connections to port {port} per worker: {held}")
-    assert sum(held.values()) == len(clients), held
-    assert all(count > 0 for count in held.values()), held
+async def spread(
+    cluster: Cluster, make: Callable[[], httpx.AsyncClient], count: int, *, mtls: bool = False
+) -> list[httpx.AsyncClient]:
+    """`count` connected clients, both workers holding some of their connections."""
+    server = cluster.server
+    if mtls:
+        assert server.mtls_port is not None
+        warm, port = f"{D_BASE}/device/{secrets.token_hex(2)}", server.mtls_port
+    else:
+        warm, port = server.base_url + "/healthz", _port(server)
+    clients = await spread_clients(make, count, warm, cluster.workers, port)
+    print(f"connections to port {port} per worker: {connections_by_process(cluster.workers, port)}")
+    return clients
 
 
 @pytest.fixture
 async def f_clients(cluster: Cluster) -> AsyncIterator[list[httpx.AsyncClient]]:
-    clients = [
-        api_client(cluster.server.base_url, cluster.tenant.f_headers) for _ in range(CLIENTS)
-    ]
+    make = partial(api_client, cluster.server.base_url, cluster.tenant.f_headers)
+    clients = await spread(cluster, make, CLIENTS)
     try:
-        await connected(cluster, clients, _port(cluster.server))
         yield clients
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
@@ -104,10 +104,9 @@ async def f_clients(cluster: Cluster) -> AsyncIterator[list[httpx.AsyncClient]]:
 
 @pytest.fixture
 async def d_clients(cluster: Cluster) -> AsyncIterator[list[httpx.AsyncClient]]:
-    base = cluster.server.base_url + D_BASE
-    clients = [api_client(base, cluster.tenant.d_headers) for _ in range(CLIENTS)]
+    make = partial(api_client, cluster.server.base_url + D_BASE, cluster.tenant.d_headers)
+    clients = await spread(cluster, make, CLIENTS)
     try:
-        await connected(cluster, clients, _port(cluster.server))
         yield clients
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
@@ -254,11 +253,10 @@ async def test_writes_racing_on_one_device_end_as_one_of_them_and_each_counts(
     cert, key = issue_certificate(server, tenant, device, cluster.directory / "certs")
     f_id = "dev_" + raw_id(device).hex()
     assert server.mtls_port is not None
-    by_key = [api_client(server.base_url, tenant.d_headers) for _ in range(24)]
-    by_cert = [
-        mtls_client(server.mtls_port, server.data_dir / "ca.pem", cert, key) for _ in range(24)
-    ]
-    by_token = [api_client(server.base_url, tenant.f_headers) for _ in range(16)]
+    ca = server.data_dir / "ca.pem"
+    by_key: list[httpx.AsyncClient] = []
+    by_token: list[httpx.AsyncClient] = []
+    by_cert: list[httpx.AsyncClient] = []
     writes: list[Write] = []
 
     async def writer(client: httpx.AsyncClient, name: str) -> None:
@@ -277,8 +275,13 @@ async def test_writes_racing_on_one_device_end_as_one_of_them_and_each_counts(
             writes.append(Write(column, tag, sent, time.monotonic(), answer.status_code))
 
     try:
-        await connected(cluster, by_key + by_token, _port(server))
-        await connected(cluster, by_cert, server.mtls_port)
+        by_key += await spread(cluster, partial(api_client, server.base_url, tenant.d_headers), 24)
+        by_token += await spread(
+            cluster, partial(api_client, server.base_url, tenant.f_headers), 16
+        )
+        by_cert += await spread(
+            cluster, partial(mtls_client, server.mtls_port, ca, cert, key), 24, mtls=True
+        )
         await together(
             [partial(writer, c, f"key{n}") for n, c in enumerate(by_key)]
             + [partial(writer, c, f"cert{n}") for n, c in enumerate(by_cert)]

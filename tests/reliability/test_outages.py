@@ -44,6 +44,7 @@ from tests.reliability.support import (
     is_unavailable,
     make_d_device,
     new_tenant,
+    spread_clients,
     together,
     wait_for_workers,
     worker_pids,
@@ -270,13 +271,14 @@ async def burst(server: RunningServer, account: dict[str, str], workers: list[in
     """60 requests as fast as 12 connections spread over both workers allow, half F (the
     key's token), half D (the key): one credential, one bucket."""
     token = login(server, account["account_id"], account["live_key"])
-    f = [api_client(server.base_url, {"authorization": f"Bearer {token}"}) for _ in range(6)]
-    d = [api_client(server.base_url + D_BASE, {"x-api-key": account["live_key"]}) for _ in range(6)]
+    port, warm = int(server.base_url.rsplit(":", 1)[1]), server.base_url + "/healthz"
+    bearer = {"authorization": f"Bearer {token}"}
+    f = await spread_clients(partial(api_client, server.base_url, bearer), 6, warm, workers, port)
+    key = {"x-api-key": account["live_key"]}
+    d = await spread_clients(
+        partial(api_client, server.base_url + D_BASE, key), 6, warm, workers, port
+    )
     try:
-        for client in f + d:  # one at a time: a burst of connections may all go to one worker
-            await client.get(server.base_url + "/healthz")
-        held = connections_by_process(workers, int(server.base_url.rsplit(":", 1)[1]))
-        assert all(count > 0 for count in held.values()), held
         started = time.monotonic()
 
         async def five(client: httpx.AsyncClient, path: str) -> list[httpx.Response]:
