@@ -74,7 +74,9 @@ def _op(
     security: list[dict[str, list[str]]] = _KEY,
     params: list[dict[str, Any]] | None = None,
     description: str | None = None,
+    forbidden: str | None = None,
 ) -> dict[str, Any]:
+    """An operation; `forbidden` documents a 403 an API key can get (with when it does)."""
     responses: dict[str, Any] = {
         ok: {"description": summary}
         if out is None
@@ -82,7 +84,9 @@ def _op(
     }
     for status, text in _ERRORS.items():
         if status == "403" and security is _KEY:
-            continue
+            if forbidden is None:
+                continue
+            text = f"access_denied: {forbidden}"
         responses[status] = {
             "description": text,
             "content": {"application/json": {"schema": _ref("ErrorsOut")}},
@@ -167,6 +171,7 @@ def paths() -> dict[str, Any]:
                 "ProfileOut",
                 body="ProfileUpdateIn",
                 description=_PROFILE_TEXT,
+                forbidden="a test-mode key (profiles are shared by live and test devices)",
             ),
         },
         f"{base}/device": {
