@@ -6,6 +6,7 @@ from typing import Any
 
 from devreg.dialect_f.shapes import (
     API_VERSION,
+    NO_CONTROL_CHARACTERS,
     Accepted,
     DeviceCreate,
     DeviceList,
@@ -83,16 +84,23 @@ def paths() -> dict[str, Any]:
         {
             "in": "query",
             "name": "starting_after",
-            "schema": {"type": "string"},
-            "description": "A device id: the page of devices older than it.",
+            "schema": _DEVICE_ID["schema"],
+            "description": "A device id: the page of devices older than it. Not together"
+            " with ending_before.",
         },
         {
             "in": "query",
             "name": "ending_before",
-            "schema": {"type": "string"},
-            "description": "A device id: the page of devices newer than it.",
+            "schema": _DEVICE_ID["schema"],
+            "description": "A device id: the page of devices newer than it. Not together"
+            " with starting_after.",
         },
-        {"in": "query", "name": "reference_id", "schema": {"type": "string"}},
+        {
+            "in": "query",
+            "name": "reference_id",
+            "schema": {"type": "string", "pattern": NO_CONTROL_CHARACTERS},
+            "description": "Only the device with this reference (empty: any).",
+        },
     ]
     return {
         "/login": {

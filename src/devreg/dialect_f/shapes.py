@@ -16,13 +16,19 @@ from devreg.core.records import Device
 
 API_VERSION = "2025-09-14.anode"
 
+# No control characters (the core refuses them, naming the rule): documented in the
+# schema only, so that the answer keeps the core's message.
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f]*$"
+
 ReferenceId = Annotated[
     str,
     Meta(
         max_length=255,
         description="A reference that is meaningful to you, for example, an ID from your"
-        " system. Unique among your devices of one mode; an empty string clears it.",
+        " system. Unique among your devices of one mode; an empty string clears it. At most"
+        " 255 characters, no control characters.",
         examples=["DEV1234567890"],
+        extra_json_schema={"pattern": NO_CONTROL_CHARACTERS},
     ),
 ]
 Timestamp = Annotated[str, Meta(description="RFC 3339, UTC", examples=["2022-01-24T14:15:22Z"])]
