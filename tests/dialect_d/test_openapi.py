@@ -1,4 +1,5 @@
-"""Dialect D's part of /openapi.json: what it documents is what the server answers."""
+"""Dialect D's part of /openapi.json: what it documents is what the server answers, and its
+links lead from each made object to the operations on it."""
 
 from __future__ import annotations
 
@@ -29,3 +30,25 @@ def test_update_profile_documents_the_403_a_test_key_gets(account: Account) -> N
     # API-key operations that cannot answer 403 still do not list it.
     assert "403" not in operation("/device-profile/{id}", "get")["responses"]
     assert "403" not in operation("/device", "post")["responses"]
+
+
+def test_links_from_made_objects() -> None:
+    created = operation("/device", "post")["responses"]["201"]["links"]
+    assert created["GetDevice"] == {
+        "operationId": "d-get-device",
+        "description": "Read the device",
+        "parameters": {"id": "$response.body#/id"},
+    }
+    assert {link["operationId"] for link in created.values()} >= {
+        "d-get-device", "d-update-device", "d-delete-device", "d-disable-device",
+        "d-enable-device", "d-issue-certificate", "d-list-certificates",
+    }  # fmt: skip
+    profile = operation("/device-profile", "post")["responses"]["201"]["links"]
+    assert profile["CreateDevice"]["requestBody"] == {
+        "device_profile_id": "$response.body#/id",
+        "division_id": "$response.body#/division/id",
+    }
+    issued = operation("/device/{id}/certificate", "post")["responses"]["201"]["links"]
+    assert issued["RevokeCertificate"]["parameters"] == {"id": "$response.body#/certificate_id"}
+    disabled = operation("/device/{id}/disable", "put")["responses"]["204"]["links"]
+    assert disabled["EnableDevice"]["parameters"] == {"id": "$request.path.id"}

@@ -1,4 +1,5 @@
-"""Dialect F's part of /openapi.json: the reference rules it documents are the core's."""
+"""Dialect F's part of /openapi.json: the reference rules it documents are the core's, and
+its links lead from a made device to the operations on it."""
 
 from __future__ import annotations
 
@@ -44,3 +45,17 @@ def test_list_parameters_are_documented_as_checked() -> None:
     assert parameters["starting_after"]["schema"] == device_id
     assert parameters["ending_before"]["schema"] == device_id
     assert parameters["reference_id"]["schema"]["pattern"] == NO_CONTROL_CHARACTERS
+
+
+def test_links_from_a_made_device() -> None:
+    created = paths()["/devices"]["post"]["responses"]["201"]["links"]
+    assert {name: link["operationId"] for name, link in created.items()} == {
+        "GetDevice": "get-device",
+        "UpdateDevice": "update-device",
+        "DeleteDevice": "delete-device",
+        "ListOlderDevices": "list-devices",
+        "FindByReference": "list-devices",
+    }
+    assert created["UpdateDevice"]["parameters"] == {"id": "$response.body#/id"}
+    listed = paths()["/devices"]["get"]["responses"]["200"]["links"]
+    assert listed["GetDevice"]["parameters"] == {"id": "$response.body#/data/0/id"}

@@ -74,6 +74,7 @@ def _op(
     security: list[dict[str, list[str]]] = _KEY,
     params: list[dict[str, Any]] | None = None,
     description: str | None = None,
+    links: dict[str, Any] | None = None,
     forbidden: str | None = None,
 ) -> dict[str, Any]:
     """An operation; `forbidden` documents a 403 an API key can get (with when it does)."""
@@ -82,6 +83,8 @@ def _op(
         if out is None
         else {"description": summary, "content": {"application/json": {"schema": _ref(out)}}}
     }
+    if links:
+        responses[ok]["links"] = links
     for status, text in _ERRORS.items():
         if status == "403" and security is _KEY:
             if forbidden is None:
@@ -105,6 +108,35 @@ def _op(
             "content": {"application/json": {"schema": _ref(body)}},
         }
     return operation
+
+
+def _link(
+    operation_id: str, description: str, body: dict[str, str] | None = None, **parameters: str
+) -> dict[str, Any]:
+    """An OpenAPI link: where a response's values go next (clients and stateful fuzzers
+    follow them). A `body` names only the request fields it fills in."""
+    link: dict[str, Any] = {"operationId": operation_id, "description": description}
+    if parameters:
+        link["parameters"] = parameters
+    if body:
+        link["requestBody"] = body
+    return link
+
+
+def _device_links(id_expression: str) -> dict[str, Any]:
+    """From a device (made, updated, or named in a request) to what can be done with it."""
+    return {
+        "GetDevice": _link("d-get-device", "Read the device", id=id_expression),
+        "UpdateDevice": _link("d-update-device", "Replace its values", id=id_expression),
+        "DisableDevice": _link("d-disable-device", "Disable it", id=id_expression),
+        "EnableDevice": _link("d-enable-device", "Enable it", id=id_expression),
+        "DeleteDevice": _link("d-delete-device", "Delete it", id=id_expression),
+        "IssueCertificate": _link("d-issue-certificate", "Give it a certificate", id=id_expression),
+        "ListCertificates": _link("d-list-certificates", "Its certificates", id=id_expression),
+        "CreateEnrollmentSecret": _link(
+            "d-create-enrollment-secret", "A one-time EST secret for it", id=id_expression
+        ),
+    }
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -142,12 +174,45 @@ _PROFILE_TEXT = (
 )
 
 
+def _profile_links() -> dict[str, Any]:
+    return {
+        "GetProfile": _link("d-get-profile", "Read it", id="$response.body#/id"),
+        "UpdateProfile": _link("d-update-profile", "Change it", id="$response.body#/id"),
+        "CreateDevice": _link(
+            "d-create-device",
+            "A device of this profile",
+            body={
+                "device_profile_id": "$response.body#/id",
+                "division_id": "$response.body#/division/id",
+            },
+        ),
+        "ListDevices": _link(
+            "d-list-devices", "Its devices", device_profile_id="$response.body#/id"
+        ),
+    }
+
+
 def paths() -> dict[str, Any]:
     base = "/iot/api/v2"
     return {
         f"{base}/division": {
             "post": _op(
-                "d-create-division", "Create a division", "201", "DivisionOut", body="DivisionIn"
+                "d-create-division",
+                "Create a division",
+                "201",
+                "DivisionOut",
+                body="DivisionIn",
+                links={
+                    "GetDivision": _link("d-get-division", "Read it", id="$response.body#/id"),
+                    "CreateProfile": _link(
+                        "d-create-profile",
+                        "A device profile in it",
+                        body={"division_id": "$response.body#/id"},
+                    ),
+                    "ListDevices": _link(
+                        "d-list-devices", "Its devices", division_id="$response.body#/id"
+                    ),
+                },
             ),
             "get": _op("d-list-divisions", "List divisions", "200", "DivisionListOut"),
         },
@@ -157,7 +222,12 @@ def paths() -> dict[str, Any]:
         },
         f"{base}/device-profile": {
             "post": _op(
-                "d-create-profile", "Create a device profile", "201", "ProfileOut", body="ProfileIn"
+                "d-create-profile",
+                "Create a device profile",
+                "201",
+                "ProfileOut",
+                body="ProfileIn",
+                links=_profile_links(),
             ),
             "get": _op("d-list-profiles", "List device profiles", "200", "ProfileListOut"),
         },
@@ -171,12 +241,25 @@ def paths() -> dict[str, Any]:
                 "ProfileOut",
                 body="ProfileUpdateIn",
                 description=_PROFILE_TEXT,
+                links=_profile_links(),
                 forbidden="a test-mode key (profiles are shared by live and test devices)",
             ),
         },
         f"{base}/device": {
             "post": _op(
-                "d-create-device", "Create a device", "201", "DeviceDetails", body="DeviceIn"
+                "d-create-device",
+                "Create a device",
+                "201",
+                "DeviceDetails",
+                body="DeviceIn",
+                links={
+                    **_device_links("$response.body#/id"),
+                    "FindByIdentifier": _link(
+                        "d-list-devices",
+                        "Find it by its identifier",
+                        device_identifier="$response.body#/device_identifier",
+                    ),
+                },
             ),
             "get": _op(
                 "d-list-devices", "List devices, oldest first", "200", "DeviceListOut", params=_LIST
@@ -195,16 +278,29 @@ def paths() -> dict[str, Any]:
                 body="DeviceUpdateIn",
                 security=_KEY_OR_CERT,
                 description=_UPDATE_TEXT,
+                links=_device_links("$response.body#/id"),
             ),
             "delete": _op("d-delete-device", "Delete a device", "204", None),
         },
         f"{base}/device/{{id}}/disable": {
             "parameters": [_ID],
-            "put": _op("d-disable-device", "Disable a device", "204", None),
+            "put": _op(
+                "d-disable-device",
+                "Disable a device",
+                "204",
+                None,
+                links=_device_links("$request.path.id"),
+            ),
         },
         f"{base}/device/{{id}}/enable": {
             "parameters": [_ID],
-            "put": _op("d-enable-device", "Enable a device", "204", None),
+            "put": _op(
+                "d-enable-device",
+                "Enable a device",
+                "204",
+                None,
+                links=_device_links("$request.path.id"),
+            ),
         },
         f"{base}/device/{{id}}/certificate": {
             "parameters": [_ID],
@@ -216,6 +312,16 @@ def paths() -> dict[str, Any]:
                 body="CertificateIn",
                 description='`{"csr": PEM}` or `{"generate_key": true}`; the private'
                 " key is returned only when the server made it.",
+                links={
+                    "RevokeCertificate": _link(
+                        "d-revoke-certificate",
+                        "Revoke it",
+                        id="$response.body#/certificate_id",
+                    ),
+                    "ListCertificates": _link(
+                        "d-list-certificates", "The device's certificates", id="$request.path.id"
+                    ),
+                },
             ),
             "get": _op(
                 "d-list-certificates", "List a device's certificates", "200", "CertificateListOut"

@@ -46,8 +46,16 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _responses(ok: str, schema: str, description: str, errors: list[str]) -> dict[str, Any]:
+def _responses(
+    ok: str,
+    schema: str,
+    description: str,
+    errors: list[str],
+    links: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     responses = {ok: _json(_ref(schema), description)}
+    if links:
+        responses[ok]["links"] = links
     for status in ["403", "422", "429", *errors]:
         responses[status] = _json(_ref("ErrorOut"), _ERRORS[status])
     return responses
@@ -67,6 +75,20 @@ _DEVICE_ID = {
     "description": "Device id (`dev_` + 32 hex digits).",
 }
 _BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+def _link(operation_id: str, description: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: where a response's values go next (clients and stateful fuzzers
+    follow them)."""
+    return {"operationId": operation_id, "description": description, "parameters": parameters}
+
+
+def _device_links(id_expression: str) -> dict[str, Any]:
+    return {
+        "GetDevice": _link("get-device", "Read the device", id=id_expression),
+        "UpdateDevice": _link("update-device", "Update the device", id=id_expression),
+        "DeleteDevice": _link("delete-device", "Delete the device", id=id_expression),
+    }
 
 
 def _body(schema: str) -> dict[str, Any]:
@@ -124,7 +146,23 @@ def paths() -> dict[str, Any]:
                 "parameters": [_VERSION_HEADER],
                 "requestBody": _body("DeviceCreate"),
                 "responses": _responses(
-                    "201", "DeviceOut", "The new device", ["400", "409", "413", "415"]
+                    "201",
+                    "DeviceOut",
+                    "The new device",
+                    ["400", "409", "413", "415"],
+                    {
+                        **_device_links("$response.body#/id"),
+                        "ListOlderDevices": _link(
+                            "list-devices",
+                            "The devices created before it",
+                            starting_after="$response.body#/id",
+                        ),
+                        "FindByReference": _link(
+                            "list-devices",
+                            "Find it by its reference",
+                            reference_id="$response.body#/reference_id",
+                        ),
+                    },
                 ),
             },
             "get": {
@@ -133,7 +171,20 @@ def paths() -> dict[str, Any]:
                 "summary": "List devices, newest first",
                 "security": _BEARER,
                 "parameters": list_params,
-                "responses": _responses("200", "DeviceList", "A page of devices", ["400"]),
+                "responses": _responses(
+                    "200",
+                    "DeviceList",
+                    "A page of devices",
+                    ["400"],
+                    {
+                        **_device_links("$response.body#/data/0/id"),
+                        "ListNewerDevices": _link(
+                            "list-devices",
+                            "The devices created after the page's newest",
+                            ending_before="$response.body#/data/0/id",
+                        ),
+                    },
+                ),
             },
         },
         "/devices/{id}": {
@@ -155,7 +206,11 @@ def paths() -> dict[str, Any]:
                 "parameters": [_VERSION_HEADER],
                 "requestBody": _body("DeviceUpdate"),
                 "responses": _responses(
-                    "200", "DeviceOut", "The updated device", ["400", "404", "409", "413", "415"]
+                    "200",
+                    "DeviceOut",
+                    "The updated device",
+                    ["400", "404", "409", "413", "415"],
+                    _device_links("$response.body#/id"),
                 ),
             },
             "delete": {

@@ -33,8 +33,11 @@ def build_openapi() -> dict[str, Any]:
                     "operationId": "healthz",
                     "summary": "Liveness and database",
                     "responses": {
-                        "200": {"description": "Serving"},
-                        "503": {"description": "The database cannot be reached"},
+                        "200": _health("Serving", {"status": {"const": "ok"}}),
+                        "503": _health(
+                            "The database cannot be reached",
+                            {"status": {"const": "unavailable"}, "database": {"type": "string"}},
+                        ),
                     },
                 }
             },
@@ -44,6 +47,11 @@ def build_openapi() -> dict[str, Any]:
             "securitySchemes": {**dialect_f.SECURITY_SCHEMES, **dialect_d.SECURITY_SCHEMES},
         },
     }
+
+
+def _health(description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties, "required": list(properties)}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _publication() -> dict[str, Any]:
