@@ -371,6 +371,7 @@ async def test_a_restarted_redis_is_used_again_without_a_second_outage(
     try:
         await asyncio.gather(*(limiter.check(f"warm-{n}") for n in range(8)))  # 8 connections
         redis.kill()
+        FIGURES.fault("Redis killed (SIGKILL)")
         await limiter.check("k")  # refused: per process now
         redis.start()
         await asyncio.gather(*(limiter.check("shared") for _ in range(8)))  # stale ones too
@@ -399,6 +400,7 @@ async def test_a_connection_redis_dropped_is_tried_again_not_taken_for_an_outage
         pooled = list(limiter._client.connection_pool._available_connections)
         assert len(pooled) == 4
         redis.kill()
+        FIGURES.fault("Redis killed (SIGKILL)")
         redis.start()
         for connection in pooled:  # "nothing to read": the end is not noticed before use
             connection.can_read = AsyncMock(return_value=False)  # type: ignore[method-assign]
