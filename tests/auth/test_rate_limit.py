@@ -17,7 +17,7 @@ from devreg.auth.rate_limit import (
     make_rate_limiter,
     retry_after_seconds,
 )
-from devreg.core.errors import RateLimited
+from devreg.core.errors import RateLimited, Unavailable
 
 # A rate so slow that no token comes back during a test, whatever the machine's speed.
 SLOW = 0.001
@@ -244,6 +244,21 @@ async def test_redis_unreachable_falls_back_to_memory_and_still_limits(
             assert await allowed_count(limiter, "key:b", 10) == 3
         warnings = [r for r in caplog.records if "redis unreachable" in r.getMessage()]
         assert len(warnings) == 1  # said once, not once per request
+    finally:
+        await limiter.close()
+
+
+async def test_redis_unreachable_with_refuse_answers_unavailable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limiter = make_rate_limiter(SLOW, 3, closed_port_url(), fallback_local=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="devreg.ratelimit"):
+            for _ in range(3):  # every request, not just the first, and never RateLimited
+                with pytest.raises(Unavailable, match="Rate limits are unavailable"):
+                    await limiter.check("key:a")
+        warnings = [r for r in caplog.records if "redis unreachable" in r.getMessage()]
+        assert len(warnings) == 1 and "refused (503)" in warnings[0].getMessage()
     finally:
         await limiter.close()
 

@@ -12,7 +12,7 @@ import math
 import time
 from typing import Protocol
 
-from devreg.core.errors import RateLimited
+from devreg.core.errors import RateLimited, Unavailable
 
 log = logging.getLogger("devreg.ratelimit")
 
@@ -98,7 +98,11 @@ return string.format('%.6f', wait)
 
 
 class RedisRateLimiter:
-    def __init__(self, url: str, rate: float, burst: int) -> None:
+    """The shared bucket. When Redis cannot answer: with `fallback_local` (the default)
+    each process limits on its own until Redis is back; without, every request is refused
+    with Unavailable (503), for operators who would rather stop than exceed the limit."""
+
+    def __init__(self, url: str, rate: float, burst: int, *, fallback_local: bool = True) -> None:
         import redis.asyncio as redis_asyncio
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -117,6 +121,7 @@ class RedisRateLimiter:
         )
         self._script = self._client.register_script(_BUCKET_SCRIPT)
         self._fallback = MemoryRateLimiter(rate, burst)
+        self._fallback_local = fallback_local
         self._degraded = False
         self._retry_at = 0.0
         self.retry_interval = REDIS_RETRY_SECONDS
@@ -125,7 +130,7 @@ class RedisRateLimiter:
         from redis.exceptions import RedisError
 
         if self._degraded and time.monotonic() < self._retry_at:
-            await self._fallback.check(credential, cost)
+            await self._without_redis(credential, cost)
             return
         try:
             reply = await self._script(
@@ -134,12 +139,15 @@ class RedisRateLimiter:
         except (RedisError, OSError) as exc:
             if not self._degraded:
                 log.warning(
-                    "redis unreachable, rate limits are per process until it is back: %s",
+                    "redis unreachable, %s until it is back: %s",
+                    "rate limits are per process"
+                    if self._fallback_local
+                    else "requests are refused (503)",
                     type(exc).__name__,
                 )
                 self._degraded = True
             self._retry_at = time.monotonic() + self.retry_interval
-            await self._fallback.check(credential, cost)
+            await self._without_redis(credential, cost)
             return
         if self._degraded:
             log.warning("redis reachable again, rate limits are shared across processes")
@@ -148,14 +156,21 @@ class RedisRateLimiter:
         if wait > 0:
             raise RateLimited(retry_after_seconds(wait))
 
+    async def _without_redis(self, credential: str, cost: int) -> None:
+        if not self._fallback_local:
+            raise Unavailable("Rate limits are unavailable: retry shortly")
+        await self._fallback.check(credential, cost)
+
     async def close(self) -> None:
         await self._client.aclose()
 
 
-def make_rate_limiter(rate: float, burst: int, redis_url: str | None) -> RateLimiter:
+def make_rate_limiter(
+    rate: float, burst: int, redis_url: str | None, *, fallback_local: bool = True
+) -> RateLimiter:
     if rate <= 0:
         return NoRateLimiter()
     burst = max(1, burst)
     if redis_url:
-        return RedisRateLimiter(redis_url, rate, burst)
+        return RedisRateLimiter(redis_url, rate, burst, fallback_local=fallback_local)
     return MemoryRateLimiter(rate, burst)

@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="processes sharing the port (DEVREG_WORKERS)")
     serve.add_argument("--redis-url", help="share rate limits through Redis (DEVREG_REDIS_URL)")
     serve.add_argument(
+        "--redis-down",
+        metavar="local|refuse",
+        help="while Redis is unreachable: limit per process, or answer 503"
+        " (DEVREG_REDIS_DOWN; local)",
+    )
+    serve.add_argument(
         "--rate-limit",
         type=float,
         help="requests/second per credential, 0 = off (DEVREG_RATE_LIMIT; 100)",
@@ -140,6 +146,7 @@ def _config(args: argparse.Namespace) -> Config:
         "public_url",
         "cert_lifetime_days",
         "durability",
+        "redis_down",
     )
     return load_config({key: getattr(args, key, None) for key in keys})
 

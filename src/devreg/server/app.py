@@ -58,7 +58,12 @@ class Services(msgspec.Struct):
 
 async def open_services(config: Config) -> Services:
     store = await open_store(config.database_url, config.data_dir, durable=config.durable)
-    limiter = make_rate_limiter(config.rate_limit, config.rate_burst, config.redis_url)
+    limiter = make_rate_limiter(
+        config.rate_limit,
+        config.rate_burst,
+        config.redis_url,
+        fallback_local=config.redis_down == "local",
+    )
     signer = TokenSigner(load_or_create_signing_key(Path(config.data_dir)))
     ca = load_or_create_ca(Path(config.data_dir))
     certificates = CertificateService(

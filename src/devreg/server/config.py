@@ -41,6 +41,9 @@ class Config(msgspec.Struct, frozen=True):
     # "full": a write answered 2xx is on disk (fsync'd) first; "normal": it survives a
     # crash of devreg, not of the machine (README, Deployment: durability).
     durability: str = "full"
+    # With Redis shared limits, when Redis is down: "local" limits per process, "refuse"
+    # answers 503 until it is back.
+    redis_down: str = "local"
 
     @property
     def durable(self) -> bool:
@@ -87,8 +90,10 @@ ENV = {
     "tls_handshake_timeout": "DEVREG_TLS_HANDSHAKE_TIMEOUT",
     "max_connections": "DEVREG_MAX_CONNECTIONS",
     "durability": "DEVREG_DURABILITY",
+    "redis_down": "DEVREG_REDIS_DOWN",
 }
 DURABILITY = ("full", "normal")
+REDIS_DOWN = ("local", "refuse")
 LISTS = ("tls_names", "client_ca_files", "trusted_proxies")  # comma-separated in the environment
 _DNS_NAME = re.compile(r"^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 
@@ -134,6 +139,8 @@ def load_config(
         raise ValueError("est-port must be between 0 (off) and 65535")
     if config.est_port and config.est_port in (config.port, config.mtls_port):
         raise ValueError(f"est-port {config.est_port} is already used by another listener")
+    if config.redis_down not in REDIS_DOWN:
+        raise ValueError(f"redis-down must be one of {', '.join(REDIS_DOWN)}")
     if config.durability not in DURABILITY:
         raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
     if not 1 <= config.cert_lifetime_days <= 3650:
