@@ -16,12 +16,14 @@ _decoders: dict[type, msgspec.json.Decoder[object]] = {}
 
 
 async def decode_body(request: Request, shape: type[T]) -> T:
-    """The JSON body as `shape`; an empty body is an empty object."""
+    """The JSON body as `shape`; no body at all is an empty object. Anything else must be
+    JSON: a body of only whitespace is not (nor is a vertical tab, which `bytes.strip()`
+    would also have taken for nothing)."""
     content_type = request.header(b"content-type")
     if content_type and content_type.split(";")[0].strip().lower() != "application/json":
         raise HttpError(415, "unsupported_media_type", "Content-Type must be application/json")
     raw = await request.body()
-    if not raw.strip():
+    if not raw:
         raw = b"{}"
     decoder = _decoders.get(shape)
     if decoder is None:
