@@ -52,3 +52,32 @@ def test_links_from_made_objects() -> None:
     assert issued["RevokeCertificate"]["parameters"] == {"id": "$response.body#/certificate_id"}
     disabled = operation("/device/{id}/disable", "put")["responses"]["204"]["links"]
     assert disabled["EnableDevice"]["parameters"] == {"id": "$request.path.id"}
+
+
+def test_a_body_is_documented_as_required_where_no_body_is_refused(account: Account) -> None:
+    """Where no body at all is served as an empty object (a PUT that deletes every value,
+    a profile update that changes nothing, a revocation for reason "unspecified"), the
+    document no longer calls the body required; where it is refused, it still does."""
+    profile = make_profile(account.live, "Sensor", fields=[("note", False)])
+    device = account.live.post(
+        "/device", json={"device_identifier": "d1", "device_profile_id": profile["id"],
+                         "fields": [{"id": profile["fields"][0]["id"], "value": "x"}]},
+    ).json()  # fmt: skip
+    cert = account.live.post(f"/device/{device['id']}/certificate", json={"generate_key": True})
+    sent = {
+        ("/device/{id}", "put"): account.live.put(f"/device/{device['id']}"),
+        ("/device-profile/{id}", "put"): account.live.put(f"/device-profile/{profile['id']}"),
+        ("/certificate/{id}/revoke", "put"): account.live.put(
+            f"/certificate/{cert.json()['certificate_id']}/revoke"
+        ),
+        ("/division", "post"): account.live.post("/division"),
+        ("/device-profile", "post"): account.live.post("/device-profile"),
+        ("/device", "post"): account.live.post("/device"),
+        ("/device/{id}/certificate", "post"): account.live.post(
+            f"/device/{device['id']}/certificate"
+        ),
+    }
+    for (path, method), answer in sent.items():
+        required = operation(path, method)["requestBody"]["required"]
+        assert (answer.status_code >= 400) is required, (path, answer.status_code, answer.text)
+    assert sent[("/device/{id}", "put")].json()["fields"] == []  # destructive, as documented

@@ -76,8 +76,10 @@ def _op(
     description: str | None = None,
     links: dict[str, Any] | None = None,
     forbidden: str | None = None,
+    body_required: bool = True,
 ) -> dict[str, Any]:
-    """An operation; `forbidden` documents a 403 an API key can get (with when it does)."""
+    """An operation; `forbidden` documents a 403 an API key can get (with when it does);
+    `body_required=False` where no body at all is served as an empty object."""
     responses: dict[str, Any] = {
         ok: {"description": summary}
         if out is None
@@ -104,7 +106,7 @@ def _op(
         operation["parameters"] = params
     if body:
         operation["requestBody"] = {
-            "required": True,
+            "required": body_required,
             "content": {"application/json": {"schema": _ref(body)}},
         }
     return operation
@@ -243,6 +245,7 @@ def paths() -> dict[str, Any]:
                 description=_PROFILE_TEXT,
                 links=_profile_links(),
                 forbidden="a test-mode key (profiles are shared by live and test devices)",
+                body_required=False,  # nothing given, nothing changes
             ),
         },
         f"{base}/device": {
@@ -279,6 +282,7 @@ def paths() -> dict[str, Any]:
                 security=_KEY_OR_CERT,
                 description=_UPDATE_TEXT,
                 links=_device_links("$response.body#/id"),
+                body_required=False,  # no fields: every value is deleted
             ),
             "delete": _op("d-delete-device", "Delete a device", "204", None),
         },
@@ -361,6 +365,7 @@ def paths() -> dict[str, Any]:
                 "200",
                 "CertificateOut",
                 body="RevokeIn",
+                body_required=False,  # reason "unspecified"
                 description="Refused on the client-auth listener (and in proxy mode) from the"
                 " moment this returns, by every process; listed in /crl.pem and /crl.der.",
             ),
