@@ -1,9 +1,12 @@
 """The whole document devreg publishes (`/openapi.json`), fuzzed by Schemathesis against the
-real server: its links are valid and lead from each made object to what can be done with
-it; a stateful run follows them (POST /devices -> GET/PATCH/DELETE /devices/{id}, a D
-profile -> a device of it -> its certificate -> revocation, ...) through both dialects,
-authenticated as each operation declares; and the service's own operations answer as
-documented.
+real server, authenticated as each operation declares:
+
+- its links are valid and lead from each made object to what can be done with it;
+- Schemathesis' deterministic coverage cases (boundaries, missing and malformed parts) run
+  on every operation;
+- stateful runs follow the links (POST /devices -> GET/PATCH/DELETE /devices/{id}; a D
+  division -> a profile -> a device -> its certificate -> revocation, ...), per dialect;
+- the service's own operations answer as documented.
 
 Per operation, with real ids and both generation modes: tests/dialect_f and tests/dialect_d
 (test_schemathesis.py). Longer runs: DEVREG_FUZZ_EXAMPLES (README)."""
@@ -21,6 +24,9 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
+from schemathesis.generation.drivers import CoverageGenerator
+from schemathesis.generation.feedback import FeedbackSources
+from schemathesis.generation.overrides import Override
 from schemathesis.specs.openapi.checks import ensure_resource_availability, use_after_free
 from schemathesis.specs.openapi.stateful import collect_transitions
 
@@ -31,8 +37,10 @@ from devreg.storage import open_store
 from tests.support.fuzz import (
     FUZZ_EXAMPLES,
     RESPONSE_CHECKS,
+    STRICT_CHECKS,
     Credentials,
     Exercise,
+    apply,
     backend_of,
     budget,
     operations_of,
@@ -127,6 +135,33 @@ def test_service_operations(module_server: RunningServer, session: requests.Sess
         how = Exercise(module_server.base_url, {}, call_options={"session": session})
         run_operation(operation, GenerationMode.POSITIVE, how, statuses, 3)
         assert set(statuses) == {200}, (operation.label, statuses)
+
+
+def test_coverage_cases_of_every_operation(
+    module_server: RunningServer, session: requests.Session, accounts: Accounts
+) -> None:
+    """Schemathesis' coverage cases (deterministic: boundary values, each parameter missing
+    or malformed, wrong types, in both modes) for every operation, with the credentials it
+    declares; the answers must be as documented, and refusals of the invalid ones."""
+    schema = schemathesis.openapi.from_url(module_server.base_url + "/openapi.json")
+    credentials = accounts.new()
+    cases: Counter[str] = Counter()
+    for operation in operations_of(schema):
+        generator = CoverageGenerator(
+            operation=operation,
+            generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+            generation_config=schema.config.generation_for(operation=operation, phase="coverage"),
+            auth_storage=None,
+            override=Override(),
+            feedback=FeedbackSources(),
+        )
+        for case in generator:
+            apply(case, credentials.headers_for(operation), None, None)
+            response = case.call(base_url=module_server.base_url, session=session)
+            cases[operation.label] += 1
+            case.validate_response(response, checks=STRICT_CHECKS)
+    print(f"coverage: {sum(cases.values())} cases,", dict(cases))
+    assert len(cases) == len(operations_of(schema)), cases
 
 
 def stateful_machine(
