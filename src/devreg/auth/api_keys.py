@@ -19,6 +19,7 @@ from devreg.core.store import DeviceStore
 LIVE_PREFIX = "sk_live_"
 TEST_PREFIX = "sk_test_"
 MAX_BASIC_HEADER = 512
+MAX_KEY_LENGTH = 200
 
 
 def hash_key(secret: str) -> bytes:
@@ -59,17 +60,22 @@ def parse_basic(header: str | None) -> tuple[str, str]:
     return user, password
 
 
+async def find_key(store: DeviceStore, secret: str, refusal: str) -> ApiKey:
+    """The stored, unrevoked key for `secret`; Unauthenticated(`refusal`) otherwise."""
+    if len(secret) > MAX_KEY_LENGTH:  # no key is this long: not worth hashing
+        raise Unauthenticated(refusal)
+    key = await store.find_api_key(hash_key(secret))
+    if key is None or key.revoked_at is not None:
+        raise Unauthenticated(refusal)
+    return key
+
+
 async def authenticate_key(store: DeviceStore, account_id_text: str, secret: str) -> ApiKey:
     """The stored key for `secret`, if it is live and belongs to the named account."""
     if not secret.startswith((LIVE_PREFIX, TEST_PREFIX)):
         raise Unauthenticated("Bad credentials")
-    key = await store.find_api_key(hash_key(secret))
+    key = await find_key(store, secret, "Bad credentials")
     account_id = parse_prefixed("acc", account_id_text)
-    if (
-        key is None
-        or key.revoked_at is not None
-        or account_id is None
-        or not hmac.compare_digest(key.account_id, account_id)
-    ):
+    if account_id is None or not hmac.compare_digest(key.account_id, account_id):
         raise Unauthenticated("Bad credentials")
     return key

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import msgspec
 from cryptography import x509
 
-from devreg.auth.api_keys import hash_key
+from devreg.auth.api_keys import find_key
 from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
 from devreg.core.access import Action, check_certificate, check_device_access
@@ -19,7 +19,7 @@ from devreg.core.devices import DeviceService
 from devreg.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from devreg.core.ids import new_id, parse_uuid, render_uuid
 from devreg.core.profiles import FieldSpec, ProfileFlags
-from devreg.core.records import ApiKey, Caller, Certificate, Device, DeviceStatus
+from devreg.core.records import Caller, Certificate, Device, DeviceStatus
 from devreg.core.store import DeviceStore
 from devreg.dialect_d import params as query
 from devreg.dialect_d.errors import render_error
@@ -54,7 +54,6 @@ from devreg.web.response import Response, json_response
 from devreg.web.routing import Router
 
 BASE = "/iot/api/v2"
-MAX_API_KEY = 200
 
 
 def field_values(fields: list[FieldValueIn]) -> list[tuple[bytes, str]]:
@@ -133,20 +132,14 @@ class DialectD:
         secret = request.header(b"x-api-key")
         if not secret:
             raise Unauthenticated("Missing x-api-key header")
-        key = await guarded(self.limiter, request.scope, lambda: self.find_key(secret))
+        key = await guarded(
+            self.limiter, request.scope, lambda: find_key(self.store, secret, "Invalid API key")
+        )
         caller = Caller(account_id=key.account_id, live_mode=key.live_mode,
                         credential_id="key:" + key.id.hex())  # fmt: skip
         request.credential = caller.credential_id
         await self.limiter.check(caller.credential_id)
         return caller
-
-    async def find_key(self, secret: str) -> ApiKey:
-        if len(secret) > MAX_API_KEY:
-            raise Unauthenticated("Invalid API key")
-        key = await self.store.find_api_key(hash_key(secret))
-        if key is None or key.revoked_at is not None:
-            raise Unauthenticated("Invalid API key")
-        return key
 
     async def device_caller(
         self, request: Request, cert: x509.Certificate, action: Action
