@@ -84,6 +84,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         head_timeout=TIMEOUT,
         body_timeout=TIMEOUT,
         tls_handshake_timeout=TIMEOUT,
+        # every attacker here is 127.0.0.1: the per-address limit would cut the slowloris
+        # short (tests/security/test_connection_floods.py tests that limit)
+        max_connections_per_address=0,
     )
     try:
         account = create_account(server, "Abuse")

@@ -33,11 +33,16 @@ class Config(msgspec.Struct, frozen=True):
     public_url: str | None = None  # how clients reach the plain listener (CRL links)
     cert_lifetime_days: int = 90  # lifetime of the device certificates devreg issues
     # Abuse limits (environment only; see web/protocol.py): seconds for a request head, for
-    # its body, for a TLS handshake, and connections per process.
+    # its body, for a TLS handshake, for an answer to drain and for a graceful shutdown;
+    # connections per process and per client address (0: none), bytes of unread answers.
     head_timeout: float = 10.0
     body_timeout: float = 30.0
     tls_handshake_timeout: float = 10.0
+    drain_timeout: float = 30.0
+    shutdown_timeout: float = 10.0
     max_connections: int = 2048
+    max_connections_per_address: int = 256
+    max_output_buffer: int = 256 * 1024 * 1024
     # "full": a write answered 2xx is on disk (fsync'd) first; "normal": it survives a
     # crash of devreg, not of the machine (README, Deployment: durability).
     durability: str = "full"
@@ -88,7 +93,11 @@ ENV = {
     "head_timeout": "DEVREG_HEAD_TIMEOUT",
     "body_timeout": "DEVREG_BODY_TIMEOUT",
     "tls_handshake_timeout": "DEVREG_TLS_HANDSHAKE_TIMEOUT",
+    "drain_timeout": "DEVREG_DRAIN_TIMEOUT",
+    "shutdown_timeout": "DEVREG_SHUTDOWN_TIMEOUT",
     "max_connections": "DEVREG_MAX_CONNECTIONS",
+    "max_connections_per_address": "DEVREG_MAX_CONNECTIONS_PER_ADDRESS",
+    "max_output_buffer": "DEVREG_MAX_OUTPUT_BUFFER",
     "durability": "DEVREG_DURABILITY",
     "redis_down": "DEVREG_REDIS_DOWN",
 }
@@ -145,11 +154,18 @@ def load_config(
         raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
     if not 1 <= config.cert_lifetime_days <= 3650:
         raise ValueError("cert-lifetime-days must be between 1 and 3650")
-    for name in ("head_timeout", "body_timeout", "tls_handshake_timeout"):
+    for name in (
+        "head_timeout", "body_timeout", "tls_handshake_timeout", "drain_timeout",
+        "shutdown_timeout",
+    ):  # fmt: skip
         if not 0 < getattr(config, name) <= 3600:
             raise ValueError(f"{ENV[name]} must be between 0 and 3600 seconds")
     if config.max_connections < 1:
         raise ValueError("DEVREG_MAX_CONNECTIONS must be at least 1")
+    if config.max_connections_per_address < 0:
+        raise ValueError("DEVREG_MAX_CONNECTIONS_PER_ADDRESS must be 0 (no limit) or more")
+    if config.max_output_buffer < 64 * 1024:
+        raise ValueError("DEVREG_MAX_OUTPUT_BUFFER must be at least 65536 bytes")
     if config.public_url and not config.public_url.startswith(("http://", "https://")):
         raise ValueError("public-url must start with http:// or https://")
     for name in config.tls_names:

@@ -24,6 +24,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from devreg.est.listener import EstListener
 from devreg.server.app import LOG_FORMAT, create_app
 from devreg.server.config import Config
+from devreg.server.memory import return_large_buffers
 from devreg.tls.context import client_ca_paths, load_trusted_cas, mtls_context
 from devreg.tls.forwarded import ForwardedClientCert, parse_networks
 from devreg.tls.protocol import MtlsHttpToolsProtocol
@@ -121,7 +122,16 @@ class DevregServer(uvicorn.Server):
             self.servers.append(server)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn waits for every connection to close, bounded by the config's
+        # timeout_graceful_shutdown (DEVREG_SHUTDOWN_TIMEOUT); past it, the requests still
+        # running are cancelled, and the connections still open (a client not reading its
+        # answer holds one open however long the drain deadline says) are dropped here.
         await super().shutdown(sockets=[*(sockets or []), *(sock for _, sock in self.extra)])
+        left = [c for c in self.server_state.connections if not c.transport.is_closing()]
+        for connection in list(self.server_state.connections):
+            connection.transport.abort()
+        if left:
+            log.warning("shutdown deadline passed: %d connections dropped", len(left))
 
     async def on_tick(self, counter: int) -> bool:
         # A worker whose supervisor is gone (killed) stops instead of serving on alone.
@@ -138,7 +148,15 @@ def build_server(config: Config, sockets: Sockets, parent_pid: int | None = None
         asgi_log.setLevel(logging.DEBUG)
     app = create_app(config)  # one app object, one lifespan, for both listeners
     ca_paths = client_ca_paths(config.data_dir, config.client_ca_files)
-    limits = Limits(config.head_timeout, config.body_timeout, config.max_connections)
+    limits = Limits(
+        head_timeout=config.head_timeout,
+        body_timeout=config.body_timeout,
+        max_connections=config.max_connections,
+        max_per_address=config.max_connections_per_address,
+        drain_timeout=config.drain_timeout,
+        max_output_buffer=config.max_output_buffer,
+        exempt_networks=tuple(parse_networks(config.trusted_proxies)),
+    )
     plain = _plain_config(
         app, config, ca_paths, LimitedHttpToolsProtocol.configure(limits, app.refusal)
     )
@@ -180,12 +198,12 @@ def build_server(config: Config, sockets: Sockets, parent_pid: int | None = None
 def _plain_config(
     app: Any, config: Config, ca_paths: Sequence[Any], protocol: type[asyncio.Protocol]
 ) -> uvicorn.Config:
+    # The plain listener's config is the server's: it holds the graceful-shutdown deadline.
+    settings = {**UVICORN_SETTINGS, "timeout_graceful_shutdown": config.shutdown_timeout}
     if not config.trusted_proxies:
         # No trusted proxy: the TCP peer is the client (uvicorn would otherwise believe
         # X-Forwarded-For from any local process, e.g. to dodge the per-address login limit).
-        return uvicorn.Config(
-            app, http=protocol, lifespan="on", proxy_headers=False, **UVICORN_SETTINGS
-        )
+        return uvicorn.Config(app, http=protocol, lifespan="on", proxy_headers=False, **settings)
     # Proxy mode: the forwarded certificate is taken only from a trusted TCP peer, so our
     # wrapper runs before uvicorn's X-Forwarded-For handling rewrites scope["client"]; the
     # trusted proxies may also name the client for the access log.
@@ -196,9 +214,7 @@ def _plain_config(
         config.trusted_proxies,
         load_trusted_cas(ca_paths),
     )
-    return uvicorn.Config(
-        chain, http=protocol, lifespan="on", proxy_headers=False, **UVICORN_SETTINGS
-    )
+    return uvicorn.Config(chain, http=protocol, lifespan="on", proxy_headers=False, **settings)
 
 
 def run_worker(config: Config, sockets: Sockets, parent_pid: int | None = None) -> None:
@@ -206,6 +222,7 @@ def run_worker(config: Config, sockets: Sockets, parent_pid: int | None = None) 
     if not logging.getLogger().handlers:  # a spawned worker starts with bare logging
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     raise_file_limit(config.max_connections)
+    return_large_buffers()
     build_server(config, sockets, parent_pid).run(sockets=[sockets.plain])
 
 

@@ -45,7 +45,9 @@ def serve(config: Config) -> None:
     if config.workers == 1:
         run_worker(config, sockets)
     else:
-        Supervisor(run_worker, (config, sockets), config.workers).run()
+        # A worker gets its graceful-shutdown deadline, and a little more, before SIGKILL.
+        stop_timeout = config.shutdown_timeout + 5
+        Supervisor(run_worker, (config, sockets), config.workers, stop_timeout=stop_timeout).run()
 
 
 def _urls(config: Config, sockets: Sockets) -> str:

@@ -14,7 +14,18 @@ header byte a second, holds its connection forever. Here:
 - a request body must arrive within `body_timeout` seconds of its head, else 408;
 - at most `max_connections` connections per process: one more closes the connection that
   has waited longest without a request in progress (an idle keep-alive one, or one still
-  sending its head), or, when every connection is busy, the new one.
+  sending its head), else the oldest one still sending a body, else the oldest one whose
+  client is not reading its answer, or, when every connection is being answered, the new
+  one (`web/connections.py`);
+- at most `max_per_address` of them from one client address (an IPv6 /64), trusted
+  proxies apart: one more is closed at once;
+- an answer sent before the request's body has arrived (a refusal that never reads it)
+  ends the connection (`connection: close`) instead of waiting for the body;
+- the output must drain: a connection whose answer sits in its buffer, unread, for
+  `drain_timeout` seconds is dropped, and a pipelined request is not started while the
+  previous answer has not drained (so one connection holds at most one answer); when the
+  stalled connections' buffers add up to more than `max_output_buffer` bytes, the oldest
+  of them are dropped until they fit.
 
 Refusals that the protocol makes (the app never saw the request) are rendered by the
 `Refusals` hook, so that a client still gets its dialect's error envelope, with
@@ -33,6 +44,7 @@ from typing import Any, ClassVar, Protocol
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from devreg.web.connections import ConnectionTable, Network, address_key, exempt
 from devreg.web.errors import HttpError
 from devreg.web.response import Response
 
@@ -43,6 +55,9 @@ MAX_HEADERS = 100
 HEAD_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
 MAX_CONNECTIONS = 2048
+MAX_PER_ADDRESS = 256
+DRAIN_TIMEOUT = 30.0
+MAX_OUTPUT_BUFFER = 256 * 1024 * 1024  # bytes held for stalled clients, all together
 
 # Where the parser is in the connection's current request.
 _IDLE, _HEAD, _BODY = 0, 1, 2
@@ -54,6 +69,10 @@ class Limits:
     head_timeout: float = HEAD_TIMEOUT
     body_timeout: float = BODY_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
+    max_per_address: int = MAX_PER_ADDRESS  # 0: no limit per address
+    drain_timeout: float = DRAIN_TIMEOUT
+    max_output_buffer: int = MAX_OUTPUT_BUFFER
+    exempt_networks: tuple[Network, ...] = ()  # not limited per address (trusted proxies)
 
 
 class Refusals(Protocol):
@@ -89,18 +108,26 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.waiting = _waiting(server_state)
+        self.table = _table(server_state)
+        self.waiting = self.table.waiting
         self.phase = _IDLE
         self.head_bytes = 0
         self.deadline: asyncio.TimerHandle | None = None
         self.deadline_phase = _IDLE
+        self.drain_deadline: asyncio.TimerHandle | None = None
+        self.address: str | None = None  # counted per address under this key
+        self.deferred = False  # a pipelined request waits for the previous answer to drain
+        self.last_answer_size = 0
+        self.running: Any = None  # the request being answered (uvicorn's cycle)
         self.refused = False
 
     # --- the connection ---------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections and not self._make_room():
+        if not self._admit_address() or (
+            len(self.connections) > self.limits.max_connections and not self._make_room()
+        ):
             self.refused = True
             transport.close()
             return
@@ -108,22 +135,131 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._arm(_HEAD, self.limits.head_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.waiting.pop(self, None)
+        # uvicorn tells only the newest request that the client is gone; one answered
+        # before it and waiting for the output to drain would then write to the closed
+        # transport and log a traceback for every dropped connection.
+        running = self.running
+        if running is not None and not running.response_complete:
+            running.disconnected = True
+            running.message_event.set()
+        self.table.forget(self)
+        if self.address is not None:
+            self.table.release(self.address)
+            self.address = None
         self._disarm()
+        self._disarm_drain()
         super().connection_lost(exc)
 
+    def _admit_address(self) -> bool:
+        limit = self.limits.max_per_address
+        if not limit or not self.client or exempt(self.client[0], self.limits.exempt_networks):
+            return True
+        key = address_key(self.client[0])
+        if not self.table.admit(key, limit):
+            _warn(
+                f"{limit} connections open from {key} (the limit per address): closing more",
+                kind="per-address",
+            )
+            return False
+        self.address = key
+        return True
+
     def _make_room(self) -> bool:
-        """Close the connection that waited longest without a request in progress."""
-        _warn_full(self.limits.max_connections)
-        while self.waiting:
-            victim = next(iter(self.waiting))
-            del self.waiting[victim]
+        """Close the connection that costs least to lose (`ConnectionTable`)."""
+        _warn(
+            f"{self.limits.max_connections} connections open (the limit): closing the"
+            " longest-waiting idle, uploading or unread ones"
+        )
+        while (victim := self.table.oldest_evictable()) is not None:
             if not victim.transport.is_closing():
-                victim.refused = True
-                victim._disarm()
-                victim.transport.close()
+                victim.drop()
                 return True
         return False
+
+    def drop(self) -> None:
+        """End this connection now, without an answer, discarding any unsent output."""
+        self.refused = True
+        self.table.forget(self)
+        self._disarm()
+        self._disarm_drain()
+        self.transport.abort()
+
+    # --- output that does not drain ---------------------------------------------------
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.table.stalled[self] = None
+        if self.drain_deadline is None:
+            self.drain_deadline = self.loop.call_later(self.limits.drain_timeout, self._not_drained)
+        self._fit_output_budget()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.table.stalled.pop(self, None)
+        self._disarm_drain()
+        if self.deferred:
+            self.deferred = False
+            if self.pipeline and not self.transport.is_closing():
+                self.flow.resume_reading()
+                self._start_asgi_task(*self.pipeline.pop())
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        if self.flow.write_paused:
+            # The previous answer is still in the buffer: this one waits for it to drain
+            # instead of being made (and held in memory) now.
+            self.pipeline.append((cycle, app))
+            self.flow.pause_reading()
+            self.deferred = True
+            return
+        # An answer started before the request's body has all arrived (a refusal that does
+        # not read it): the rest would have to be read and thrown away, so the connection
+        # ends with the answer instead of waiting for the body.
+        send = cycle.send
+
+        async def send_closing(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                self.last_answer_size = len(message.get("body", b""))
+            elif cycle.more_body and message["type"] == "http.response.start":
+                cycle.keep_alive = False
+            await send(message)
+
+        cycle.send = send_closing
+        self.running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def _not_drained(self) -> None:
+        # Also when closing: a transport closed with output pending (after a refusal or a
+        # deadline) waits for the output to be read, however long that takes.
+        self.drain_deadline = None
+        if not self.flow.write_paused:
+            return
+        _warn(
+            f"a client did not read its answer within {self.limits.drain_timeout:g} s:"
+            " dropping such connections"
+        )
+        self.drop()
+
+    def held_output(self) -> int:
+        """The memory this connection's unsent output holds: the transport's buffer keeps
+        the whole of the last answer alive while any of it is unsent."""
+        return max(self.transport.get_write_buffer_size(), self.last_answer_size)
+
+    def _disarm_drain(self) -> None:
+        if self.drain_deadline is not None:
+            self.drain_deadline.cancel()
+            self.drain_deadline = None
+
+    def _fit_output_budget(self) -> None:
+        stalled = self.table.stalled
+        held = sum(c.held_output() for c in stalled)
+        while held > self.limits.max_output_buffer and stalled:
+            victim = next(iter(stalled))
+            held -= victim.held_output()
+            _warn(
+                f"unread answers hold more than {self.limits.max_output_buffer} bytes:"
+                " dropping the oldest stalled connections"
+            )
+            victim.drop()
 
     def data_received(self, data: bytes) -> None:
         if self.refused:
@@ -176,6 +312,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.phase = _BODY
         self.head_bytes = 0
         self.waiting.pop(self, None)
+        self.table.uploading[self] = None
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -187,6 +324,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self.phase = _IDLE
         self.head_bytes = 0
+        self.table.uploading.pop(self, None)
         self._disarm()
         super().on_message_complete()
 
@@ -222,7 +360,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             timeout, what = self.limits.body_timeout, "body"
         else:  # nothing sent at all, or the answer is already on its way: just close
             self.refused = True
-            self.waiting.pop(self, None)
+            self.table.forget(self)
             self.transport.close()
             return
         message = f"The request {what} did not arrive within {timeout:g} s"
@@ -232,7 +370,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """Answer `error` in place of the request (which the app never sees), and close."""
         self.refused = True
         self._disarm()
-        self.waiting.pop(self, None)
+        self.table.forget(self)
         if self.transport.is_closing():
             return
         method, path = self._request_so_far()
@@ -273,23 +411,25 @@ def _head_too_large() -> HttpError:
     )
 
 
-def _waiting(server_state: Any) -> dict[LimitedHttpToolsProtocol, None]:
-    """The process's connections without a request in progress, oldest first (one map for
-    all the listeners sharing `server_state`)."""
-    waiting: dict[LimitedHttpToolsProtocol, None] | None = getattr(
-        server_state, "devreg_waiting", None
+def _table(server_state: Any) -> ConnectionTable[LimitedHttpToolsProtocol]:
+    """The process's connection table (one for all the listeners sharing `server_state`)."""
+    table: ConnectionTable[LimitedHttpToolsProtocol] | None = getattr(
+        server_state, "devreg_connections", None
     )
-    if waiting is None:
-        waiting = {}
-        server_state.devreg_waiting = waiting
-    return waiting
+    if table is None:
+        table = ConnectionTable()
+        server_state.devreg_connections = table
+    return table
 
 
-_last_warning = [0.0]
+_last_warning: dict[str, float] = {}
 
 
-def _warn_full(limit: int) -> None:
+def _warn(message: str, kind: str | None = None) -> None:
+    """Log `message` at most once every `_WARN_EVERY` seconds per kind (an attack repeats
+    it); the kind is the message unless it names something that varies."""
+    kind = kind or message
     now = time.monotonic()
-    if now - _last_warning[0] >= _WARN_EVERY:
-        _last_warning[0] = now
-        log.warning("%d connections open (the limit): closing the longest-waiting idle ones", limit)
+    if now - _last_warning.get(kind, -_WARN_EVERY) >= _WARN_EVERY:
+        _last_warning[kind] = now
+        log.warning("%s", message)
