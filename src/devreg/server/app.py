@@ -95,6 +95,9 @@ def build_router(services: Services) -> Router:
             await services.store.ping()
         except Unavailable:
             return json_response(503, {"status": "unavailable", "database": "unreachable"})
+        if services.store.storage_full():
+            # Reads are served, writes are not: a load balancer should send traffic elsewhere.
+            return json_response(503, {"status": "degraded", "database": "storage_full"})
         return json_response(200, {"status": "ok"})
 
     async def docs(request: Request) -> Response:
