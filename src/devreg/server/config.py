@@ -38,6 +38,9 @@ class Config(msgspec.Struct, frozen=True):
     body_timeout: float = 30.0
     tls_handshake_timeout: float = 10.0
     max_connections: int = 2048
+    # Seconds between the access log's summaries of an address's 429s (server/access_log.py;
+    # environment only).
+    rate_limit_log_interval: float = 10.0
     # "full": a write answered 2xx is on disk (fsync'd) first; "normal": it survives a
     # crash of devreg, not of the machine (README, Deployment: durability).
     durability: str = "full"
@@ -89,6 +92,7 @@ ENV = {
     "body_timeout": "DEVREG_BODY_TIMEOUT",
     "tls_handshake_timeout": "DEVREG_TLS_HANDSHAKE_TIMEOUT",
     "max_connections": "DEVREG_MAX_CONNECTIONS",
+    "rate_limit_log_interval": "DEVREG_RATE_LIMIT_LOG_INTERVAL",
     "durability": "DEVREG_DURABILITY",
     "redis_down": "DEVREG_REDIS_DOWN",
 }
@@ -148,6 +152,8 @@ def load_config(
     for name in ("head_timeout", "body_timeout", "tls_handshake_timeout"):
         if not 0 < getattr(config, name) <= 3600:
             raise ValueError(f"{ENV[name]} must be between 0 and 3600 seconds")
+    if not 0 < config.rate_limit_log_interval <= 3600:
+        raise ValueError(f"{ENV['rate_limit_log_interval']} must be between 0 and 3600 seconds")
     if config.max_connections < 1:
         raise ValueError("DEVREG_MAX_CONNECTIONS must be at least 1")
     if config.public_url and not config.public_url.startswith(("http://", "https://")):
