@@ -50,6 +50,22 @@ class StoreUnavailable(Unavailable):
     """The database cannot be reached (connection refused, server restarting)."""
 
 
+# Seconds a client is told to wait after a write refused for lack of disk space: freeing
+# space takes an operator, not the moment a lost connection takes to come back.
+STORAGE_FULL_RETRY_AFTER = 30
+
+
+class StorageFull(StoreUnavailable):
+    """The database has no room for a write: its disk is full (SQLite SQLITE_FULL or ENOSPC,
+    PostgreSQL SQLSTATE 53100). Nothing of the write was kept; reads go on, and writes
+    succeed again once space is freed."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("The database is out of disk space: nothing was written; retry later")
+        self.detail = detail  # the driver's words, for the log only
+        self.retry_after = STORAGE_FULL_RETRY_AFTER
+
+
 class DeviceFilter(msgspec.Struct, frozen=True):
     """Dialect D's list filters; None means "any". Times are microseconds, inclusive."""
 
@@ -91,6 +107,11 @@ class DeviceImport(Protocol):
 class DeviceStore(Protocol):
     async def ping(self) -> None:
         """Raises StoreUnavailable when the database cannot answer."""
+
+    def storage_full(self) -> bool:
+        """Whether writes are being refused for lack of disk space: one was, less than
+        STORAGE_FULL_RETRY_AFTER seconds ago, and writes have not been stored again since
+        (storage/disk_full.py says when they count as stored again)."""
 
     # --- accounts and keys
     async def create_account(

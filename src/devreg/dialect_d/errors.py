@@ -13,6 +13,7 @@ from devreg.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from devreg.core.store import StorageFull
 from devreg.dialect_d.shapes import ErrorItem, ErrorsOut
 from devreg.web.errors import HttpError
 from devreg.web.response import Response, json_response
@@ -40,6 +41,11 @@ def render_error(exc: Exception) -> Response:
     if isinstance(exc, RateLimited):
         return error_response(
             429, "rate_limit_exceeded", exc.message,
+            [(b"retry-after", str(exc.retry_after).encode())],
+        )  # fmt: skip
+    if isinstance(exc, StorageFull):  # logged once per episode, by the store
+        return error_response(
+            507, "insufficient_storage", exc.message,
             [(b"retry-after", str(exc.retry_after).encode())],
         )  # fmt: skip
     if isinstance(exc, Unavailable):

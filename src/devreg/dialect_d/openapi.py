@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devreg.core.store import STORAGE_FULL_RETRY_AFTER
 from devreg.dialect_d.shapes import (
     CertificateIn,
     CertificateListOut,
@@ -56,6 +57,13 @@ _ERRORS = {
     "415": "Content-Type is not application/json",
     "429": "Over the credential's rate limit; see Retry-After",
 }
+_STORAGE_FULL = {
+    "description": "insufficient_storage: the database is out of disk space and nothing was"
+    f" written; retry after Retry-After ({STORAGE_FULL_RETRY_AFTER} s)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorsOut"}}},
+}
+# Reads that write: a device's own GET over mutual TLS records its last_seen.
+_READS_THAT_WRITE = {"d-get-device"}
 _KEY: list[dict[str, list[str]]] = [{"apiKey": []}]
 _KEY_OR_CERT: list[dict[str, list[str]]] = [{"apiKey": []}, {"clientCertificate": []}]
 
@@ -195,6 +203,18 @@ def _profile_links() -> dict[str, Any]:
 
 
 def paths() -> dict[str, Any]:
+    """Every operation that writes may answer 507 when the database's disk is full."""
+    found = _paths()
+    for item in found.values():
+        for method, operation in item.items():
+            if method != "parameters" and (
+                method != "get" or operation["operationId"] in _READS_THAT_WRITE
+            ):
+                operation["responses"]["507"] = _STORAGE_FULL
+    return found
+
+
+def _paths() -> dict[str, Any]:
     base = "/iot/api/v2"
     return {
         f"{base}/division": {

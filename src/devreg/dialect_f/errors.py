@@ -14,6 +14,7 @@ from devreg.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from devreg.core.store import StorageFull
 from devreg.dialect_f.shapes import ErrorOut
 from devreg.web.errors import HttpError
 from devreg.web.response import Response, json_response
@@ -70,6 +71,14 @@ def render_error(exc: Exception) -> Response:
             "api_version_not_supported",
             f"Flatpeak-Version {exc.version[:64]!r} is not supported: send"
             " 2025-09-14.anode or omit the header",
+        )
+    if isinstance(exc, StorageFull):  # logged once per episode, by the store
+        return error_response(
+            507,
+            "api_error",
+            "insufficient_storage",
+            exc.message,
+            [(b"retry-after", str(exc.retry_after).encode())],
         )
     if isinstance(exc, Unavailable):
         log.warning("service unavailable: %s", exc.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devreg.core.store import STORAGE_FULL_RETRY_AFTER
 from devreg.dialect_f.shapes import (
     API_VERSION,
     NO_CONTROL_CHARACTERS,
@@ -35,6 +36,8 @@ _ERRORS = {
     "415": "Content-Type is not application/json",
     "422": "Unsupported Flatpeak-Version",
     "429": "Over the credential's rate limit; see Retry-After",
+    "507": "insufficient_storage: the database is out of disk space and nothing was written;"
+    f" retry after Retry-After ({STORAGE_FULL_RETRY_AFTER} s)",
 }
 
 
@@ -149,7 +152,7 @@ def paths() -> dict[str, Any]:
                     "201",
                     "DeviceOut",
                     "The new device",
-                    ["400", "409", "413", "415"],
+                    ["400", "409", "413", "415", "507"],
                     {
                         **_device_links("$response.body#/id"),
                         "ListOlderDevices": _link(
@@ -209,7 +212,7 @@ def paths() -> dict[str, Any]:
                     "200",
                     "DeviceOut",
                     "The updated device",
-                    ["400", "404", "409", "413", "415"],
+                    ["400", "404", "409", "413", "415", "507"],
                     _device_links("$response.body#/id"),
                 ),
             },
@@ -219,7 +222,7 @@ def paths() -> dict[str, Any]:
                 "summary": "Delete a device",
                 "security": _BEARER,
                 "parameters": [_VERSION_HEADER],
-                "responses": _responses("202", "Accepted", "Deleted", ["404"]),
+                "responses": _responses("202", "Accepted", "Deleted", ["404", "507"]),
             },
         },
     }

@@ -13,6 +13,7 @@ from devreg.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from devreg.core.store import StorageFull
 from devreg.web.errors import HttpError
 from devreg.web.response import Response
 
@@ -35,6 +36,8 @@ def render_error(exc: Exception) -> Response:
         return _text(404, exc.message)
     if isinstance(exc, RateLimited):
         return _text(429, exc.message, [(b"retry-after", str(exc.retry_after).encode())])
+    if isinstance(exc, StorageFull):  # logged once per episode, by the store
+        return _text(507, exc.message, [(b"retry-after", str(exc.retry_after).encode())])
     if isinstance(exc, Unavailable):
         return _text(503, "The service is temporarily unavailable; retry shortly",
                      [(b"retry-after", b"1")])  # fmt: skip

@@ -23,6 +23,7 @@ from devreg.est.routes import Est
 from devreg.pki.ca import CertificateAuthority, load_or_create_ca
 from devreg.pki.issuing import CertificateService
 from devreg.pki.revocation import CrlPublisher
+from devreg.server.access_log import TOO_MANY_REQUESTS, RefusalCounter
 from devreg.server.config import Config, load_config
 from devreg.server.docs import docs_page, static_file
 from devreg.server.openapi import build_openapi
@@ -95,6 +96,9 @@ def build_router(services: Services) -> Router:
             await services.store.ping()
         except Unavailable:
             return json_response(503, {"status": "unavailable", "database": "unreachable"})
+        if services.store.storage_full():
+            # Reads are served, writes are not: a load balancer should send traffic elsewhere.
+            return json_response(503, {"status": "degraded", "database": "storage_full"})
         return json_response(200, {"status": "ok"})
 
     async def docs(request: Request) -> Response:
@@ -129,12 +133,14 @@ class DevregApp:
         self.config = config
         self.services: Services | None = None
         self.router = Router()
+        self.refusals = RefusalCounter(config.rate_limit_log_interval)
 
     async def startup(self) -> None:
         self.services = await open_services(self.config)
         self.router = build_router(self.services)
 
     async def shutdown(self) -> None:
+        self.refusals.close()
         if self.services is not None:
             await self.services.limiter.close()
             await self.services.store.close()
@@ -182,6 +188,8 @@ class DevregApp:
             response = render(exc)
         await response.send(send)
         if self.config.access_log:
+            if response.status == TOO_MANY_REQUESTS and self.refusals.counted(_host(scope)):
+                return  # in its address's next summary line instead
             # The path only: query strings and headers may carry secrets or personal data.
             access_log.info(
                 '%s "%s %s" %d %.1fms %s',
@@ -201,6 +209,9 @@ class DevregApp:
         render = found[0].render_error if found else unmatched_renderer(path)
         response = render(error)
         if self.config.access_log:
+            host = client.rpartition(":")[0] or client  # "host:port"
+            if response.status == TOO_MANY_REQUESTS and self.refusals.counted(host):
+                return response
             access_log.info(
                 '%s "%s %s" %d - -', client, _loggable(method[:16]), _loggable(path[:200]),
                 response.status,
@@ -225,6 +236,11 @@ def _loggable(text: str) -> str:
 def unmatched_renderer(path: str) -> ErrorRenderer:
     """An unknown path is answered in the envelope of the dialect whose space it is in."""
     return render_d_error if path.startswith(DIALECT_D_BASE + "/") else render_f_error
+
+
+def _host(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
 
 
 def _client(scope: Scope) -> str:

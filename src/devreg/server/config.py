@@ -43,6 +43,9 @@ class Config(msgspec.Struct, frozen=True):
     max_connections: int = 2048
     max_connections_per_address: int = 256
     max_output_buffer: int = 256 * 1024 * 1024
+    # Seconds between the access log's summaries of an address's 429s (server/access_log.py;
+    # environment only).
+    rate_limit_log_interval: float = 10.0
     # "full": a write answered 2xx is on disk (fsync'd) first; "normal": it survives a
     # crash of devreg, not of the machine (README, Deployment: durability).
     durability: str = "full"
@@ -98,6 +101,7 @@ ENV = {
     "max_connections": "DEVREG_MAX_CONNECTIONS",
     "max_connections_per_address": "DEVREG_MAX_CONNECTIONS_PER_ADDRESS",
     "max_output_buffer": "DEVREG_MAX_OUTPUT_BUFFER",
+    "rate_limit_log_interval": "DEVREG_RATE_LIMIT_LOG_INTERVAL",
     "durability": "DEVREG_DURABILITY",
     "redis_down": "DEVREG_REDIS_DOWN",
 }
@@ -160,6 +164,8 @@ def load_config(
     ):  # fmt: skip
         if not 0 < getattr(config, name) <= 3600:
             raise ValueError(f"{ENV[name]} must be between 0 and 3600 seconds")
+    if not 0 < config.rate_limit_log_interval <= 3600:
+        raise ValueError(f"{ENV['rate_limit_log_interval']} must be between 0 and 3600 seconds")
     if config.max_connections < 1:
         raise ValueError("DEVREG_MAX_CONNECTIONS must be at least 1")
     if config.max_connections_per_address < 0:

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 import devreg
+from devreg.core.store import STORAGE_FULL_RETRY_AFTER
 from devreg.dialect_d import openapi as dialect_d
 from devreg.dialect_f import openapi as dialect_f
 
@@ -35,8 +36,15 @@ def build_openapi() -> dict[str, Any]:
                     "responses": {
                         "200": _health("Serving", {"status": {"const": "ok"}}),
                         "503": _health(
-                            "The database cannot be reached",
-                            {"status": {"const": "unavailable"}, "database": {"type": "string"}},
+                            "The database cannot be reached (`unavailable`, `unreachable`),"
+                            " or its disk is full and writes are refused (`degraded`,"
+                            " `storage_full`: a write was refused for lack of space less"
+                            f" than {STORAGE_FULL_RETRY_AFTER} s ago and writes have not"
+                            " been stored again since; reads are still served)",
+                            {
+                                "status": {"enum": ["unavailable", "degraded"]},
+                                "database": {"enum": ["unreachable", "storage_full"]},
+                            },
                         ),
                     },
                 }

@@ -26,6 +26,7 @@ from typing import Any
 
 from devreg.core.store import StoreUnavailable
 from devreg.storage.base import Params, SqlRunner
+from devreg.storage.disk_full import DiskFullEpisodes, sqlite_disk_full
 
 Rows = list[Sequence[Any]]
 WRITES = ("INSERT", "UPDATE", "DELETE")
@@ -43,6 +44,8 @@ class _Transaction:
     turn: asyncio.Future[None]  # set by the flush: the writer is this transaction's now
     finished: asyncio.Future[None]  # set by the transaction: its savepoint is closed
     committed: asyncio.Future[None] = field(init=False)
+    # Set when SQLite itself rolled the whole batch back under this transaction.
+    batch_lost: BaseException | None = None
 
     def __post_init__(self) -> None:
         self.committed = self.turn.get_loop().create_future()
@@ -79,8 +82,10 @@ class GroupCommitRunner:
         writer: sqlite3.Connection,
         execute_write: Callable[[str, Params], sqlite3.Cursor],
         execute_read: Callable[[str, Params], sqlite3.Cursor],
+        disk_full: DiskFullEpisodes,
     ) -> None:
         self._writer = writer
+        self._disk_full = disk_full  # told of every commit that stored a change
         self._execute = execute_write  # runs one statement, translating driver errors
         self._read = execute_read
         self._in_transaction = _InTransaction(writer, execute_write)
@@ -117,11 +122,20 @@ class GroupCommitRunner:
         self._writer.execute("SAVEPOINT one_transaction")
         try:
             yield self._in_transaction
-        except BaseException:
-            self._writer.execute("ROLLBACK TO one_transaction")
-            self._writer.execute("RELEASE one_transaction")
+        except BaseException as exc:
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK TO one_transaction")
+                self._writer.execute("RELEASE one_transaction")
+            else:  # SQLite rolled the whole batch back itself (after SQLITE_FULL, say)
+                queued.batch_lost = exc
+            queued.committed.cancel()  # not committed, and nobody waits for it
             queued.finished.set_result(None)
             raise
+        if not self._writer.in_transaction:  # rolled back under a caller that went on
+            queued.batch_lost = StoreUnavailable("the transaction was rolled back")
+            queued.committed.cancel()
+            queued.finished.set_result(None)
+            raise queued.batch_lost
         self._writer.execute("RELEASE one_transaction")
         queued.finished.set_result(None)
         await queued.committed  # durable before the caller goes on
@@ -152,6 +166,9 @@ class GroupCommitRunner:
     async def _commit_batch(self, batch: list[_Statement | _Transaction]) -> None:
         outcomes: list[tuple[_Statement, Any, bool]] = []
         joined: list[_Transaction] = []
+        # During a disk-full episode only a commit that stored a change ends it (a batch of
+        # refused duplicates commits without needing a byte).
+        changes = self._writer.total_changes if self._disk_full.active else None
         try:
             await self._in_commit_thread("BEGIN IMMEDIATE")
             for item in batch:
@@ -161,11 +178,13 @@ class GroupCommitRunner:
                     item.turn.set_result(None)
                     await item.finished
                     joined.append(item)
+                    if item.batch_lost is not None:  # nothing may run on in autocommit mode
+                        raise item.batch_lost
             await self._in_commit_thread("COMMIT")
         except BaseException as exc:
             if self._writer.in_transaction:
                 self._writer.execute("ROLLBACK")
-            failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
+            failure = self._failure(exc)
             for item in batch:
                 waiter = item.answer if isinstance(item, _Statement) else item.committed
                 if not waiter.done():
@@ -176,6 +195,8 @@ class GroupCommitRunner:
                 raise
             return
         self.commits += 1
+        if changes is not None and self._writer.total_changes > changes:
+            self._disk_full.wrote()
         for queued in joined:
             if not queued.committed.done():
                 self.writes += 1
@@ -189,11 +210,23 @@ class GroupCommitRunner:
             else:
                 statement.answer.set_exception(outcome)
 
+    def _failure(self, exc: BaseException) -> StoreUnavailable:
+        """What the batch's callers are told when it failed as a whole."""
+        if isinstance(exc, StoreUnavailable):
+            return exc
+        if sqlite_disk_full(exc):  # from a statement not run through `execute`, or the OS
+            return self._disk_full.refused(str(exc))
+        return StoreUnavailable(str(exc))
+
     def _run_statement(self, item: _Statement) -> tuple[_Statement, Any, bool]:
         self._writer.execute("SAVEPOINT one_write")
         try:
             rows = self._execute(item.statement, item.params).fetchall()
-        except Exception as exc:  # this write fails alone
+        except Exception as exc:  # this write fails alone ...
+            if not self._writer.in_transaction:
+                # ... unless SQLite rolled the whole batch back itself, as it may after
+                # SQLITE_FULL, IOERR, NOMEM or BUSY: then every write of the batch fails.
+                raise
             self._writer.execute("ROLLBACK TO one_write")
             self._writer.execute("RELEASE one_write")
             return item, exc, False

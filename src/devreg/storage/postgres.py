@@ -11,9 +11,10 @@ from typing import Any
 
 import asyncpg
 
-from devreg.core.store import DuplicateValue, MissingReference, StoreUnavailable
+from devreg.core.store import DuplicateValue, MissingReference, StorageFull, StoreUnavailable
 from devreg.storage import sql
 from devreg.storage.base import Params, SqlDeviceStore, SqlRunner
+from devreg.storage.disk_full import DiskFullEpisodes
 from devreg.storage.migrations import migration_scripts
 
 log = logging.getLogger("devreg.storage")
@@ -41,7 +42,7 @@ def numbered(statement: str) -> str:
 
 
 @asynccontextmanager
-async def translated_errors() -> AsyncIterator[None]:
+async def translated_errors(disk_full: DiskFullEpisodes | None = None) -> AsyncIterator[None]:
     try:
         yield
     except asyncpg.UniqueViolationError as exc:
@@ -51,6 +52,9 @@ async def translated_errors() -> AsyncIterator[None]:
         raise DuplicateValue(field) from exc
     except asyncpg.ForeignKeyViolationError as exc:
         raise MissingReference(exc.constraint_name or str(exc)) from exc
+    except asyncpg.exceptions.DiskFullError as exc:  # SQLSTATE 53100: "could not extend file"
+        detail = f"database disk full: {exc}"
+        raise (StorageFull(detail) if disk_full is None else disk_full.refused(detail)) from exc
     except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
 
@@ -94,23 +98,33 @@ async def pooled(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 class _PostgresRunner:
     """Runs on the pool (each statement its own transaction) or on one held connection."""
 
-    __slots__ = ("_target",)
+    __slots__ = ("_disk_full", "_target")
 
-    def __init__(self, target: asyncpg.Pool | asyncpg.Connection) -> None:
+    def __init__(
+        self, target: asyncpg.Pool | asyncpg.Connection, disk_full: DiskFullEpisodes
+    ) -> None:
         self._target = target
+        self._disk_full = disk_full
 
     async def rows(self, statement: str, params: Params = ()) -> list[Sequence[Any]]:
-        async with translated_errors():
+        async with translated_errors(self._disk_full):
             if isinstance(self._target, asyncpg.Pool):
                 async with pooled(self._target) as conn:
-                    return list(await conn.fetch(numbered(statement), *params))
+                    found = list(await conn.fetch(numbered(statement), *params))
+                # A write on its own that returned rows stored them: a disk-full episode
+                # is over (a read, or an UPDATE that matched nothing, proves nothing).
+                if self._disk_full.active and found and _is_write(statement):
+                    self._disk_full.wrote()
+                return found
             return list(await self._target.fetch(numbered(statement), *params))
 
     async def run(self, statement: str, params: Params = ()) -> None:
-        async with translated_errors():
+        async with translated_errors(self._disk_full):
             if isinstance(self._target, asyncpg.Pool):
                 async with pooled(self._target) as conn:
-                    await conn.execute(numbered(statement), *params)
+                    status = await conn.execute(numbered(statement), *params)
+                if self._disk_full.active and not status.endswith(" 0"):  # "UPDATE 0": none
+                    self._disk_full.wrote()
                 return
             await self._target.execute(numbered(statement), *params)
 
@@ -118,14 +132,19 @@ class _PostgresRunner:
         """COPY (binary) into `table`: about twice the rows per second of INSERTs."""
         if not isinstance(self._target, asyncpg.Connection):
             raise TypeError("COPY runs inside a transaction, on its connection")
-        async with translated_errors():
+        async with translated_errors(self._disk_full):
             await self._target.copy_records_to_table(table, records=rows, columns=columns)
+
+
+def _is_write(statement: str) -> bool:
+    return statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
 
 
 class PostgresDeviceStore(SqlDeviceStore):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._runner = _PostgresRunner(pool)
+        self.disk_full = DiskFullEpisodes()
+        self._runner = _PostgresRunner(pool, self.disk_full)
 
     @classmethod
     async def open(
@@ -152,8 +171,17 @@ class PostgresDeviceStore(SqlDeviceStore):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[SqlRunner]:
-        async with translated_errors(), pooled(self._pool) as conn, conn.transaction():
-            yield _PostgresRunner(conn)
+        async with (
+            translated_errors(self.disk_full),
+            pooled(self._pool) as conn,
+            conn.transaction(),
+        ):
+            yield _PostgresRunner(conn, self.disk_full)
+        if self.disk_full.active:  # committed: the transactions here all write
+            self.disk_full.wrote()
+
+    def storage_full(self) -> bool:
+        return self.disk_full.full_now()
 
     async def insert_many(self, tx: SqlRunner, statement: str, rows: list[Params]) -> None:
         if not isinstance(tx, _PostgresRunner):

@@ -23,6 +23,7 @@ from typing import Any
 from devreg.core.store import DuplicateValue, MissingReference, StoreUnavailable
 from devreg.storage import sql
 from devreg.storage.base import Params, SqlDeviceStore, SqlRunner
+from devreg.storage.disk_full import DiskFullEpisodes, sqlite_disk_full
 from devreg.storage.group_commit import GroupCommitRunner
 from devreg.storage.migrations import migration_scripts, split_statements
 
@@ -96,10 +97,11 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
 
 
 class _SqliteRunner:
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_disk_full")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, disk_full: DiskFullEpisodes) -> None:
         self._conn = conn
+        self._disk_full = disk_full
 
     def execute(self, statement: str, params: Params) -> sqlite3.Cursor:
         try:
@@ -112,6 +114,8 @@ class _SqliteRunner:
                 raise
             raise DuplicateValue(field) from exc
         except sqlite3.OperationalError as exc:
+            if sqlite_disk_full(exc):
+                raise self._disk_full.refused(str(exc)) from exc
             # "database is locked" after busy_timeout, disk I/O errors: retryable, not a bug.
             raise StoreUnavailable(str(exc)) from exc
 
@@ -131,9 +135,16 @@ class SqliteDeviceStore(SqlDeviceStore):
         self._reader = connect(path)
         # A read-only connection by construction: a write sent to it is a bug, refused.
         self._reader.execute("PRAGMA query_only = 1")
+        self.disk_full = DiskFullEpisodes()
         self.group = GroupCommitRunner(
-            self._conn, _SqliteRunner(self._conn).execute, _SqliteRunner(self._reader).execute
+            self._conn,
+            _SqliteRunner(self._conn, self.disk_full).execute,
+            _SqliteRunner(self._reader, self.disk_full).execute,
+            self.disk_full,
         )
+
+    def storage_full(self) -> bool:
+        return self.disk_full.full_now()
 
     def runner(self) -> SqlRunner:
         return self.group
