@@ -8,6 +8,7 @@ import msgspec
 from devreg.core.errors import InvalidInput
 from devreg.core.ids import new_id
 from devreg.core.records import Account, DeviceProfile, Division
+from devreg.core.text import check_text
 
 MAX_NAME = 200
 DEFAULT_DIVISION_NAME = "Default"
@@ -21,13 +22,11 @@ class NewAccount(msgspec.Struct, frozen=True):
 
 
 def check_name(name: str, what: str = "name") -> str:
-    stripped = name.strip()
+    """A name without its surrounding whitespace: 1-200 characters under the text rule
+    (`core/text.py`), in NFC."""
+    stripped = check_text(name.strip(), what, MAX_NAME)
     if not stripped:
         raise InvalidInput(f"{what} must not be empty", what)
-    if len(stripped) > MAX_NAME:
-        raise InvalidInput(f"{what} must be at most {MAX_NAME} characters", what)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in stripped):
-        raise InvalidInput(f"{what} must not contain control characters", what)
     return stripped
 
 

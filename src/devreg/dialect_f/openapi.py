@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from devreg.core.text import TEXT_PATTERN, TEXT_RULE
 from devreg.dialect_f.shapes import (
     API_VERSION,
-    NO_CONTROL_CHARACTERS,
     Accepted,
     DeviceCreate,
     DeviceList,
@@ -120,8 +120,9 @@ def paths() -> dict[str, Any]:
         {
             "in": "query",
             "name": "reference_id",
-            "schema": {"type": "string", "pattern": NO_CONTROL_CHARACTERS},
-            "description": "Only the device with this reference (empty: any).",
+            "schema": {"type": "string", "pattern": TEXT_PATTERN},
+            "description": "Only the device with this reference (empty: any), compared in"
+            f" NFC. The reference rule applies: {TEXT_RULE}",
         },
     ]
     return {
