@@ -8,6 +8,7 @@ import msgspec
 from devreg.core.errors import InvalidInput
 from devreg.core.ids import new_id
 from devreg.core.records import Account, DeviceProfile, Division
+from devreg.core.store import DeviceStore
 from devreg.core.text import check_text
 
 MAX_NAME = 200
@@ -28,6 +29,12 @@ def check_name(name: str, what: str = "name") -> str:
     if not stripped:
         raise InvalidInput(f"{what} must not be empty", what)
     return stripped
+
+
+async def account_exists(store: DeviceStore, account_id: bytes) -> bool:
+    """Every account is made with its default profile in one transaction (and neither is
+    ever deleted), so that one indexed row answers."""
+    return await store.default_profile(account_id) is not None
 
 
 def build_account(name: str, now: int) -> NewAccount:

@@ -7,7 +7,7 @@ import msgspec
 from devreg.auth.api_keys import authenticate_key, parse_basic
 from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
-from devreg.auth.tokens import TokenSigner, parse_bearer
+from devreg.auth.tokens import BearerTokens, TokenSigner, parse_bearer
 from devreg.core.clock import now_us
 from devreg.core.devices import DEFAULT_PAGE, MAX_PAGE, DeviceService
 from devreg.core.errors import InvalidInput, NotFound
@@ -79,6 +79,7 @@ class DialectF:
         self.store = store
         self.devices = devices
         self.signer = signer
+        self.tokens = BearerTokens(signer, store)
         self.limiter = limiter
 
     def mount(self, router: Router) -> None:
@@ -91,7 +92,7 @@ class DialectF:
 
     async def caller(self, request: Request) -> Caller:
         check_version(request)
-        caller = self.signer.verify(parse_bearer(request.header(b"authorization")))
+        caller = await self.tokens.caller(parse_bearer(request.header(b"authorization")))
         request.credential = caller.credential_id
         await self.limiter.check(caller.credential_id)
         return caller
