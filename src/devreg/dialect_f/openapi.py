@@ -27,7 +27,8 @@ SHAPES: tuple[type, ...] = (
 )
 
 _ERRORS = {
-    "400": "Malformed input: the message names the bad part",
+    "400": "Malformed input, or the Authorization header given twice: the message names"
+    " the bad part",
     "403": "Missing, malformed, expired or forged credentials (seed 000 has no 401)",
     "404": "No such device in this account and mode",
     "409": "reference_id already taken (code duplicate_reference)",
@@ -56,7 +57,7 @@ def _responses(
     responses = {ok: _json(_ref(schema), description)}
     if links:
         responses[ok]["links"] = links
-    for status in ["403", "422", "429", *errors]:
+    for status in ["400", "403", "422", "429", *errors]:  # 400: Authorization given twice
         responses[status] = _json(_ref("ErrorOut"), _ERRORS[status])
     return responses
 

@@ -26,7 +26,7 @@ from devreg.dialect_f.shapes import (
 )
 from devreg.web.body import decode_body
 from devreg.web.request import Request
-from devreg.web.response import Response, json_response
+from devreg.web.response import NO_STORE, Response, json_response
 from devreg.web.routing import Router
 
 LIST_PARAMS = frozenset({"limit", "starting_after", "ending_before", "reference_id"})
@@ -92,22 +92,21 @@ class DialectF:
 
     async def caller(self, request: Request) -> Caller:
         check_version(request)
-        caller = await self.tokens.caller(parse_bearer(request.header(b"authorization")))
+        caller = await self.tokens.caller(parse_bearer(request.credential_header(b"authorization")))
         request.credential = caller.credential_id
         await self.limiter.check(caller.credential_id)
         return caller
 
     async def login(self, request: Request) -> Response:
         check_version(request)
-        user, secret = parse_basic(request.header(b"authorization"))
+        user, secret = parse_basic(request.credential_header(b"authorization"))
         key = await guarded(
             self.limiter, request.scope, lambda: authenticate_key(self.store, user, secret)
         )
         request.credential = "key:" + key.id.hex()
         token = self.signer.issue(key, now_us() // 1_000_000)
-        return json_response(
-            200, LoginOut(bearer_token=token, expires_in=self.signer.ttl, live_mode=key.live_mode)
-        )
+        out = LoginOut(bearer_token=token, expires_in=self.signer.ttl, live_mode=key.live_mode)
+        return json_response(200, out, [NO_STORE])
 
     async def create_device(self, request: Request) -> Response:
         caller = await self.caller(request)
