@@ -168,13 +168,21 @@ class BearerTokens:
 
     async def caller(self, token: str) -> Caller:
         caller = self.signer.verify(token)
-        if caller.account_id not in self._known:
-            if not await account_exists(self.store, caller.account_id):
-                raise Unauthenticated("Bearer token names no account of this service")
-            if len(self._known) >= self._known_size:
-                del self._known[next(iter(self._known))]
-            self._known[caller.account_id] = None
+        if self.unconfirmed(caller):
+            await self.confirm(caller)
         return caller
+
+    # `caller` in two steps, for the hot path: once the account is known, no coroutine.
+
+    def unconfirmed(self, caller: Caller) -> bool:
+        return caller.account_id not in self._known
+
+    async def confirm(self, caller: Caller) -> None:
+        if not await account_exists(self.store, caller.account_id):
+            raise Unauthenticated("Bearer token names no account of this service")
+        if len(self._known) >= self._known_size:
+            del self._known[next(iter(self._known))]
+        self._known[caller.account_id] = None
 
 
 def parse_bearer(header: str | None) -> str:
