@@ -161,6 +161,10 @@ def test_docs_and_their_assets_carry_security_headers(web_server: RunningServer)
         # nosniff goes on every answer, errors included
         for path in ("/healthz", "/devices", f"{D}/device", "/nowhere"):
             assert client.get(path).headers["x-content-type-options"] == "nosniff", path
+    # ... and on the server layer's own refusals (here a head of over 100 headers: 431)
+    many = [f"x-filler-{n}: {n}" for n in range(101)]
+    status, headers, _ = split_head(raw_exchange(web_server, request("GET", "/healthz", *many)))
+    assert status == 431 and headers["x-content-type-options"] == "nosniff", headers
 
 
 def test_answers_carrying_a_secret_are_not_stored(tenant: Tenant, d_account: Account) -> None:
