@@ -214,3 +214,16 @@ def test_bulk_import_treats_nfc_and_nfd_as_one_value(d_account: Account, tmp_pat
     with bearer_client(server, token) as f_client:
         found = f_client.get("/devices", params={"reference_id": "ref-" + CAFE_NFD}).json()
     assert [device["reference_id"] for device in found["data"]] == ["ref-" + CAFE_NFC]
+
+
+@pytest.mark.parametrize("end", ["\u0085", "\u2028", "\u2029", "\n", "\x1f"])
+def test_a_name_loses_surrounding_whitespace_before_the_rule_applies(
+    d_account: Account, end: str
+) -> None:
+    """str.strip() counts these as whitespace: at either end of a name they are dropped
+    (the stored name has none), inside it they are refused."""
+    made = d_account.live.post("/division", json={"name": f"{end}Plant{end}"})
+    assert made.status_code == 201, made.text
+    assert made.json()["name"] == "Plant"
+    inside = d_account.live.post("/division", json={"name": f"Pl{end}ant"})
+    assert_errors(inside, 400, "invalid_input", mentions=["name"])

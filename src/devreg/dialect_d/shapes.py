@@ -21,8 +21,9 @@ Name = Annotated[
     Meta(
         min_length=1,
         max_length=MAX_NAME,
-        description=f"Surrounding whitespace is dropped. {TEXT_RULE}",
-        extra_json_schema={"pattern": TEXT_PATTERN},
+        # No pattern: the surrounding whitespace is dropped first, and some of it (tab,
+        # newline, U+2028) is what the pattern would refuse.
+        description=f"Surrounding whitespace is dropped first. {TEXT_RULE}",
     ),
 ]
 Identifier = Annotated[
