@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from devreg.auth.api_keys import new_api_key
 from devreg.auth.tokens import (
     ALGORITHM,
     AUDIENCE,
@@ -24,16 +25,21 @@ from devreg.auth.tokens import (
     MAX_TOKEN_LENGTH,
     SIGNING_KEY_FILE,
     TOKEN_TTL_SECONDS,
+    BearerTokens,
     TokenSigner,
     load_or_create_signing_key,
     parse_bearer,
+    signing_key_id,
 )
+from devreg.core.accounts import build_account
 from devreg.core.errors import Unauthenticated
 from devreg.core.ids import new_id
 from devreg.core.records import ApiKey, Caller
+from devreg.core.store import DeviceStore
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(32, 64))
+KID = {"kid": signing_key_id(KEY)}  # the header naming KEY, as devreg's own tokens carry
 
 
 def api_key(live_mode: bool = True) -> ApiKey:
@@ -195,7 +201,7 @@ def test_header_tricks_do_not_change_the_key_or_the_algorithm() -> None:
             lambda data: hmac.new(attacker_key, data, hashlib.sha256).digest(),
         )
         assert "not valid" in refused(TokenSigner(KEY), forged)
-    genuine = jwt.encode(claims, KEY, algorithm="HS256", headers={"kid": "whatever"})
+    genuine = jwt.encode(claims, KEY, algorithm="HS256", headers={**KID, "jku": "http://x/"})
     assert TokenSigner(KEY).verify(genuine)
 
 
@@ -203,13 +209,13 @@ def test_header_tricks_do_not_change_the_key_or_the_algorithm() -> None:
 def test_verification_pins_the_algorithm_list(monkeypatch: pytest.MonkeyPatch) -> None:
     """What PyJWT is asked: exactly ["HS256"], whatever the token's header says."""
     seen: list[object] = []
-    real_decode = jwt.decode
+    real_decode = jwt.decode_complete
 
     def spy(*args: object, **kwargs: object) -> object:
         seen.append(kwargs.get("algorithms"))
         return real_decode(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(jwt, "decode", spy)
+    monkeypatch.setattr(jwt, "decode_complete", spy)
     signer = TokenSigner(KEY)
     signer.verify(signer.issue(api_key(), now()))
     refused(signer, jwt.encode(claims_for(api_key()), KEY, algorithm="HS512"))
@@ -220,7 +226,7 @@ def test_verification_pins_the_algorithm_list(monkeypatch: pytest.MonkeyPatch) -
 def test_hs256_token_with_a_missing_claim_is_refused(missing: str) -> None:
     claims = claims_for(api_key())
     del claims[missing]
-    token = jwt.encode(claims, KEY, algorithm="HS256")
+    token = jwt.encode(claims, KEY, algorithm="HS256", headers=KID)
     assert refused(TokenSigner(KEY), token)
 
 
@@ -236,18 +242,18 @@ def test_hs256_token_with_a_missing_claim_is_refused(missing: str) -> None:
     ],
 )
 def test_hs256_token_with_malformed_claims_is_refused(override: dict[str, object]) -> None:
-    token = jwt.encode(claims_for(api_key(), **override), KEY, algorithm="HS256")
+    token = jwt.encode(claims_for(api_key(), **override), KEY, algorithm="HS256", headers=KID)
     assert refused(TokenSigner(KEY), token)
 
 
 @pytest.mark.parametrize("audience", ["devreg:dialect-d", "someone-else", ["other"]])
 def test_wrong_audience_is_refused(audience: object) -> None:
-    token = jwt.encode(claims_for(api_key(), aud=audience), KEY, algorithm="HS256")
+    token = jwt.encode(claims_for(api_key(), aud=audience), KEY, algorithm="HS256", headers=KID)
     assert "not valid" in refused(TokenSigner(KEY), token)
 
 
 def test_wrong_issuer_is_refused() -> None:
-    token = jwt.encode(claims_for(api_key(), iss="elsewhere"), KEY, algorithm="HS256")
+    token = jwt.encode(claims_for(api_key(), iss="elsewhere"), KEY, algorithm="HS256", headers=KID)
     assert "not valid" in refused(TokenSigner(KEY), token)
 
 
@@ -396,3 +402,54 @@ def test_concurrent_creation_gives_everyone_the_same_full_key(tmp_path: Path) ->
         assert keys[0] == on_disk
         assert stat.S_IMODE(os.stat(data_dir / SIGNING_KEY_FILE).st_mode) == 0o600
         assert sorted(p.name for p in data_dir.iterdir()) == [SIGNING_KEY_FILE]
+
+
+# --- the key id, the lifetime (issue 12)
+
+
+def test_a_token_names_its_signing_key_and_other_kids_are_refused() -> None:
+    """devreg's tokens carry `kid` = a hash of the signing key (never the key); a token
+    signed with the right key but no kid, or another key's kid, is refused."""
+    signer = TokenSigner(KEY)
+    token = signer.issue(api_key(), now())
+    assert jwt.get_unverified_header(token)["kid"] == signing_key_id(KEY) == signer.key_id
+    assert signing_key_id(KEY) != signing_key_id(OTHER_KEY)
+    assert KEY.hex() not in token and signing_key_id(KEY) not in KEY.hex()
+    claims = claims_for(api_key())
+    for header in ({}, {"kid": signing_key_id(OTHER_KEY)}, {"kid": ""}, {"kid": "0" * 16}):
+        other = jwt.encode(claims, KEY, algorithm="HS256", headers=header or None)
+        assert "current key" in refused(signer, other), header
+        assert "current key" in refused(signer, other), header  # refusals are not cached
+
+
+@pytest.mark.parametrize("lifetime", [TOKEN_TTL_SECONDS + 1, 30 * 365 * 86400])
+def test_a_token_living_longer_than_the_ttl_is_refused(lifetime: int) -> None:
+    issued = now()
+    claims = claims_for(api_key(), iat=issued, exp=issued + lifetime)
+    token = jwt.encode(claims, KEY, algorithm="HS256", headers=KID)
+    assert "lives longer" in refused(TokenSigner(KEY), token)
+    exact = claims_for(api_key(), iat=issued, exp=issued + TOKEN_TTL_SECONDS)
+    assert TokenSigner(KEY).verify(jwt.encode(exact, KEY, algorithm="HS256", headers=KID))
+
+
+# --- the account a token names, against the real store (issue 12)
+
+
+async def test_a_token_naming_no_account_is_refused_until_the_account_exists(
+    store: DeviceStore,
+) -> None:
+    """A token signed with the real key for an account the store does not hold is refused
+    (it answered 500 when a device was created for it); the refusal is not remembered, and
+    the verified-token cache does not let it through either."""
+    new = build_account("Acme", now() * 1_000_000)
+    secret, key = new_api_key(new.account.id, True, now() * 1_000_000)
+    del secret
+    tokens = BearerTokens(TokenSigner(KEY), store)
+    token = tokens.signer.issue(key, now())
+    for _ in range(2):
+        with pytest.raises(Unauthenticated, match="names no account"):
+            await tokens.caller(token)
+    await store.create_account(new.account, [key], new.division, new.profile)
+    caller = await tokens.caller(token)
+    assert caller.account_id == new.account.id
+    assert await tokens.caller(token) == caller  # from the caches now

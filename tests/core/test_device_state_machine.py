@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import unicodedata
 from collections import Counter
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
@@ -41,13 +42,13 @@ from devreg.core.devices import (
     MAX_IDENTIFIER,
     MAX_REFERENCE_ID,
     DeviceService,
-    has_control_chars,
 )
 from devreg.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from devreg.core.ids import new_id
 from devreg.core.profiles import FieldSpec, ProfileFlags
 from devreg.core.records import Caller, Device, DeviceStatus
 from devreg.core.store import DeviceFilter, DeviceStore
+from devreg.core.text import first_forbidden
 from devreg.storage import migrate_store, open_store
 from tests.core.conftest import START
 
@@ -57,9 +58,17 @@ EXAMPLES = int(os.environ.get("DEVREG_PROPERTY_EXAMPLES", "0") or 0)
 STEPS = int(os.environ.get("DEVREG_PROPERTY_STEPS", "0") or 0)
 PAGE = 3  # small pages: a few devices make several
 
-# Small pools, so that values collide; a few invalid ones (too long, control characters).
-REFERENCES = ["", "r1", "r1", "r2", "R1", " r1", "x" * MAX_REFERENCE_ID, "x" * 256, "a\nb"]
-IDENTIFIERS = ["d1", "d1", "d2", "d2", "D1", "d1 ", " ", "\x7f", "y" * MAX_IDENTIFIER, "y" * 256]
+# Small pools, so that values collide; a few invalid ones (too long, control and format
+# characters, whitespace only); NFC and NFD spellings of one value collide too.
+CAFE_NFC, CAFE_NFD = "caf\u00e9", "cafe\u0301"
+REFERENCES = [
+    "", "r1", "r1", "r2", "R1", " r1", "x" * MAX_REFERENCE_ID, "x" * 256, "a\nb",
+    CAFE_NFC, CAFE_NFD, "a\u202eb", "\u2028", " ",
+]  # fmt: skip
+IDENTIFIERS = [
+    "d1", "d1", "d2", "d2", "D1", "d1 ", " ", "\x7f", "y" * MAX_IDENTIFIER, "y" * 256,
+    CAFE_NFC, CAFE_NFD, "d\u200b1", "\ufeff",
+]  # fmt: skip
 VALUES = ["v1", "v2", "", "ünï", "z" * MAX_FIELD_VALUE, "z" * (MAX_FIELD_VALUE + 1), "a\x00b"]
 FIELDS = ["serial", "colour", "note", "unknown"]  # serial mandatory (Sensor); note: Meter
 PROFILES = ["Default", "Sensor", "Meter"]
@@ -130,12 +139,16 @@ class ModelDevice:
         )  # fmt: skip
 
 
+def nfc(value: str) -> str:
+    return unicodedata.normalize("NFC", value)
+
+
 def reference_error(value: str) -> bool:
-    return len(value) > MAX_REFERENCE_ID or has_control_chars(value)
+    return len(value) > MAX_REFERENCE_ID or first_forbidden(value) is not None or value.isspace()
 
 
 def identifier_error(value: str) -> bool:
-    return not value.strip() or len(value) > MAX_IDENTIFIER or has_control_chars(value)
+    return not value.strip() or len(value) > MAX_IDENTIFIER or first_forbidden(value) is not None
 
 
 @dataclass
@@ -321,7 +334,7 @@ class DeviceMachine(RuleBasedStateMachine):
     def create_f(self, account: int, live: bool, reference: str | None, step: int) -> None:
         self.tick(step)
         caller = self.caller(account, live)
-        stored = None if reference in (None, "") else reference
+        stored = None if reference in (None, "") else nfc(reference)
         error: type[DomainError] | None = None
         if reference is not None and reference_error(reference):
             error = InvalidInput
@@ -347,7 +360,7 @@ class DeviceMachine(RuleBasedStateMachine):
         device_id = self.pick(index)
         caller = self.owner_or(device_id, account, live, own)
         device = self.visible(caller, device_id)
-        stored = None if reference in (None, "") else reference
+        stored = None if reference in (None, "") else nfc(reference)
         changes: dict[str, object] = {} if reference is None else {"reference_id": reference}
         error: type[DomainError] | None = None
         if reference is not None and reference_error(reference):
@@ -392,7 +405,7 @@ class DeviceMachine(RuleBasedStateMachine):
             error = NotFound
         elif division == "other" or identifier_error(identifier) or invalid_values:
             error = InvalidInput
-        elif self.identifier_taken(caller, model.division_id, identifier, None):
+        elif self.identifier_taken(caller, model.division_id, nfc(identifier), None):
             error = Conflict
         device = self.expect(
             "create_d",
@@ -402,7 +415,7 @@ class DeviceMachine(RuleBasedStateMachine):
         if device is not None:
             self.devices[device.id] = ModelDevice(
                 id=device.id, account=account, live_mode=live, reference_id=None,
-                device_identifier=identifier, division_id=model.division_id, profile=profile,
+                device_identifier=nfc(identifier), division_id=model.division_id, profile=profile,
                 status=DeviceStatus.ACTIVE, flags=model.flags, created_at=self.clock.now,
                 updated_at=self.clock.now, values={k: v for k, v in sent},
             )  # fmt: skip
@@ -435,7 +448,7 @@ class DeviceMachine(RuleBasedStateMachine):
         if invalid_values or (identifier is not None and identifier_error(identifier)):
             error = InvalidInput
         elif identifier is not None and self.identifier_taken(
-            caller, device.division_id, identifier, device_id
+            caller, device.division_id, nfc(identifier), device_id
         ):
             error = Conflict
         view = self.expect(
@@ -443,7 +456,7 @@ class DeviceMachine(RuleBasedStateMachine):
         )
         if view is not None:
             if identifier is not None:
-                device.device_identifier = identifier
+                device.device_identifier = nfc(identifier)
             read, write, renew = device.flags
             device.flags = (
                 flags.get("allow_read", read),
@@ -553,6 +566,9 @@ class DeviceMachine(RuleBasedStateMachine):
         assert len(references) == len(set(references)), references
         for reference in set(references):
             found = await self.service.list_page(caller, reference_id=reference)
+            assert [d.reference_id for d in found.devices] == [reference]
+            decomposed = unicodedata.normalize("NFD", reference)  # the filter normalises too
+            found = await self.service.list_page(caller, reference_id=decomposed)
             assert [d.reference_id for d in found.devices] == [reference]
         identified = [(d.division_id, d.device_identifier) for d in expected]
         identified = [pair for pair in identified if pair[1] is not None]

@@ -411,6 +411,11 @@ def real_claims(world: World) -> dict[str, Any]:
     return claims
 
 
+def real_header(world: World) -> dict[str, Any]:
+    """The header of a token devreg issued: `kid` names its signing key."""
+    return {"kid": jwt.get_unverified_header(world.tenant.live_token)["kid"]}
+
+
 def signing_key(server: RunningServer) -> bytes:
     return bytes.fromhex((Path(server.data_dir) / "jwt-signing.key").read_text().strip())
 
@@ -422,6 +427,7 @@ def test_a_token_signed_with_the_real_key_works(world: World) -> None:
         {**real_claims(world), "iat": now, "exp": now + 600},
         signing_key(world.server),
         algorithm="HS256",
+        headers=real_header(world),
     )
     with bearer_client(world.server, token) as client:
         response = client.get("/devices")
@@ -434,6 +440,7 @@ def broken_bearer_headers(world: World) -> list[tuple[str, str | bytes | None, s
     now = int(time.time())
     key = signing_key(world.server)
     fresh = {**claims, "iat": now, "exp": now + 600}
+    kid = real_header(world)
     return [
         ("no header", None, "authorization"),
         ("empty", "", "authorization"),
@@ -454,26 +461,57 @@ def broken_bearer_headers(world: World) -> list[tuple[str, str | bytes | None, s
         (
             "expired",
             "Bearer "
-            + jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, key, algorithm="HS256"),
+            + jwt.encode(
+                {**claims, "iat": now - 7200, "exp": now - 3600},
+                key,
+                algorithm="HS256",
+                headers=kid,
+            ),
             "expired",
         ),
         (
             "wrong audience",
-            "Bearer " + jwt.encode({**fresh, "aud": "someone-else"}, key, algorithm="HS256"),
+            "Bearer "
+            + jwt.encode({**fresh, "aud": "someone-else"}, key, algorithm="HS256", headers=kid),
             "token",
         ),
         (
             "no exp",
             "Bearer "
-            + jwt.encode({k: v for k, v in fresh.items() if k != "exp"}, key, algorithm="HS256"),
+            + jwt.encode(
+                {k: v for k, v in fresh.items() if k != "exp"}, key, algorithm="HS256", headers=kid
+            ),
             "token",
         ),
         (
             "bad subject",
-            "Bearer " + jwt.encode({**fresh, "sub": "acc_not-hex"}, key, algorithm="HS256"),
+            "Bearer "
+            + jwt.encode({**fresh, "sub": "acc_not-hex"}, key, algorithm="HS256", headers=kid),
             "token",
         ),
         ("api key as token", "Bearer " + world.tenant.live_key, "token"),
+        # Signed with the real key, but: no kid, another key's kid, a 30-year lifetime, an
+        # account that does not exist (that one answered 500 on POST).
+        ("no kid", "Bearer " + jwt.encode(fresh, key, algorithm="HS256"), "key"),
+        (
+            "other kid",
+            "Bearer " + jwt.encode(fresh, key, algorithm="HS256", headers={"kid": "0" * 16}),
+            "key",
+        ),
+        (
+            "30 years",
+            "Bearer "
+            + jwt.encode(
+                {**fresh, "exp": now + 30 * 365 * 86400}, key, algorithm="HS256", headers=kid
+            ),
+            "lives longer",
+        ),
+        (
+            "no such account",
+            "Bearer "
+            + jwt.encode({**fresh, "sub": "acc_" + "ab" * 16}, key, algorithm="HS256", headers=kid),
+            "no account",
+        ),
     ]
 
 

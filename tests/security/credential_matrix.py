@@ -153,6 +153,10 @@ ROWS: tuple[Row, ...] = (
     # Bearer tokens that devreg did not issue as they are.
     Row("token-expired", "expired token (devreg's key, `exp` passed)", REFUSED),
     Row("token-other-key", "token signed with another key", REFUSED),
+    Row("token-no-kid", "token with devreg's key, no `kid` header", REFUSED),
+    Row("token-other-kid", "token with devreg's key, `kid` naming another key", REFUSED),
+    Row("token-long-lived", "token with devreg's key, `exp` 30 years after `iat`", REFUSED),
+    Row("token-no-account", "token with devreg's key naming no account", REFUSED),
     Row("token-alg-none", "token with `alg: none`, no signature", REFUSED),
     Row("token-hs512", "token re-signed `HS512` with devreg's key", REFUSED),
     Row("token-rs256", "token signed `RS256` with an RSA key", REFUSED),

@@ -410,10 +410,18 @@ class World:
         )
         return claims
 
-    def token_signed(self, key: Any, algorithm: str, **changes: Any) -> str:
+    def token_signed(
+        self, key: Any, algorithm: str, header: dict[str, Any] | None = None, **changes: Any
+    ) -> str:
+        """The owner's claims with `changes`, signed with `key`; the header names
+        devreg's signing key as the real token does, unless `header` is given."""
+        if header is None:
+            header = {"kid": jwt.get_unverified_header(self.owner.live_token)["kid"]}
         with warnings.catch_warnings():  # HS512 with devreg's 32-byte key: that is the point
             warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
-            return jwt.encode({**self.claims(), **changes}, key, algorithm=algorithm)
+            return jwt.encode(
+                {**self.claims(), **changes}, key, algorithm=algorithm, headers=header or None
+            )
 
     def token_alg_none(self) -> str:
         header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
@@ -657,6 +665,23 @@ BUILDERS: dict[str, Builder] = {
     ),
     "token-other-key": header_row(
         lambda w, t: bearer(w.token_signed(secrets.token_bytes(32), "HS256"))
+    ),
+    "token-no-kid": header_row(lambda w, t: bearer(w.token_signed(w.signing_key, "HS256", {}))),
+    "token-other-kid": header_row(
+        lambda w, t: bearer(w.token_signed(w.signing_key, "HS256", {"kid": "0" * 16}))
+    ),
+    "token-long-lived": header_row(
+        lambda w, t: bearer(
+            w.token_signed(
+                w.signing_key,
+                "HS256",
+                iat=int(time.time()),
+                exp=int(time.time()) + 30 * 365 * 86400,
+            )
+        )
+    ),
+    "token-no-account": header_row(
+        lambda w, t: bearer(w.token_signed(w.signing_key, "HS256", sub="acc_" + "ab" * 16))
     ),
     "token-alg-none": header_row(lambda w, t: bearer(w.token_alg_none())),
     "token-hs512": header_row(lambda w, t: bearer(w.token_signed(w.signing_key, "HS512"))),
@@ -987,6 +1012,7 @@ def test_cell(world: World, row: Row, column: Column, endpoint: Endpoint) -> Non
 STORE_FREE = frozenset(
     {"bearer-garbage", "basic-not-base64", "wrong-scheme", "token-expired", "token-other-key",
      "token-alg-none", "token-hs512", "token-rs256", "token-tampered", "key-as-bearer",
+     "token-no-kid", "token-other-kid", "token-long-lived",
      "cert-expired", "cert-untrusted-ca"}
 )  # fmt: skip
 

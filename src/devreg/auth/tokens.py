@@ -1,11 +1,13 @@
 """Bearer tokens: HS256 JWTs signed with a secret made at init (mode 0600 in the data dir).
 
 The algorithm list is pinned, so neither `none` nor an asymmetric-key confusion is accepted,
-and every claim we rely on is required.
+every claim we rely on is required, the header's `kid` must name the signing key, a token
+may live no longer than the TTL (`exp - iat`), and the account it names must exist.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import time
@@ -13,8 +15,10 @@ from pathlib import Path
 
 import jwt
 
+from devreg.core.accounts import account_exists
 from devreg.core.errors import Unauthenticated
 from devreg.core.records import ApiKey, Caller
+from devreg.core.store import DeviceStore
 
 TOKEN_TTL_SECONDS = 3600
 ALGORITHM = "HS256"
@@ -23,6 +27,12 @@ AUDIENCE = "devreg:dialect-f"
 SIGNING_KEY_FILE = "jwt-signing.key"
 MAX_TOKEN_LENGTH = 2048
 VERIFIED_CACHE_SIZE = 4096
+KNOWN_ACCOUNTS_SIZE = 4096
+
+
+def signing_key_id(key: bytes) -> str:
+    """The `kid` naming a signing key in the tokens' header: a hash, never the key."""
+    return hashlib.sha256(b"devreg-jwt-kid\0" + key).hexdigest()[:16]
 
 
 def load_or_create_signing_key(data_dir: Path) -> bytes:
@@ -72,6 +82,7 @@ class TokenSigner:
         self, key: bytes, ttl: int = TOKEN_TTL_SECONDS, cache_size: int = VERIFIED_CACHE_SIZE
     ) -> None:
         self._key = key
+        self.key_id = signing_key_id(key)
         self.ttl = ttl
         self._cache_size = cache_size
         self._verified: dict[str, tuple[Caller, int]] = {}
@@ -86,7 +97,7 @@ class TokenSigner:
             "iat": now_seconds,
             "exp": now_seconds + self.ttl,
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.key_id})
 
     def verify(self, token: str) -> Caller:
         remembered = self._verified.get(token)
@@ -106,7 +117,7 @@ class TokenSigner:
         if len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("Bearer token is too long")
         try:
-            claims = jwt.decode(
+            decoded = jwt.decode_complete(
                 token,
                 self._key,
                 algorithms=[ALGORITHM],
@@ -118,6 +129,11 @@ class TokenSigner:
             raise Unauthenticated("Bearer token has expired: log in again") from None
         except jwt.InvalidTokenError:
             raise Unauthenticated("Bearer token is not valid") from None
+        if decoded["header"].get("kid") != self.key_id:  # absent, or another key's
+            raise Unauthenticated("Bearer token is not signed with the current key: log in again")
+        claims = decoded["payload"]
+        if int(claims["exp"]) - int(claims["iat"]) > self.ttl:  # PyJWT checked int() works
+            raise Unauthenticated(f"Bearer token lives longer than {self.ttl} s: log in again")
         sub, kid, live_mode = claims.get("sub"), claims.get("kid"), claims.get("live_mode")
         if (
             not isinstance(sub, str)
@@ -132,6 +148,41 @@ class TokenSigner:
             raise Unauthenticated("Bearer token is not valid") from None
         caller = Caller(account_id=account_id, live_mode=live_mode, credential_id="key:" + kid)
         return caller, int(claims["exp"])
+
+
+class BearerTokens:
+    """A token's caller, once the token is verified and the account it names is known to
+    the store: a token signed with the real key may still name an account that is not
+    there (a data directory restored without it, a key copied from elsewhere).
+
+    Accounts are never deleted, so an account found once stays found: the ids seen are
+    remembered (bounded, like the verified tokens), and the hot path pays no look-up."""
+
+    def __init__(
+        self, signer: TokenSigner, store: DeviceStore, known_size: int = KNOWN_ACCOUNTS_SIZE
+    ) -> None:
+        self.signer = signer
+        self.store = store
+        self._known_size = known_size
+        self._known: dict[bytes, None] = {}
+
+    async def caller(self, token: str) -> Caller:
+        caller = self.signer.verify(token)
+        if self.unconfirmed(caller):
+            await self.confirm(caller)
+        return caller
+
+    # `caller` in two steps, for the hot path: once the account is known, no coroutine.
+
+    def unconfirmed(self, caller: Caller) -> bool:
+        return caller.account_id not in self._known
+
+    async def confirm(self, caller: Caller) -> None:
+        if not await account_exists(self.store, caller.account_id):
+            raise Unauthenticated("Bearer token names no account of this service")
+        if len(self._known) >= self._known_size:
+            del self._known[next(iter(self._known))]
+        self._known[caller.account_id] = None
 
 
 def parse_bearer(header: str | None) -> str:

@@ -8,6 +8,8 @@ import msgspec
 from devreg.core.errors import InvalidInput
 from devreg.core.ids import new_id
 from devreg.core.records import Account, DeviceProfile, Division
+from devreg.core.store import DeviceStore
+from devreg.core.text import check_text
 
 MAX_NAME = 200
 DEFAULT_DIVISION_NAME = "Default"
@@ -21,14 +23,18 @@ class NewAccount(msgspec.Struct, frozen=True):
 
 
 def check_name(name: str, what: str = "name") -> str:
-    stripped = name.strip()
+    """A name without its surrounding whitespace: 1-200 characters under the text rule
+    (`core/text.py`), in NFC."""
+    stripped = check_text(name.strip(), what, MAX_NAME)
     if not stripped:
         raise InvalidInput(f"{what} must not be empty", what)
-    if len(stripped) > MAX_NAME:
-        raise InvalidInput(f"{what} must be at most {MAX_NAME} characters", what)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in stripped):
-        raise InvalidInput(f"{what} must not contain control characters", what)
     return stripped
+
+
+async def account_exists(store: DeviceStore, account_id: bytes) -> bool:
+    """Every account is made with its default profile in one transaction (and neither is
+    ever deleted), so that one indexed row answers."""
+    return await store.default_profile(account_id) is not None
 
 
 def build_account(name: str, now: int) -> NewAccount:

@@ -21,6 +21,7 @@ from devreg.core.ids import parse_uuid, render_prefixed, render_uuid
 from devreg.core.profiles import Profile, ProfileService
 from devreg.core.records import Caller, Device, DeviceStatus, Division
 from devreg.core.store import DeviceStore
+from devreg.core.text import nfc
 
 CHUNK = 1000  # devices read per page on export, and validated + inserted together on import
 
@@ -113,7 +114,7 @@ class AccountProfiles:
                     raise InvalidInput("device_profile.id is not a UUID")
                 profile = self.by_id.get(profile_id)
             if profile is None and not isinstance(ref.name, UnsetType):
-                profile = self._by_name.get(ref.name)
+                profile = self._by_name.get(nfc(ref.name.strip()))  # stored stripped, NFC
             if profile is None:
                 raise InvalidInput(
                     f"device_profile ({_describe(ref)}) is not a device profile of this account"
@@ -137,7 +138,7 @@ class AccountProfiles:
                     f"division ({_describe(ref)}) is not the division of device profile"
                     f" {profile.profile.name!r} ({own.name!r})"
                 )
-        if not isinstance(ref.name, UnsetType) and ref.name != own.name:
+        if not isinstance(ref.name, UnsetType) and nfc(ref.name.strip()) != own.name:
             raise InvalidInput(
                 f"division {ref.name!r} is not the division of device profile"
                 f" {profile.profile.name!r} ({own.name!r})"

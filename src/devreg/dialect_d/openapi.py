@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from devreg.core.store import STORAGE_FULL_RETRY_AFTER
+from devreg.core.text import TEXT_PATTERN, TEXT_RULE
 from devreg.dialect_d.shapes import (
     CertificateIn,
     CertificateListOut,
@@ -159,7 +160,11 @@ _TIME = {"type": "string", "description": "ISO 8601 date or date-time"}
 _LIST = [
     _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "Page size"),
     _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Devices to skip"),
-    _query("device_identifier", {"type": "string"}, "Exact device identifier"),
+    _query(
+        "device_identifier",
+        {"type": "string", "pattern": TEXT_PATTERN},
+        f"Exact device identifier, compared in NFC. The identifier rule applies: {TEXT_RULE}",
+    ),
     _query("division_id", _UUID, "Division"),
     _query("device_profile_id", _UUID, "Device profile"),
     _query("created_from", _TIME, "Created at or after"),

@@ -50,7 +50,7 @@ from devreg.pki.revocation import revoke
 from devreg.tls.client_cert import peer_certificate
 from devreg.web.body import decode_body
 from devreg.web.request import Request
-from devreg.web.response import Response, json_response
+from devreg.web.response import NO_STORE, Response, json_response
 from devreg.web.routing import Router
 
 BASE = "/iot/api/v2"
@@ -129,7 +129,7 @@ class DialectD:
     # --- who is calling
 
     async def api_caller(self, request: Request) -> Caller:
-        secret = request.header(b"x-api-key")
+        secret = request.credential_header(b"x-api-key")
         if not secret:
             raise Unauthenticated("Missing x-api-key header")
         key = await guarded(
@@ -372,7 +372,7 @@ class DialectD:
             issued.certificate, now_us(),
             issued.private_key_pem if issued.private_key_pem else msgspec.UNSET,
         )  # fmt: skip
-        return json_response(201, out)
+        return json_response(201, out, [NO_STORE] if issued.private_key_pem else None)
 
     async def list_certificates(self, request: Request) -> Response:
         caller = await self.api_caller(request)
@@ -417,4 +417,4 @@ class DialectD:
         with device_named(request.path_params["id"]):
             made = await create_secret(self.store, caller, self.device_id(request))
         out = EnrollmentSecretOut(secret=made.secret, expires_at=render_rfc3339(made.expires_at))
-        return json_response(201, out)
+        return json_response(201, out, [NO_STORE])

@@ -7,15 +7,34 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from devreg.core.accounts import MAX_NAME
 from devreg.core.clock import render_rfc3339
-from devreg.core.devices import DeviceView
+from devreg.core.devices import MAX_IDENTIFIER, DeviceView
 from devreg.core.ids import render_uuid
 from devreg.core.profiles import Profile
 from devreg.core.records import Certificate, Division
+from devreg.core.text import TEXT_PATTERN, TEXT_RULE
 
 Uuid = Annotated[str, Meta(examples=["64c02969-3890-4da8-a5ef-b574fd72887e"])]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
-Identifier = Annotated[str, Meta(min_length=1, max_length=255)]
+Name = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_NAME,
+        # No pattern: the surrounding whitespace is dropped first, and some of it (tab,
+        # newline, U+2028) is what the pattern would refuse.
+        description=f"Surrounding whitespace is dropped first. {TEXT_RULE}",
+    ),
+]
+Identifier = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_IDENTIFIER,
+        description=f"Unique among the division's devices of one mode. {TEXT_RULE}",
+        extra_json_schema={"pattern": TEXT_PATTERN},
+    ),
+]
 Value = Annotated[str, Meta(max_length=1024)]
 
 

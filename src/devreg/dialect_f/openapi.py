@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from devreg.core.store import STORAGE_FULL_RETRY_AFTER
+from devreg.core.text import TEXT_PATTERN, TEXT_RULE
 from devreg.dialect_f.shapes import (
     API_VERSION,
-    NO_CONTROL_CHARACTERS,
     Accepted,
     DeviceCreate,
     DeviceList,
@@ -28,7 +28,8 @@ SHAPES: tuple[type, ...] = (
 )
 
 _ERRORS = {
-    "400": "Malformed input: the message names the bad part",
+    "400": "Malformed input, or the Authorization header given twice: the message names"
+    " the bad part",
     "403": "Missing, malformed, expired or forged credentials (seed 000 has no 401)",
     "404": "No such device in this account and mode",
     "409": "reference_id already taken (code duplicate_reference)",
@@ -59,7 +60,7 @@ def _responses(
     responses = {ok: _json(_ref(schema), description)}
     if links:
         responses[ok]["links"] = links
-    for status in ["403", "422", "429", *errors]:
+    for status in ["400", "403", "422", "429", *errors]:  # 400: Authorization given twice
         responses[status] = _json(_ref("ErrorOut"), _ERRORS[status])
     return responses
 
@@ -123,8 +124,9 @@ def paths() -> dict[str, Any]:
         {
             "in": "query",
             "name": "reference_id",
-            "schema": {"type": "string", "pattern": NO_CONTROL_CHARACTERS},
-            "description": "Only the device with this reference (empty: any).",
+            "schema": {"type": "string", "pattern": TEXT_PATTERN},
+            "description": "Only the device with this reference (empty: any), compared in"
+            f" NFC. The reference rule applies: {TEXT_RULE}",
         },
     ]
     return {

@@ -7,7 +7,7 @@ import msgspec
 from devreg.auth.api_keys import authenticate_key, parse_basic
 from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
-from devreg.auth.tokens import TokenSigner, parse_bearer
+from devreg.auth.tokens import BearerTokens, TokenSigner, parse_bearer
 from devreg.core.clock import now_us
 from devreg.core.devices import DEFAULT_PAGE, MAX_PAGE, DeviceService
 from devreg.core.errors import InvalidInput, NotFound
@@ -26,7 +26,7 @@ from devreg.dialect_f.shapes import (
 )
 from devreg.web.body import decode_body
 from devreg.web.request import Request
-from devreg.web.response import Response, json_response
+from devreg.web.response import NO_STORE, Response, json_response
 from devreg.web.routing import Router
 
 LIST_PARAMS = frozenset({"limit", "starting_after", "ending_before", "reference_id"})
@@ -79,6 +79,7 @@ class DialectF:
         self.store = store
         self.devices = devices
         self.signer = signer
+        self.tokens = BearerTokens(signer, store)
         self.limiter = limiter
 
     def mount(self, router: Router) -> None:
@@ -91,22 +92,24 @@ class DialectF:
 
     async def caller(self, request: Request) -> Caller:
         check_version(request)
-        caller = self.signer.verify(parse_bearer(request.header(b"authorization")))
+        # BearerTokens.caller, in its two steps: no coroutine once the account is known.
+        caller = self.signer.verify(parse_bearer(request.credential_header(b"authorization")))
+        if self.tokens.unconfirmed(caller):
+            await self.tokens.confirm(caller)
         request.credential = caller.credential_id
         await self.limiter.check(caller.credential_id)
         return caller
 
     async def login(self, request: Request) -> Response:
         check_version(request)
-        user, secret = parse_basic(request.header(b"authorization"))
+        user, secret = parse_basic(request.credential_header(b"authorization"))
         key = await guarded(
             self.limiter, request.scope, lambda: authenticate_key(self.store, user, secret)
         )
         request.credential = "key:" + key.id.hex()
         token = self.signer.issue(key, now_us() // 1_000_000)
-        return json_response(
-            200, LoginOut(bearer_token=token, expires_in=self.signer.ttl, live_mode=key.live_mode)
-        )
+        out = LoginOut(bearer_token=token, expires_in=self.signer.ttl, live_mode=key.live_mode)
+        return json_response(200, out, [NO_STORE])
 
     async def create_device(self, request: Request) -> Response:
         caller = await self.caller(request)

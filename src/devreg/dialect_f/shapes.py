@@ -12,23 +12,23 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from devreg.core.clock import render_rfc3339
+from devreg.core.devices import MAX_REFERENCE_ID
 from devreg.core.records import Device
+from devreg.core.text import TEXT_PATTERN, TEXT_RULE
 
 API_VERSION = "2025-09-14.anode"
 
-# No control characters (the core refuses them, naming the rule): documented in the
-# schema only, so that the answer keeps the core's message.
-NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f]*$"
-
+# TEXT_PATTERN: the text rule of the core (which refuses, naming the fault), documented in
+# the schema only, so that the answer keeps the core's message.
 ReferenceId = Annotated[
     str,
     Meta(
-        max_length=255,
+        max_length=MAX_REFERENCE_ID,
         description="A reference that is meaningful to you, for example, an ID from your"
         " system. Unique among your devices of one mode; an empty string clears it. At most"
-        " 255 characters, no control characters.",
+        f" {MAX_REFERENCE_ID} characters. {TEXT_RULE}",
         examples=["DEV1234567890"],
-        extra_json_schema={"pattern": NO_CONTROL_CHARACTERS},
+        extra_json_schema={"pattern": TEXT_PATTERN},
     ),
 ]
 Timestamp = Annotated[str, Meta(description="RFC 3339, UTC", examples=["2022-01-24T14:15:22Z"])]

@@ -97,7 +97,7 @@ class Est:
             raise Unauthenticated("Enrollment with a secret is served on the EST port")
         client = request.scope.get("client")
         await self.limiter.check("est:" + (client[0] if client else "-"))
-        user, secret = parse_basic(request.header(b"authorization"))
+        user, secret = parse_basic(request.credential_header(b"authorization"))
         device_id = parse_uuid(user)
         if device_id is None:
             raise Unauthenticated("The Basic user name must be the device's UUID")

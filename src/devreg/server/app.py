@@ -25,7 +25,7 @@ from devreg.pki.issuing import CertificateService
 from devreg.pki.revocation import CrlPublisher
 from devreg.server.access_log import TOO_MANY_REQUESTS, RefusalCounter
 from devreg.server.config import Config, load_config
-from devreg.server.docs import docs_page, static_file
+from devreg.server.docs import docs_page, load_assets, static_file
 from devreg.server.openapi import build_openapi
 from devreg.storage import open_store
 from devreg.tls.context import load_trusted_cas
@@ -104,8 +104,10 @@ def build_router(services: Services) -> Router:
     async def docs(request: Request) -> Response:
         return docs_page()
 
+    assets = load_assets()  # once per process: served from memory
+
     async def docs_static(request: Request) -> Response:
-        return static_file(request.path_params["name"])
+        return static_file(assets, request.path_params["name"], request)
 
     ca_pem = services.ca.pem
 
@@ -180,13 +182,13 @@ class DevregApp:
             if found is None:
                 raise HttpError(404, "not_found", f"No such endpoint: {request.path[:200]}")
             route, request.path_params = found
-            handler = route.handlers.get(request.method)
+            handler = route.handler_for(request.method)
             if handler is None:
-                raise method_not_allowed(request.method, list(route.handlers))
+                raise method_not_allowed(request.method, route.allowed())
             response = await handler(request)
         except Exception as exc:  # every failure is rendered in the route's dialect
             response = render(exc)
-        await response.send(send)
+        await response.send(send, head=request.method == "HEAD")
         if self.config.access_log:
             if response.status == TOO_MANY_REQUESTS and self.refusals.counted(_host(scope)):
                 return  # in its address's next summary line instead

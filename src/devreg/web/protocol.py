@@ -384,6 +384,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             STATUS_LINE[response.status],
             b"content-type: " + response.content_type + b"\r\n",
             b"content-length: " + str(len(response.body)).encode() + b"\r\n",
+            b"x-content-type-options: nosniff\r\n",  # as on every answer (web/response.py)
         ]
         head += [name + b": " + value + b"\r\n" for name, value in response.headers]
         head += [b"connection: close\r\n\r\n", response.body]

@@ -36,6 +36,18 @@ class Request:
                 return str(value.decode("latin-1"))
         return None
 
+    def credential_header(self, name: bytes) -> str | None:
+        """Header `name` (lowercase) that carries a credential: given twice, which one
+        counts would be up to each proxy and server on the way, so the request is refused."""
+        found: str | None = None
+        for key, value in self.scope["headers"]:
+            if key == name:
+                if found is not None:
+                    header = name.decode()
+                    raise InvalidInput(f"The {header} header is given more than once", header)
+                found = str(value.decode("latin-1"))
+        return found
+
     def query(self) -> dict[str, str]:
         """Query parameters; each may appear once."""
         raw = self.scope.get("query_string", b"").decode("latin-1")

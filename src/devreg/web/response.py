@@ -10,6 +10,11 @@ from devreg.web.request import Send
 
 _encoder = msgspec.json.Encoder()
 JSON = b"application/json"
+# On every answer: a browser must not guess another type than the one declared.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+# On answers that carry a secret (a token, a private key, an enrollment secret): no cache,
+# shared or private, may keep a copy.
+NO_STORE = (b"cache-control", b"no-store")
 
 
 class Response:
@@ -27,14 +32,19 @@ class Response:
         self.content_type = content_type
         self.headers = headers or []
 
-    async def send(self, send: Send) -> None:
-        headers = [
-            (b"content-type", self.content_type),
-            (b"content-length", str(len(self.body)).encode()),
-            *self.headers,
-        ]
+    async def send(self, send: Send, head: bool = False) -> None:
+        """The answer; to a HEAD request (`head`) the same status and headers, no body."""
+        if self.status == 304:  # RFC 9110 15.4.5: no content, so no length or type of it
+            headers = [NOSNIFF, *self.headers]
+        else:
+            headers = [
+                (b"content-type", self.content_type),
+                (b"content-length", str(len(self.body)).encode()),
+                NOSNIFF,
+                *self.headers,
+            ]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": self.body})
+        await send({"type": "http.response.body", "body": b"" if head else self.body})
 
 
 def json_response(

@@ -1,4 +1,5 @@
-"""Path routing: literal segments and `{name}` captures, one handler per method."""
+"""Path routing: literal segments and `{name}` captures, one handler per method. HEAD is
+served wherever GET is (RFC 9110 9.3.2: the GET handler's status and headers, no body)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ class Route:
         self.segments = tuple(path.strip("/").split("/")) if path != "/" else ("",)
         self.handlers: dict[str, Handler] = {}
         self.render_error = render_error
+
+    def handler_for(self, method: str) -> Handler | None:
+        handler = self.handlers.get(method)
+        if handler is None and method == "HEAD":
+            return self.handlers.get("GET")
+        return handler
+
+    def allowed(self) -> list[str]:
+        """The methods this path answers, for a 405's Allow header."""
+        return [*self.handlers, "HEAD"] if "GET" in self.handlers else list(self.handlers)
 
     def match(self, parts: tuple[str, ...]) -> dict[str, str] | None:
         if len(parts) != len(self.segments):
@@ -46,7 +57,8 @@ class Router:
         route.handlers[method] = handler
 
     def endpoints(self) -> list[tuple[str, str]]:
-        """Every (method, path template) served, in the order they were added."""
+        """Every (method, path template) a handler was added for, in that order (HEAD,
+        served by each GET handler, is not listed apart)."""
         return [
             (method, path) for path, route in self._by_path.items() for method in route.handlers
         ]
