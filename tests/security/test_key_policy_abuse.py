@@ -101,8 +101,7 @@ def test_unauthenticated_huge_exponent_csrs_cost_no_signature_check(world: World
     # Before the fix each huge-exponent request cost a ~7 ms signature check (the server's
     # CPU per request ~5x a P-256 request's); now both are a lookup and a 401.
     ratio = cpu["huge"] / max(cpu["p256"], 0.02)
-    assert ratio < 2.0, (cpu, latency)
-    assert statistics.mean(latency["huge"]) < 2.0 * statistics.mean(latency["p256"]), latency
+    assert ratio < 2.0, (cpu, latency)  # latencies shown, not judged: the machine is shared
     # Without any credential at all, too.
     with world.est() as est:
         assert est.post(EST + "simpleenroll", **est_body(huge)).status_code == 401

@@ -168,6 +168,12 @@ def _device_links(id_expression: str) -> dict[str, Any]:
         "CreateEnrollmentSecret": _link(
             "d-create-enrollment-secret", "A one-time EST secret for it", id=id_expression
         ),
+        "RevokeEnrollmentSecret": _link(
+            "d-revoke-enrollment-secrets", "Revoke its outstanding EST secret", id=id_expression
+        ),
+        "RevokeAllCertificates": _link(
+            "d-revoke-device-certificates", "Revoke all its certificates", id=id_expression
+        ),
     }
 
 

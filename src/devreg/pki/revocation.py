@@ -92,12 +92,11 @@ async def revoke_with_minted(
 async def revoke_device_certificates(
     store: DeviceStore, caller: Caller, device_id: bytes, reason: str, now: int
 ) -> list[Certificate]:
-    """Revoke every unrevoked certificate of one of the caller's devices (deleted ones
-    included: their certificates are revoked already); those revoked now. What a device's
-    certificates minted is the same device's, so nothing else needs following."""
+    """Revoke every unrevoked certificate of one of the caller's devices; those revoked now.
+    A deleted device is not found, as everywhere (deleting revoked its certificates). What
+    a device's certificates minted is the same device's, so nothing else needs following."""
     name = reason_name(reason)
-    device = await store.get_device(caller.account_id, caller.live_mode, device_id,
-                                    include_deleted=True)  # fmt: skip
+    device = await store.get_device(caller.account_id, caller.live_mode, device_id)
     if device is None:
         raise NotFound("No such device")
     return await store.revoke_all_certificates(device.account_id, device.id, name, now)
