@@ -3,9 +3,10 @@
 The baselines import nothing from devreg (they are what devreg is measured against), so
 what they share with it is copied here: the tables of
 src/devreg/storage/migrations/0001_initial.{sqlite,postgres}.sql that the benchmarked
-requests touch (each CREATE statement verbatim), and the statements of
-src/devreg/storage/sql.py those requests run. tests/benchmarks/test_baseline_sql.py checks
-that both copies still match devreg, so the baselines cannot drift from what they measure.
+requests touch (each CREATE statement verbatim, and the later migrations' ALTERs of them),
+and the statements of src/devreg/storage/sql.py those requests run.
+tests/benchmarks/test_baseline_sql.py checks that both copies still match devreg, so the
+baselines cannot drift from what they measure.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ CREATE TABLE certificates (
 CREATE UNIQUE INDEX certificates_serial ON certificates (issuer, serial);
 CREATE INDEX certificates_device ON certificates (device_id);
 CREATE INDEX certificates_public_key ON certificates (public_key_hash);
+ALTER TABLE certificates ADD COLUMN issued_by TEXT;
+ALTER TABLE certificates ADD COLUMN parent_id BLOB;
 """
 
 # The tables the F PATCH touches, for the raw asyncpg baseline.
@@ -165,7 +168,7 @@ DIVISION_COLUMNS = "id, account_id, name, is_default, created_at, updated_at"
 FIELD_COLUMNS = "id, profile_id, name, mandatory, position"
 CERTIFICATE_COLUMNS = (
     "id, account_id, device_id, serial, fingerprint, public_key_hash, pem, not_before,"
-    " not_after, issuer, created_at, revoked_at, revocation_reason"
+    " not_after, issuer, created_at, revoked_at, revocation_reason, issued_by, parent_id"
 )
 
 # --- dialect F: devreg's sql.SELECT_DEVICE, update_device_statement({"reference_id"}),

@@ -106,7 +106,8 @@ def add_mtls_device(
     )
     conn.execute("INSERT INTO device_field_values VALUES (?, ?, 'initial')", (device, field))
     conn.execute(
-        "INSERT INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, 'devreg', ?, ?, ?, NULL, NULL)",
+        "INSERT INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, 'devreg', ?, ?, ?, NULL, NULL,"
+        " NULL, NULL)",
         (
             cert, account, device, serial, hashlib.sha256(cert_der).digest(),
             hashlib.sha256(public_key_der).digest(), ssl.DER_cert_to_PEM_cert(cert_der),

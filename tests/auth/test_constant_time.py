@@ -133,9 +133,7 @@ class LookupRecorder:
     async def get_device_by_id(self, device_id: bytes) -> object:
         return SimpleNamespace(id=device_id, status=DeviceStatus.ACTIVE)
 
-    async def consume_enrollment_secret(
-        self, device_id: bytes, secret_hash: bytes, now: int
-    ) -> bool:
+    async def enrollment_secret_valid(self, device_id: bytes, secret_hash: bytes, now: int) -> bool:
         self.looked_up.append(secret_hash)
         return False
 
@@ -147,7 +145,7 @@ async def test_keys_and_enrollment_secrets_are_looked_up_by_their_sha256() -> No
         await authenticate_key(recorder, render_prefixed("acc", new_id()), secret)  # type: ignore[arg-type]
     enrollment_secret = "e" * 32
     with pytest.raises(Unauthenticated):
-        await enrollment.redeem_secret(recorder, new_id(), enrollment_secret)  # type: ignore[arg-type]
+        await enrollment.authenticate_secret(recorder, new_id(), enrollment_secret)  # type: ignore[arg-type]
     assert recorder.looked_up == [
         hashlib.sha256(secret.encode()).digest(),
         hashlib.sha256(enrollment_secret.encode()).digest(),

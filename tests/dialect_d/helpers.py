@@ -53,11 +53,12 @@ CERTIFICATE_KEYS = {
     "not_before",
     "not_after",
     # ours, always present: ACTIVE, REVOKED or EXPIRED; "devreg" or the external CA;
-    # when and why it was revoked (null while it is not)
+    # when and why it was revoked (null while it is not); the credential that authorised it
     "status",
     "issuer",
     "revoked_at",
     "revocation_reason",
+    "issued_by",
 }
 FLAGS = ("device_api_allow_read", "device_api_allow_write", "device_api_allow_renew_certificate")
 

@@ -176,7 +176,7 @@ def test_published_spec_dialect_d_operations(
         key = account.live_key if live else account.test_key
         credentials = Credentials(account.account_id, key, token="")
         operations = [op for op in operations_of(schema) if op.path.startswith(BASE + "/")]
-        assert len(operations) == 19, [op.label for op in operations]
+        assert len(operations) == 21, [op.label for op in operations]
         # Disables and revocations late, deletes last: the others need live objects.
         late = ("d-disable-device", "d-revoke-certificate")
         operations.sort(key=lambda op: 2 if op.method == "delete" else operation_id(op) in late)

@@ -119,6 +119,12 @@ def test_accepted_keys(key: object) -> None:
     assert check_public_key(key) is key
 
 
+def _rsa_public(e: int) -> rsa.RSAPublicKey:
+    """An RSA-2048 public key with exponent `e` (only the public part is checked)."""
+    n = rsa.generate_private_key(65537, 2048).public_key().public_numbers().n
+    return rsa.RSAPublicNumbers(e, n).public_key()
+
+
 @pytest.mark.parametrize(
     ("key", "words"),
     [
@@ -126,8 +132,12 @@ def test_accepted_keys(key: object) -> None:
         (ec.generate_private_key(ec.SECP192R1()).public_key(), "secp192r1 is not accepted"),
         (ec.generate_private_key(ec.SECP256K1()).public_key(), "secp256k1 is not accepted"),
         (ed448.Ed448PrivateKey.generate().public_key(), "is not accepted"),
+        (_rsa_public(3), "exponent is not accepted: only 65537"),
+        (_rsa_public(2**2040 + 1), "exponent is not accepted: only 65537"),
+        (_rsa_public(65539), "exponent is not accepted: only 65537"),
+        (rsa.RSAPublicNumbers(65537, (2**8192) - 1).public_key(), "8192 bits is too large"),
     ],
-    ids=["rsa1024", "p192", "secp256k1", "ed448"],
+    ids=["rsa1024", "p192", "secp256k1", "ed448", "e=3", "huge e", "e=65539", "rsa8192"],
 )
 def test_weak_or_unknown_keys_are_refused_with_the_reason(key: object, words: str) -> None:
     with pytest.raises(InvalidInput, match=words):

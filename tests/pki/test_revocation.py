@@ -16,6 +16,7 @@ from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import new_id
 from devreg.core.records import Certificate, Device
 from devreg.core.store import DeviceStore
+from devreg.pki.admission import IssuanceLimits
 from devreg.pki.ca import BACKDATE, CertificateAuthority, load_or_create_ca
 from devreg.pki.issuing import CertificateService
 from devreg.pki.revocation import (
@@ -107,7 +108,11 @@ async def world(store: DeviceStore, tmp_path: Path) -> World:
         store=store,
         ca=ca,
         work=tmp_path,
-        certificates=CertificateService(store, ca, external_cas=[external.certificate]),
+        # One device holds a certificate per reason here: above the default cap, which
+        # tests/security/test_issuance_abuse.py tests.
+        certificates=CertificateService(
+            store, ca, external_cas=[external.certificate], limits=IssuanceLimits(max_active=50)
+        ),
         devices=DeviceService(store),
         tenant=await make_tenant(store, "Acme"),
         clock=clock,

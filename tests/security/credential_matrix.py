@@ -73,7 +73,9 @@ COLUMNS: tuple[Column, ...] = (
             ("PUT", D + "/device/{id}/enable"),
             ("POST", D + "/device/{id}/certificate"),
             ("GET", D + "/device/{id}/certificate"),
+            ("PUT", D + "/device/{id}/certificate/revoke"),
             ("POST", D + "/device/{id}/enrollment-secret"),
+            ("PUT", D + "/device/{id}/enrollment-secret/revoke"),
             ("PUT", D + "/certificate/{id}/revoke"),
         ),
     ),
@@ -110,8 +112,8 @@ COLUMN_NOTES: dict[str, str] = {
     " /device-profile/{id}`, `POST /device` in that division and profile (the target's)",
     "D profile PUT": "`PUT /device-profile/{id}` (the target's profile)",
     "D admin": "`DELETE /device/{id}`, `PUT …/disable`, `PUT …/enable`, `POST` and `GET"
-    " …/certificate`, `POST …/enrollment-secret`, `PUT /certificate/{id}/revoke` (the"
-    " target's certificate)",
+    " …/certificate`, `PUT …/certificate/revoke`, `POST …/enrollment-secret`, `PUT"
+    " …/enrollment-secret/revoke`, `PUT /certificate/{id}/revoke` (the target's certificate)",
     "D GET": "`GET /device/{id}` (API key or the device's certificate)",
     "D PUT": "`PUT /device/{id}` (API key or the device's certificate)",
     "D renew": "`POST /device/{id}/renew` (the device's certificate only)",

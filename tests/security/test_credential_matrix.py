@@ -815,6 +815,12 @@ def request_for(world: World, endpoint: Endpoint, case: Case) -> Request:
         ("PUT", D + "/certificate/{id}/revoke"): lambda: Request(
             f"{D}/certificate/{t.cert_id}/revoke", json={"reason": "superseded"}
         ),
+        ("PUT", D + "/device/{id}/certificate/revoke"): lambda: Request(
+            device + "/certificate/revoke", json={"reason": "keyCompromise"}
+        ),
+        ("PUT", D + "/device/{id}/enrollment-secret/revoke"): lambda: Request(
+            device + "/enrollment-secret/revoke"
+        ),
         ("GET", D + "/device/{id}"): lambda: Request(device),
         ("PUT", D + "/device/{id}"): lambda: Request(
             device, json={"fields": [{"id": t.profile.field_id, "value": world.unique("value")}]}
@@ -897,6 +903,10 @@ def check_success(world: World, case: Case, endpoint: Endpoint, response: httpx.
         assert t.cert_id in [c["certificate_id"] for c in body["records"]]
     elif endpoint == ("PUT", D + "/certificate/{id}/revoke"):
         assert (body["certificate_id"], body["status"]) == (t.cert_id, "REVOKED")
+    elif endpoint == ("PUT", D + "/device/{id}/certificate/revoke"):
+        assert t.cert_id in [c["certificate_id"] for c in body["records"]], body
+    elif endpoint == ("PUT", D + "/device/{id}/enrollment-secret/revoke"):
+        assert body == {"revoked": 0}  # a fresh target has no secret outstanding
     elif endpoint in {("GET", D + "/device/{id}"), ("PUT", D + "/device/{id}")}:
         assert body["id"] == t.device_id
     elif endpoint == ("POST", D + "/device/{id}/renew"):
@@ -965,7 +975,12 @@ def world_on(base: Path, database_url: str | None) -> Iterator[World]:
     with contextlib.ExitStack() as stack:
 
         def serve(**options: Any) -> RunningServer:
-            server = start_server(base / "data", database_url=database_url, rate_limit=0, **options)
+            # Every cell's success issues or mints certificates, some for shared devices:
+            # the issuance limits are tested in test_issuance_abuse.py, not here.
+            server = start_server(
+                base / "data", database_url=database_url, rate_limit=0, issuance_rate=0,
+                max_active_certificates=10_000, **options,
+            )  # fmt: skip
             stack.callback(server.stop)
             return server
 

@@ -59,6 +59,7 @@ EXPECTED_LINKS = {
     "POST /iot/api/v2/device": {
         "GetDevice", "UpdateDevice", "DisableDevice", "EnableDevice", "DeleteDevice",
         "IssueCertificate", "ListCertificates", "CreateEnrollmentSecret",
+        "RevokeEnrollmentSecret", "RevokeAllCertificates",
     },
     "POST /iot/api/v2/device/{id}/certificate": {"RevokeCertificate", "ListCertificates"},
 }  # fmt: skip

@@ -1,5 +1,5 @@
-"""`devreg init | serve | account create | import | export`: the stable command line of
-PRODUCT.md."""
+"""`devreg init | serve | account create | import | export | certificates revoke`: the
+stable command line of PRODUCT.md."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from devreg.auth.api_keys import new_api_key
 from devreg.auth.tokens import load_or_create_signing_key
-from devreg.cli import bulk
+from devreg.cli import bulk, certificates
 from devreg.core.accounts import build_account
 from devreg.core.clock import now_us
 from devreg.core.errors import DomainError
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--json", action="store_true", help="print JSON")
 
     bulk.add_commands(commands, _common)
+    certificates.add_commands(commands, _common)
     return parser
 
 
@@ -209,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         elif args.command in ("import", "export"):
             return bulk.run(args, config)
+        elif args.command == "certificates":
+            return certificates.run(args, config)
     except Exception as exc:
         if not _is_operator_error(exc):
             raise

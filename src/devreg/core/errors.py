@@ -49,3 +49,12 @@ class RateLimited(DomainError):
 
 class Unavailable(DomainError):
     """A backing service (database, Redis) cannot be reached right now."""
+
+
+class LimitReached(DomainError):
+    """A cap on how many of something may exist at once is reached (a device's active
+    certificates, an account's outstanding enrollment secrets); `code` names which."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -93,6 +93,12 @@ class Certificate(msgspec.Struct, frozen=True):
     created_at: int
     revoked_at: int | None = None
     revocation_reason: str | None = None
+    # The credential that authorised the issuance ("api_key:<uuid>", "certificate:<uuid>",
+    # "enrollment_secret:<uuid>", "operator"); None for certificates older than the record.
+    issued_by: str | None = None
+    # The certificate that authenticated a re-enrollment or renewal: revoking it for
+    # keyCompromise revokes this one too.
+    parent_id: bytes | None = None
 
 
 class Caller(msgspec.Struct, frozen=True):

@@ -46,6 +46,11 @@ class MissingReference(Exception):
     """A row the write refers to (a profile field, a device) is gone: removed meanwhile."""
 
 
+class OverLimit(Exception):
+    """A capped count (a device's active certificates, an account's outstanding enrollment
+    secrets) is already at its limit: nothing was written."""
+
+
 class StoreUnavailable(Unavailable):
     """The database cannot be reached (connection refused, server restarting)."""
 
@@ -210,8 +215,15 @@ class DeviceStore(Protocol):
         the (created_at, id) cursor when one is given: keyset pages for an export."""
 
     # --- certificates
-    async def insert_certificate(self, certificate: Certificate) -> None:
-        """Raises DuplicateValue("public_key") when another device holds its key."""
+    async def insert_certificate(
+        self, certificate: Certificate, *, max_active: int | None = None
+    ) -> None:
+        """Raises DuplicateValue("public_key") when another device holds its key, OverLimit
+        when the device already holds `max_active` unrevoked, unexpired certificates
+        (counted in the same transaction as the insert)."""
+
+    async def count_active_certificates(self, device_id: bytes, now: int) -> int:
+        """The device's unrevoked certificates valid after `now`."""
 
     async def list_certificates(self, account_id: bytes, device_id: bytes) -> list[Certificate]: ...
 
@@ -230,6 +242,19 @@ class DeviceStore(Protocol):
 
     async def revoke_device_certificates(self, device_id: bytes, reason: str, now: int) -> None: ...
 
+    async def revoke_with_minted(
+        self, account_id: bytes, live_mode: bool, cert_id: bytes, reason: str, now: int
+    ) -> tuple[Certificate, list[Certificate]] | None:
+        """In one transaction: revoke the caller's certificate (kept as it is when already
+        revoked) and every certificate it minted, transitively (`parent_id`), for `reason`.
+        The certificate as it now is and those newly revoked; None when it is not the
+        caller's."""
+
+    async def revoke_all_certificates(
+        self, account_id: bytes, device_id: bytes, reason: str, now: int
+    ) -> list[Certificate]:
+        """Revoke every unrevoked certificate of the account's device; those revoked now."""
+
     async def revoked_serials(self, now: int) -> list[tuple[str, int, str | None]]:
         """(serial, revoked_at, reason) of devreg-issued, revoked, unexpired certificates."""
 
@@ -237,13 +262,29 @@ class DeviceStore(Protocol):
         """(count, latest revoked_at): changes whenever a certificate is revoked."""
 
     async def insert_enrollment_secret(
-        self, secret_id: bytes, device_id: bytes, secret_hash: bytes, now: int, expires_at: int
-    ) -> None: ...
+        self,
+        secret_id: bytes,
+        device: Device,
+        secret_hash: bytes,
+        now: int,
+        expires_at: int,
+        *,
+        max_outstanding: int,
+    ) -> int:
+        """In one transaction: revoke the device's outstanding secrets (the new one replaces
+        them; returns how many), then insert the new one unless the account already has
+        `max_outstanding` outstanding secrets (OverLimit, and nothing changes)."""
+
+    async def revoke_enrollment_secrets(self, device_id: bytes, now: int) -> int:
+        """Revoke the device's outstanding secrets; how many there were."""
+
+    async def enrollment_secret_valid(self, device_id: bytes, secret_hash: bytes, now: int) -> bool:
+        """Whether the device has this outstanding secret, without spending it."""
 
     async def consume_enrollment_secret(
         self, device_id: bytes, secret_hash: bytes, now: int
-    ) -> bool:
-        """Use the device's unexpired, unused secret with this hash, once: True if it was."""
+    ) -> bytes | None:
+        """Use the device's outstanding secret with this hash, once: its id if it was."""
 
     async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
         """Ids of the devices holding a certificate for this public key."""

@@ -8,6 +8,7 @@ from devreg.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    LimitReached,
     NotFound,
     RateLimited,
     Unauthenticated,
@@ -34,6 +35,8 @@ def render_error(exc: Exception) -> Response:
     if isinstance(exc, NotFound):
         # The seed answers an unknown device with 400 entity_not_found, not 404.
         return error_response(400, "entity_not_found", exc.message)
+    if isinstance(exc, LimitReached):
+        return error_response(409, exc.code, exc.message)
     if isinstance(exc, Unauthenticated):
         return error_response(401, "invalid_api_key", exc.message)
     if isinstance(exc, Forbidden):

@@ -18,6 +18,7 @@ from devreg.dialect_d.shapes import (
     DivisionListOut,
     DivisionOut,
     EnrollmentSecretOut,
+    EnrollmentSecretsRevokedOut,
     ErrorsOut,
     ProfileIn,
     ProfileListOut,
@@ -27,9 +28,16 @@ from devreg.dialect_d.shapes import (
     RenewOut,
     RevokeIn,
 )
+from devreg.est.enrollment import DEFAULT_MAX_OUTSTANDING_SECRETS
+from devreg.pki.admission import (
+    DEFAULT_ISSUANCE_BURST,
+    DEFAULT_ISSUANCE_PER_HOUR,
+    DEFAULT_MAX_ACTIVE_CERTIFICATES,
+)
 
 SHAPES: tuple[type, ...] = (
     EnrollmentSecretOut,
+    EnrollmentSecretsRevokedOut,
     RenewIn,
     RenewOut,
     RevokeIn,
@@ -65,6 +73,21 @@ _STORAGE_FULL = {
 }
 # Reads that write: a device's own GET over mutual TLS records its last_seen.
 _READS_THAT_WRITE = {"d-get-device"}
+_ACTIVE_LIMIT = (
+    "active_certificate_limit: the device already holds DEVREG_MAX_ACTIVE_CERTIFICATES"
+    f" (default {DEFAULT_MAX_ACTIVE_CERTIFICATES}) unrevoked, unexpired certificates"
+)
+_SECRET_LIMIT = (
+    "enrollment_secret_limit: the account already holds DEVREG_MAX_ENROLLMENT_SECRETS"
+    f" (default {DEFAULT_MAX_OUTSTANDING_SECRETS}) outstanding enrollment secrets"
+)
+_ISSUANCE_TEXT = (
+    " Each device may hold at most DEVREG_MAX_ACTIVE_CERTIFICATES"
+    f" (default {DEFAULT_MAX_ACTIVE_CERTIFICATES}) active certificates (409 beyond), and is"
+    f" issued at most DEVREG_ISSUANCE_BURST (default {DEFAULT_ISSUANCE_BURST}) at once, then"
+    f" DEVREG_ISSUANCE_RATE (default {DEFAULT_ISSUANCE_PER_HOUR:g}) an hour (429 with"
+    " Retry-After beyond), whichever credential asks."
+)
 _KEY: list[dict[str, list[str]]] = [{"apiKey": []}]
 _KEY_OR_CERT: list[dict[str, list[str]]] = [{"apiKey": []}, {"clientCertificate": []}]
 
@@ -86,9 +109,11 @@ def _op(
     links: dict[str, Any] | None = None,
     forbidden: str | None = None,
     body_required: bool = True,
+    limit: str | None = None,
 ) -> dict[str, Any]:
     """An operation; `forbidden` documents a 403 an API key can get (with when it does);
-    `body_required=False` where no body at all is served as an empty object."""
+    `body_required=False` where no body at all is served as an empty object; `limit` a 409
+    for a cap the operation can reach (its code and when)."""
     responses: dict[str, Any] = {
         ok: {"description": summary}
         if out is None
@@ -103,6 +128,11 @@ def _op(
             text = f"access_denied: {forbidden}"
         responses[status] = {
             "description": text,
+            "content": {"application/json": {"schema": _ref("ErrorsOut")}},
+        }
+    if limit is not None:
+        responses["409"] = {
+            "description": limit,
             "content": {"application/json": {"schema": _ref("ErrorsOut")}},
         }
     operation: dict[str, Any] = {
@@ -146,6 +176,12 @@ def _device_links(id_expression: str) -> dict[str, Any]:
         "ListCertificates": _link("d-list-certificates", "Its certificates", id=id_expression),
         "CreateEnrollmentSecret": _link(
             "d-create-enrollment-secret", "A one-time EST secret for it", id=id_expression
+        ),
+        "RevokeEnrollmentSecret": _link(
+            "d-revoke-enrollment-secrets", "Revoke its outstanding EST secret", id=id_expression
+        ),
+        "RevokeAllCertificates": _link(
+            "d-revoke-device-certificates", "Revoke all its certificates", id=id_expression
         ),
     }
 
@@ -339,8 +375,11 @@ def _paths() -> dict[str, Any]:
                 "201",
                 "CertificateOut",
                 body="CertificateIn",
-                description='`{"csr": PEM}` or `{"generate_key": true}`; the private'
-                " key is returned only when the server made it.",
+                description='`{"csr": PEM}`, `{"generate_key": true}` or `{"pem":'
+                " certificate}` (from a --client-ca); the private key is returned only when the"
+                " server made it. Keys: EC P-256/P-384/P-521, Ed25519, or RSA 2048-4096 bits"
+                " with public exponent 65537." + _ISSUANCE_TEXT,
+                limit=_ACTIVE_LIMIT,
                 links={
                     "RevokeCertificate": _link(
                         "d-revoke-certificate",
@@ -356,6 +395,22 @@ def _paths() -> dict[str, Any]:
                 "d-list-certificates", "List a device's certificates", "200", "CertificateListOut"
             ),
         },
+        f"{base}/device/{{id}}/certificate/revoke": {
+            "parameters": [_ID],
+            "put": _op(
+                "d-revoke-device-certificates",
+                "Revoke every certificate of the device",
+                "200",
+                "CertificateListOut",
+                body="RevokeIn",
+                body_required=False,  # reason "unspecified"
+                description="Every unrevoked certificate of the device, at once (a stolen"
+                " device or key: reason keyCompromise); answers those revoked by this call"
+                " (none when all already were). Refused on the client-auth listener from the"
+                " moment this returns; listed in /crl.pem and /crl.der.",
+                links=_device_links("$request.path.id"),
+            ),
+        },
         f"{base}/device/{{id}}/renew": {
             "parameters": [_ID],
             "post": _op(
@@ -368,7 +423,9 @@ def _paths() -> dict[str, Any]:
                 description="Needs device_api_allow_renew_certificate, an ACTIVE device and"
                 " its own unrevoked certificate. The CSR's subject and subjectAltName must be"
                 " those of the certificate being renewed (RFC 7030 section 4.2.2). The old"
-                " certificate stays valid until it expires or is revoked.",
+                " certificate stays valid until it expires or is revoked; the new one is"
+                " recorded as minted by it (revoked with it for keyCompromise)." + _ISSUANCE_TEXT,
+                limit=_ACTIVE_LIMIT,
             ),
         },
         f"{base}/device/{{id}}/enrollment-secret": {
@@ -378,8 +435,21 @@ def _paths() -> dict[str, Any]:
                 "Make a one-time EST enrollment secret for the device",
                 "201",
                 "EnrollmentSecretOut",
-                description="Shown once, valid 24 hours. The device enrolls with EST"
-                " simpleenroll on the EST port, HTTP Basic `<device id>:<secret>`.",
+                description="Shown once, valid 24 hours; replaces (revokes) the device's"
+                " outstanding secret. The device enrolls with EST simpleenroll on the EST"
+                " port, HTTP Basic `<device id>:<secret>`.",
+                limit=_SECRET_LIMIT,
+            ),
+        },
+        f"{base}/device/{{id}}/enrollment-secret/revoke": {
+            "parameters": [_ID],
+            "put": _op(
+                "d-revoke-enrollment-secrets",
+                "Revoke the device's outstanding enrollment secret",
+                "200",
+                "EnrollmentSecretsRevokedOut",
+                description="From the moment this returns the secret enrolls nothing;"
+                " `revoked` says whether there was one.",
             ),
         },
         f"{base}/certificate/{{id}}/revoke": {
@@ -392,7 +462,9 @@ def _paths() -> dict[str, Any]:
                 body="RevokeIn",
                 body_required=False,  # reason "unspecified"
                 description="Refused on the client-auth listener (and in proxy mode) from the"
-                " moment this returns, by every process; listed in /crl.pem and /crl.der.",
+                " moment this returns, by every process; listed in /crl.pem and /crl.der."
+                " With reason keyCompromise, every certificate it minted (EST re-enrollments"
+                " and renewals it authenticated, and theirs) is revoked with it.",
             ),
         },
     }

@@ -32,6 +32,7 @@ from devreg.dialect_d.shapes import (
     DivisionIn,
     DivisionListOut,
     EnrollmentSecretOut,
+    EnrollmentSecretsRevokedOut,
     FieldValueIn,
     ProfileIn,
     ProfileListOut,
@@ -44,9 +45,9 @@ from devreg.dialect_d.shapes import (
     render_division,
     render_profile,
 )
-from devreg.est.enrollment import create_secret
+from devreg.est.enrollment import DEFAULT_MAX_OUTSTANDING_SECRETS, create_secret, revoke_secrets
 from devreg.pki.issuing import CertificateService, Issued, fingerprint
-from devreg.pki.revocation import revoke
+from devreg.pki.revocation import revoke, revoke_device_certificates
 from devreg.tls.client_cert import peer_certificate
 from devreg.web.body import decode_body
 from devreg.web.request import Request
@@ -94,7 +95,10 @@ class DialectD:
         devices: DeviceService,
         certificates: CertificateService,
         limiter: RateLimiter,
+        *,
+        max_enrollment_secrets: int = DEFAULT_MAX_OUTSTANDING_SECRETS,
     ) -> None:
+        self.max_enrollment_secrets = max_enrollment_secrets
         self.store = store
         self.devices = devices
         self.profiles = devices.profiles
@@ -119,8 +123,10 @@ class DialectD:
             ("PUT", "/device/{id}/enable", self.enable_device),
             ("POST", "/device/{id}/certificate", self.issue_certificate),
             ("GET", "/device/{id}/certificate", self.list_certificates),
+            ("PUT", "/device/{id}/certificate/revoke", self.revoke_device_certificates),
             ("POST", "/device/{id}/renew", self.renew_certificate),
             ("POST", "/device/{id}/enrollment-secret", self.create_enrollment_secret),
+            ("PUT", "/device/{id}/enrollment-secret/revoke", self.revoke_enrollment_secrets),
             ("PUT", "/certificate/{id}/revoke", self.revoke_certificate),
         ]
         for method, path, handler in routes:
@@ -402,6 +408,7 @@ class DialectD:
         return json_response(200, out)
 
     async def revoke_certificate(self, request: Request) -> Response:
+        """For keyCompromise, what the certificate minted is revoked with it (pki)."""
         caller = await self.api_caller(request)
         cert_id = parse_uuid(request.path_params["id"])
         body = await decode_body(request, RevokeIn)
@@ -411,10 +418,32 @@ class DialectD:
             revoked = await revoke(self.store, caller, cert_id, body.reason, now_us())
         return json_response(200, render_certificate(revoked, now_us()))
 
+    async def revoke_device_certificates(self, request: Request) -> Response:
+        """Every unrevoked certificate of the device; answers those revoked now."""
+        caller = await self.api_caller(request)
+        body = await decode_body(request, RevokeIn)
+        with device_named(request.path_params["id"]):
+            revoked = await revoke_device_certificates(
+                self.store, caller, self.device_id(request), body.reason, now_us()
+            )
+        now = now_us()
+        records = [render_certificate(cert, now) for cert in revoked]
+        return json_response(200, CertificateListOut(total=len(records), records=records))
+
     async def create_enrollment_secret(self, request: Request) -> Response:
-        """A one-time secret for the device's EST simpleenroll, valid for a day."""
+        """A one-time secret for the device's EST simpleenroll, valid for a day; it replaces
+        the device's outstanding one."""
         caller = await self.api_caller(request)
         with device_named(request.path_params["id"]):
-            made = await create_secret(self.store, caller, self.device_id(request))
+            made = await create_secret(
+                self.store, caller, self.device_id(request),
+                max_outstanding=self.max_enrollment_secrets,
+            )  # fmt: skip
         out = EnrollmentSecretOut(secret=made.secret, expires_at=render_rfc3339(made.expires_at))
         return json_response(201, out, [NO_STORE])
+
+    async def revoke_enrollment_secrets(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        with device_named(request.path_params["id"]):
+            count = await revoke_secrets(self.store, caller, self.device_id(request))
+        return json_response(200, EnrollmentSecretsRevokedOut(revoked=count))

@@ -199,6 +199,15 @@ class CertificateOut(msgspec.Struct, omit_defaults=True):
     issuer: Annotated[str, Meta(description='"devreg", or the external CA\'s subject')]
     revoked_at: str | None
     revocation_reason: str | None
+    issued_by: Annotated[
+        str | None,
+        Meta(
+            description="The credential that authorised the issuance: api_key:<id>,"
+            " certificate:<certificate id> (a re-enrollment or renewal by the device, revoked"
+            " with that certificate for keyCompromise), enrollment_secret:<id>; null for"
+            " certificates recorded before devreg kept it"
+        ),
+    ]
     private_key: str | UnsetType = UNSET
 
 
@@ -217,6 +226,10 @@ class EnrollmentSecretOut(msgspec.Struct):
 
     secret: str
     expires_at: str
+
+
+class EnrollmentSecretsRevokedOut(msgspec.Struct):
+    revoked: Annotated[int, Meta(description="Outstanding secrets revoked (0 or 1)")]
 
 
 class CertificateListOut(msgspec.Struct):
@@ -301,5 +314,6 @@ def render_certificate(
         issuer=cert.issuer,
         revoked_at=None if cert.revoked_at is None else render_rfc3339(cert.revoked_at),
         revocation_reason=cert.revocation_reason,
+        issued_by=cert.issued_by,
         private_key=private_key,
     )

@@ -9,6 +9,7 @@ from devreg.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    LimitReached,
     NotFound,
     RateLimited,
     Unauthenticated,
@@ -54,7 +55,7 @@ def render_error(exc: Exception) -> Response:
     if isinstance(exc, InvalidInput):
         code = "invalid_json" if exc.field == "body" else "invalid_parameter"
         return error_response(400, "invalid_request", code, exc.message)
-    if isinstance(exc, Conflict):
+    if isinstance(exc, Conflict | LimitReached):
         return error_response(409, "conflict", exc.code, exc.message)
     if isinstance(exc, RateLimited):
         return error_response(

@@ -8,6 +8,7 @@ from devreg.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    LimitReached,
     NotFound,
     RateLimited,
     Unauthenticated,
@@ -28,6 +29,8 @@ def _text(status: int, message: str, headers: list[tuple[bytes, bytes]] | None =
 def render_error(exc: Exception) -> Response:
     if isinstance(exc, InvalidInput | Conflict):
         return _text(400, exc.message)
+    if isinstance(exc, LimitReached):
+        return _text(409, exc.message)
     if isinstance(exc, Unauthenticated):
         return _text(401, exc.message, [(b"www-authenticate", b'Basic realm="devreg EST"')])
     if isinstance(exc, Forbidden):

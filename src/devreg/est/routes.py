@@ -10,17 +10,17 @@ from devreg.auth.api_keys import parse_basic
 from devreg.auth.rate_limit import RateLimiter
 from devreg.core.access import Action, check_certificate, check_device_access
 from devreg.core.clock import now_us
-from devreg.core.errors import InvalidInput, Unauthenticated
+from devreg.core.errors import Unauthenticated
 from devreg.core.ids import parse_uuid
 from devreg.core.records import Certificate, Device
 from devreg.core.store import DeviceStore
-from devreg.est.enrollment import redeem_secret
+from devreg.est.enrollment import authenticate_secret, enroll_with_secret
 from devreg.est.errors import render_error
 from devreg.est.listener import EST_PREFIX, on_est_listener
 from devreg.est.wire import PKCS7, PKCS7_CERTS_ONLY, PKCS10, certs_only, decode_csr
 from devreg.pki.ca import CertificateAuthority
-from devreg.pki.issuing import CertificateService, check_csr, fingerprint
-from devreg.pki.keys import PublicKey, check_public_key, public_key_hash
+from devreg.pki.issuing import CertificateService, fingerprint
+from devreg.pki.provenance import IssuedBy
 from devreg.tls.client_cert import peer_certificate
 from devreg.web.errors import HttpError
 from devreg.web.request import Request
@@ -62,15 +62,21 @@ class Est:
 
     async def simpleenroll(self, request: Request) -> Response:
         require_tls(request)
-        # The request is checked before a one-time secret is spent on it.
-        csr = await self.read_csr(request)
-        key = check_public_key(check_csr(csr).public_key())
+        # Who is asking and their rate limit come first, then the device's issuance limits,
+        # and only then the request's signature: an unauthenticated request costs one
+        # lookup, never a signature check.
         cert = peer_certificate(request.scope)
         if cert is not None:
-            device, _ = await self.certificate_holder(request, cert, "renew")
-        else:
-            device = await self.secret_holder(request, key)
-        return self.answer(await self.certificates.enroll(device, csr))
+            device, current = await self.certificate_holder(request, cert, "renew")
+            csr = await self.read_csr(request)
+            return self.answer(
+                await self.certificates.enroll(device, csr, IssuedBy.certificate(current))
+            )
+        device, secret = await self.secret_holder(request)
+        csr = await self.read_csr(request)
+        return self.answer(
+            await enroll_with_secret(self.store, self.certificates, device, secret, csr)
+        )
 
     async def simplereenroll(self, request: Request) -> Response:
         require_tls(request)
@@ -92,7 +98,8 @@ class Est:
         device = check_device_access(record, device, record.device_id, action)
         return device, record
 
-    async def secret_holder(self, request: Request, key: PublicKey) -> Device:
+    async def secret_holder(self, request: Request) -> tuple[Device, str]:
+        """The device whose outstanding secret the request carries (not spent yet)."""
         if not on_est_listener(request.scope):
             raise Unauthenticated("Enrollment with a secret is served on the EST port")
         client = request.scope.get("client")
@@ -101,12 +108,9 @@ class Est:
         device_id = parse_uuid(user)
         if device_id is None:
             raise Unauthenticated("The Basic user name must be the device's UUID")
-        # Refused for its key after the secret was spent, the device could not retry.
-        if await self.store.key_holders(public_key_hash(key)) - {device_id}:
-            raise InvalidInput("this public key already belongs to another device", "csr")
-        device = await redeem_secret(self.store, device_id, secret)  # ACTIVE, or refused
+        device = await authenticate_secret(self.store, device_id, secret)
         request.credential = "est-secret:" + user
-        return device
+        return device, secret
 
     async def read_csr(self, request: Request) -> x509.CertificateSigningRequest:
         content_type = (request.header(b"content-type") or "").split(";")[0].strip().lower()

@@ -17,9 +17,11 @@ from devreg.core.clock import now_us
 from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import new_id, render_uuid
 from devreg.core.records import Caller, Certificate, Device
-from devreg.core.store import DeviceStore, DuplicateValue
+from devreg.core.store import DeviceStore, DuplicateValue, OverLimit
+from devreg.pki.admission import IssuanceLimits, over_cap
 from devreg.pki.ca import CertificateAuthority
 from devreg.pki.keys import PublicKey, check_public_key, public_key_hash
+from devreg.pki.provenance import IssuedBy
 from devreg.pki.verify import verify_client_certificate
 
 DEFAULT_LIFETIME = dt.timedelta(days=90)
@@ -33,7 +35,8 @@ class Issued(msgspec.Struct, frozen=True):
 
 
 def parse_csr(pem: str) -> x509.CertificateSigningRequest:
-    """A PEM CSR whose signature verifies, or InvalidInput saying what is wrong."""
+    """A PEM CSR whose key is accepted and whose signature verifies, or InvalidInput saying
+    what is wrong."""
     if len(pem) > MAX_CSR_BYTES:
         raise InvalidInput("csr is too large", "csr")
     try:
@@ -43,8 +46,20 @@ def parse_csr(pem: str) -> x509.CertificateSigningRequest:
     return check_csr(csr)
 
 
+def csr_key(csr: x509.CertificateSigningRequest) -> PublicKey:
+    """The request's public key, if the key policy accepts it: cheap, no signature checked."""
+    try:
+        key = csr.public_key()
+    except ValueError:  # a key cryptography cannot load
+        raise InvalidInput("csr public key cannot be read", "csr") from None
+    return check_public_key(key)
+
+
 def check_csr(csr: x509.CertificateSigningRequest) -> x509.CertificateSigningRequest:
-    """The request, if its signature verifies and its subject and extensions can be read."""
+    """The request, if its key is accepted (checked first: a refused key, such as RSA with a
+    huge exponent, never costs a signature check), its signature verifies and its subject
+    and extensions can be read."""
+    csr_key(csr)
     try:
         valid = csr.is_signature_valid
     except Exception:  # unsupported signature algorithms raise rather than answer
@@ -83,6 +98,7 @@ class CertificateService:
         crl_url: str | None = None,
         external_cas: Sequence[x509.Certificate] = (),
         clock: Callable[[], int] = now_us,
+        limits: IssuanceLimits | None = None,
     ) -> None:
         self.store = store
         self.ca = ca
@@ -90,6 +106,7 @@ class CertificateService:
         self.crl_url = crl_url
         self.external_cas = list(external_cas)
         self.clock = clock
+        self.limits = limits or IssuanceLimits()
 
     async def _device(self, caller: Caller, device_id: bytes) -> Device:
         device = await self.store.get_device(caller.account_id, caller.live_mode, device_id)
@@ -97,15 +114,22 @@ class CertificateService:
             raise NotFound("No such device")
         return device
 
+    async def admit(self, device: Device) -> None:
+        """The device's cap and issuance bucket: every issuance passes here before any
+        signature is checked (pki/admission.py)."""
+        await self.limits.admit(self.store, device, self.clock())
+
     async def issue_from_csr(self, caller: Caller, device_id: bytes, csr_pem: str) -> Issued:
         device = await self._device(caller, device_id)
+        await self.admit(device)
         csr = parse_csr(csr_pem)
-        return Issued(await self._issue(device, check_public_key(csr.public_key())))
+        return Issued(await self.issue(device, csr_key(csr), IssuedBy.api_key(caller)))
 
     async def issue_with_new_key(self, caller: Caller, device_id: bytes) -> Issued:
         device = await self._device(caller, device_id)
+        await self.admit(device)
         key = ec.generate_private_key(ec.SECP256R1())
-        issued = await self._issue(device, key.public_key())
+        issued = await self.issue(device, key.public_key(), IssuedBy.api_key(caller))
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -119,16 +143,23 @@ class CertificateService:
         device = await self._device(caller, device_id)
         try:
             cert = x509.load_pem_x509_certificate(pem.encode("utf-8"))
+            public_key = cert.public_key()
         except ValueError:
             raise InvalidInput("pem is not a PEM-encoded X.509 certificate", "pem") from None
+        # Its key is used in every TLS handshake of the device: the policy holds for it too.
+        key = check_public_key(public_key, "pem")
+        await self.admit(device)
         if not verify_client_certificate(cert, self.external_cas):
             raise InvalidInput(
                 "the certificate is not a valid client certificate from a configured client CA"
                 " (devreg serve --client-ca)",
                 "pem",
             )
-        key = check_public_key(cert.public_key())
-        record = self._record_of(device, cert, public_key_hash(key), cert.issuer.rfc4514_string())
+        by = IssuedBy.api_key(caller)
+        record = self._record_of(
+            device, cert, public_key_hash(key), cert.issuer.rfc4514_string(), by
+        )
+        await self.limits.take(device)
         await self._record(record)
         return record
 
@@ -137,15 +168,16 @@ class CertificateService:
     ) -> Certificate:
         """Re-enrollment by the device itself (RFC 7030 section 4.2.2): the request's
         subject and subjectAltName must be identical to those of the certificate it renews;
-        the key may be new or the same."""
+        the key may be new or the same. Recorded as minted by `current`."""
         if current.issuer != ISSUER_DEVREG:
             raise InvalidInput(
                 "only certificates issued by devreg are renewed here: renew this one with the"
                 " CA that issued it",
                 "csr",
             )
+        await self.admit(device)
         csr = parse_csr(csr) if isinstance(csr, str) else check_csr(csr)
-        key = check_public_key(csr.public_key())
+        key = csr_key(csr)
         held = x509.load_pem_x509_certificate(current.pem.encode())
         if csr.subject != held.subject:
             raise InvalidInput(
@@ -163,22 +195,30 @@ class CertificateService:
                 " (RFC 7030 section 4.2.2)",
                 "csr",
             )
-        return await self._issue(device, key)
+        return await self.issue(device, key, IssuedBy.certificate(current))
 
-    async def enroll(self, device: Device, csr: x509.CertificateSigningRequest) -> Certificate:
-        """Initial enrollment (EST simpleenroll): devreg names the certificate after the
-        device, whatever subject the request asked for (RFC 7030 lets the CA decide)."""
-        return await self._issue(device, check_public_key(check_csr(csr).public_key()))
+    async def enroll(
+        self, device: Device, csr: x509.CertificateSigningRequest, by: IssuedBy
+    ) -> Certificate:
+        """Initial enrollment (EST simpleenroll) by an already authenticated caller: devreg
+        names the certificate after the device, whatever subject the request asked for
+        (RFC 7030 lets the CA decide)."""
+        await self.admit(device)
+        return await self.issue(device, csr_key(check_csr(csr)), by)
 
     async def certificates(self, caller: Caller, device_id: bytes) -> list[Certificate]:
         device = await self._device(caller, device_id)
         return await self.store.list_certificates(device.account_id, device.id)
 
-    async def _issue(self, device: Device, public_key: PublicKey) -> Certificate:
-        key_hash = public_key_hash(public_key)
-        holders = await self.store.key_holders(key_hash) - {device.id}
-        if holders:
+    async def check_key_free(self, device: Device, public_key: PublicKey) -> None:
+        """InvalidInput when another device holds this key (one key, one device)."""
+        if await self.store.key_holders(public_key_hash(public_key)) - {device.id}:
             raise InvalidInput("this public key already belongs to another device", "csr")
+
+    async def issue(self, device: Device, public_key: PublicKey, by: IssuedBy) -> Certificate:
+        """Sign and record a certificate for an admitted device and an accepted key."""
+        await self.check_key_free(device, public_key)
+        await self.limits.take(device)
         uuid = render_uuid(device.id)
         subject = x509.Name(
             [
@@ -190,12 +230,12 @@ class CertificateService:
             public_key, subject, lifetime=self.lifetime, client=True,
             uris=(f"urn:uuid:{uuid}",), crl_url=self.crl_url,
         )  # fmt: skip
-        record = self._record_of(device, cert, key_hash, ISSUER_DEVREG)
+        record = self._record_of(device, cert, public_key_hash(public_key), ISSUER_DEVREG, by)
         await self._record(record)
         return record
 
     def _record_of(
-        self, device: Device, cert: x509.Certificate, key_hash: bytes, issuer: str
+        self, device: Device, cert: x509.Certificate, key_hash: bytes, issuer: str, by: IssuedBy
     ) -> Certificate:
         return Certificate(
             id=new_id(),
@@ -209,11 +249,15 @@ class CertificateService:
             not_after=_us(cert.not_valid_after_utc),
             issuer=issuer,
             created_at=self.clock(),
+            issued_by=by.label,
+            parent_id=by.parent_id,
         )
 
     async def _record(self, record: Certificate) -> None:
         try:
-            await self.store.insert_certificate(record)
+            await self.store.insert_certificate(record, max_active=self.limits.max_active)
+        except OverLimit:  # another issuance took the last place meanwhile
+            raise over_cap(self.limits.max_active) from None
         except DuplicateValue as exc:
             if exc.field == "public_key":  # also when another device claimed it just now
                 raise InvalidInput(

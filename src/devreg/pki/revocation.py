@@ -46,21 +46,60 @@ def reason_name(text: str) -> str:
     return name
 
 
+# A certificate whose key is compromised may have minted others (re-enrollments and
+# renewals it authenticated, with keys its thief chose): they go with it.
+CASCADING_REASON = "keyCompromise"
+
+
+class Revocation(msgspec.Struct, frozen=True):
+    certificate: Certificate  # as it now is
+    minted: list[Certificate]  # revoked with it, for keyCompromise
+
+
 async def revoke(
     store: DeviceStore, caller: Caller, cert_id: bytes, reason: str, now: int
 ) -> Certificate:
-    """Revoke one of the caller's certificates. Revoking a revoked certificate changes
-    nothing and answers its existing revocation (PUT is idempotent)."""
+    """Revoke one of the caller's certificates (see revoke_with_minted)."""
+    return (await revoke_with_minted(store, caller, cert_id, reason, now)).certificate
+
+
+async def revoke_with_minted(
+    store: DeviceStore, caller: Caller, cert_id: bytes, reason: str, now: int
+) -> Revocation:
+    """Revoke one of the caller's certificates. Revoking a revoked certificate changes its
+    record in no way and answers its existing revocation (PUT is idempotent). For
+    keyCompromise, every certificate it minted is revoked too, transitively, in the same
+    transaction (also when it was revoked before for another reason)."""
     name = reason_name(reason)
+    if name == CASCADING_REASON:
+        found = await store.revoke_with_minted(
+            caller.account_id, caller.live_mode, cert_id, name, now
+        )
+        if found is None:
+            raise NotFound("Certificate does not exist")
+        return Revocation(certificate=found[0], minted=found[1])
     revoked = await store.revoke_certificate(
         caller.account_id, caller.live_mode, cert_id, name, now
     )
     if revoked is not None:
-        return revoked
+        return Revocation(certificate=revoked, minted=[])
     existing = await store.get_certificate(caller.account_id, caller.live_mode, cert_id)
     if existing is None:
         raise NotFound("Certificate does not exist")
-    return existing
+    return Revocation(certificate=existing, minted=[])
+
+
+async def revoke_device_certificates(
+    store: DeviceStore, caller: Caller, device_id: bytes, reason: str, now: int
+) -> list[Certificate]:
+    """Revoke every unrevoked certificate of one of the caller's devices; those revoked now.
+    A deleted device is not found, as everywhere (deleting revoked its certificates). What
+    a device's certificates minted is the same device's, so nothing else needs following."""
+    name = reason_name(reason)
+    device = await store.get_device(caller.account_id, caller.live_mode, device_id)
+    if device is None:
+        raise NotFound("No such device")
+    return await store.revoke_all_certificates(device.account_id, device.id, name, now)
 
 
 class Crl(msgspec.Struct, frozen=True):

@@ -20,6 +20,7 @@ from devreg.dialect_d.routes import DialectD
 from devreg.dialect_f.errors import render_error as render_f_error
 from devreg.dialect_f.routes import DialectF
 from devreg.est.routes import Est
+from devreg.pki.admission import IssuanceLimits
 from devreg.pki.ca import CertificateAuthority, load_or_create_ca
 from devreg.pki.issuing import CertificateService
 from devreg.pki.revocation import CrlPublisher
@@ -55,6 +56,8 @@ class Services(msgspec.Struct):
     ca: CertificateAuthority
     certificates: CertificateService
     crl: CrlPublisher
+    issuance_bucket: RateLimiter
+    max_enrollment_secrets: int
 
 
 async def open_services(config: Config) -> Services:
@@ -67,23 +70,36 @@ async def open_services(config: Config) -> Services:
     )
     signer = TokenSigner(load_or_create_signing_key(Path(config.data_dir)))
     ca = load_or_create_ca(Path(config.data_dir))
+    # Per device, shared through Redis like the request limits; far below those, and off
+    # with them (DEVREG_RATE_LIMIT=0).
+    issuance_bucket = make_rate_limiter(
+        config.issuance_rate / 3600 if config.rate_limit > 0 else 0,
+        config.issuance_burst,
+        config.redis_url,
+        fallback_local=config.redis_down == "local",
+    )
     certificates = CertificateService(
         store,
         ca,
         lifetime=dt.timedelta(days=config.cert_lifetime_days),
         crl_url=config.base_url + "/crl.der",
         external_cas=load_trusted_cas(config.client_ca_files),
+        limits=IssuanceLimits(config.max_active_certificates, issuance_bucket),
     )
     return Services(
         store=store, limiter=limiter, signer=signer, ca=ca, certificates=certificates,
-        crl=CrlPublisher(store, ca),
+        crl=CrlPublisher(store, ca), issuance_bucket=issuance_bucket,
+        max_enrollment_secrets=config.max_enrollment_secrets,
     )  # fmt: skip
 
 
 def build_router(services: Services) -> Router:
     router = Router()
     devices = DeviceService(services.store)
-    DialectD(services.store, devices, services.certificates, services.limiter).mount(router)
+    DialectD(
+        services.store, devices, services.certificates, services.limiter,
+        max_enrollment_secrets=services.max_enrollment_secrets,
+    ).mount(router)  # fmt: skip
     DialectF(services.store, devices, services.signer, services.limiter).mount(router)
     Est(services.store, services.ca, services.certificates, services.limiter).mount(router)
     spec = msgspec.json.encode(build_openapi())
@@ -145,6 +161,7 @@ class DevregApp:
         self.refusals.close()
         if self.services is not None:
             await self.services.limiter.close()
+            await self.services.issuance_bucket.close()
             await self.services.store.close()
             self.services = None
 

@@ -12,6 +12,13 @@ from pathlib import Path
 
 import msgspec
 
+from devreg.est.enrollment import DEFAULT_MAX_OUTSTANDING_SECRETS
+from devreg.pki.admission import (
+    DEFAULT_ISSUANCE_BURST,
+    DEFAULT_ISSUANCE_PER_HOUR,
+    DEFAULT_MAX_ACTIVE_CERTIFICATES,
+)
+
 DEFAULT_DATA_DIR = "./devreg-data"
 
 
@@ -52,6 +59,13 @@ class Config(msgspec.Struct, frozen=True):
     # With Redis shared limits, when Redis is down: "local" limits per process, "refuse"
     # answers 503 until it is back.
     redis_down: str = "local"
+    # Issuance limits (environment only; see pki/admission.py): unrevoked, unexpired
+    # certificates a device may hold, and its issuance bucket (certificates per hour, 0 =
+    # no bucket, and burst); outstanding enrollment secrets per account.
+    max_active_certificates: int = DEFAULT_MAX_ACTIVE_CERTIFICATES
+    issuance_rate: float = DEFAULT_ISSUANCE_PER_HOUR
+    issuance_burst: int = DEFAULT_ISSUANCE_BURST
+    max_enrollment_secrets: int = DEFAULT_MAX_OUTSTANDING_SECRETS
 
     @property
     def durable(self) -> bool:
@@ -104,6 +118,10 @@ ENV = {
     "rate_limit_log_interval": "DEVREG_RATE_LIMIT_LOG_INTERVAL",
     "durability": "DEVREG_DURABILITY",
     "redis_down": "DEVREG_REDIS_DOWN",
+    "max_active_certificates": "DEVREG_MAX_ACTIVE_CERTIFICATES",
+    "issuance_rate": "DEVREG_ISSUANCE_RATE",
+    "issuance_burst": "DEVREG_ISSUANCE_BURST",
+    "max_enrollment_secrets": "DEVREG_MAX_ENROLLMENT_SECRETS",
 }
 DURABILITY = ("full", "normal")
 REDIS_DOWN = ("local", "refuse")
@@ -172,6 +190,11 @@ def load_config(
         raise ValueError("DEVREG_MAX_CONNECTIONS_PER_ADDRESS must be 0 (no limit) or more")
     if config.max_output_buffer < 64 * 1024:
         raise ValueError("DEVREG_MAX_OUTPUT_BUFFER must be at least 65536 bytes")
+    for name in ("max_active_certificates", "issuance_burst", "max_enrollment_secrets"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{ENV[name]} must be at least 1")
+    if config.issuance_rate < 0:
+        raise ValueError("DEVREG_ISSUANCE_RATE must be 0 (no bucket) or more")
     if config.public_url and not config.public_url.startswith(("http://", "https://")):
         raise ValueError("public-url must start with http:// or https://")
     for name in config.tls_names:

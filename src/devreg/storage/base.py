@@ -26,6 +26,7 @@ from devreg.core.store import (
     DeviceImport,
     DuplicateValue,
     ListDirection,
+    OverLimit,
 )
 from devreg.storage import sql
 
@@ -280,10 +281,20 @@ class SqlDeviceStore:
 
     # --- certificates
 
-    async def insert_certificate(self, certificate: Certificate) -> None:
+    async def insert_certificate(
+        self, certificate: Certificate, *, max_active: int | None = None
+    ) -> None:
         """Records the certificate and claims its key for the device; raises
-        DuplicateValue("public_key") when another device holds the key."""
+        DuplicateValue("public_key") when another device holds the key, OverLimit when the
+        device is at `max_active`."""
         async with self.transaction() as tx:
+            if max_active is not None:
+                await tx.run(sql.LOCK_DEVICE, (certificate.device_id,))
+                counted = await tx.rows(
+                    sql.COUNT_ACTIVE_CERTIFICATES, (certificate.device_id, certificate.created_at)
+                )
+                if int(counted[0][0]) >= max_active:
+                    raise OverLimit
             await tx.run(sql.CLAIM_KEY, (certificate.public_key_hash, certificate.device_id))
             holder = await tx.rows(sql.SELECT_KEY_HOLDERS, (certificate.public_key_hash,))
             if bytes(holder[0][0]) != certificate.device_id:
@@ -315,6 +326,35 @@ class SqlDeviceStore:
     async def revoke_device_certificates(self, device_id: bytes, reason: str, now: int) -> None:
         await self.runner().run(sql.REVOKE_DEVICE_CERTIFICATES, (now, reason, device_id))
 
+    async def count_active_certificates(self, device_id: bytes, now: int) -> int:
+        row = await self._one(sql.COUNT_ACTIVE_CERTIFICATES, (device_id, now))
+        assert row is not None
+        return int(row[0])
+
+    async def revoke_with_minted(
+        self, account_id: bytes, live_mode: bool, cert_id: bytes, reason: str, now: int
+    ) -> tuple[Certificate, list[Certificate]] | None:
+        async with self.transaction() as tx:
+            revoking = (now, reason, account_id, cert_id, account_id, live_mode)
+            rows = await tx.rows(sql.REVOKE_CERTIFICATE, revoking)
+            if not rows:
+                finding = (account_id, cert_id, account_id, live_mode)
+                rows = await tx.rows(sql.SELECT_CERTIFICATE_BY_ID, finding)
+                if not rows:
+                    return None
+            minted = await tx.rows(sql.REVOKE_MINTED, (cert_id, now, reason))
+        return (
+            sql.certificate_from_row(rows[0]),
+            [sql.certificate_from_row(row) for row in minted],
+        )
+
+    async def revoke_all_certificates(
+        self, account_id: bytes, device_id: bytes, reason: str, now: int
+    ) -> list[Certificate]:
+        params = (now, reason, account_id, device_id)
+        rows = await self.runner().rows(sql.REVOKE_ALL_OF_DEVICE, params)
+        return [sql.certificate_from_row(row) for row in rows]
+
     async def revoked_serials(self, now: int) -> list[tuple[str, int, str | None]]:
         rows = await self.runner().rows(sql.SELECT_REVOKED, (now,))
         return [(row[0], row[1], row[2]) for row in rows]
@@ -325,17 +365,37 @@ class SqlDeviceStore:
         return int(row[0]), row[1]
 
     async def insert_enrollment_secret(
-        self, secret_id: bytes, device_id: bytes, secret_hash: bytes, now: int, expires_at: int
-    ) -> None:
-        await self.runner().run(
-            sql.INSERT_ENROLLMENT, (secret_id, device_id, secret_hash, now, expires_at)
-        )
+        self,
+        secret_id: bytes,
+        device: Device,
+        secret_hash: bytes,
+        now: int,
+        expires_at: int,
+        *,
+        max_outstanding: int,
+    ) -> int:
+        async with self.transaction() as tx:
+            await tx.run(sql.LOCK_ACCOUNT, (device.account_id,))
+            replaced = await tx.rows(sql.REVOKE_ENROLLMENTS, (now, device.id, now))
+            counted = await tx.rows(sql.COUNT_OUTSTANDING_ENROLLMENTS, (device.account_id, now))
+            if int(counted[0][0]) >= max_outstanding:
+                raise OverLimit  # rolls the replacement back too
+            row = (secret_id, device.account_id, device.id, secret_hash, now, expires_at)
+            await tx.run(sql.INSERT_ENROLLMENT, row)
+        return len(replaced)
+
+    async def revoke_enrollment_secrets(self, device_id: bytes, now: int) -> int:
+        rows = await self.runner().rows(sql.REVOKE_ENROLLMENTS, (now, device_id, now))
+        return len(rows)
+
+    async def enrollment_secret_valid(self, device_id: bytes, secret_hash: bytes, now: int) -> bool:
+        return bool(await self.runner().rows(sql.FIND_ENROLLMENT, (device_id, secret_hash, now)))
 
     async def consume_enrollment_secret(
         self, device_id: bytes, secret_hash: bytes, now: int
-    ) -> bool:
+    ) -> bytes | None:
         rows = await self.runner().rows(sql.CONSUME_ENROLLMENT, (now, device_id, secret_hash, now))
-        return bool(rows)
+        return bytes(rows[0][0]) if rows else None
 
     async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
         rows = await self.runner().rows(sql.SELECT_KEY_HOLDERS, (public_key_hash,))

@@ -73,7 +73,7 @@ DIVISION_COLUMNS = "id, account_id, name, is_default, created_at, updated_at"
 FIELD_COLUMNS = "id, profile_id, name, mandatory, position"
 CERTIFICATE_COLUMNS = (
     "id, account_id, device_id, serial, fingerprint, public_key_hash, pem, not_before,"
-    " not_after, issuer, created_at, revoked_at, revocation_reason"
+    " not_after, issuer, created_at, revoked_at, revocation_reason, issued_by, parent_id"
 )
 SELECT_DIVISION = f"SELECT {DIVISION_COLUMNS} FROM divisions WHERE account_id = ? AND id = ?"
 SELECT_DIVISIONS = (
@@ -101,7 +101,7 @@ SELECT_DEVICE_BY_ID = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ? AND st
 TOUCH_LAST_SEEN = "UPDATE devices SET last_seen = ? WHERE id = ? AND status <> 'DELETED'"
 INSERT_CERTIFICATE = (
     f"INSERT INTO certificates ({CERTIFICATE_COLUMNS})"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SELECT_CERTIFICATES = (
     f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE account_id = ? AND device_id = ?"
@@ -137,14 +137,45 @@ SELECT_REVOKED = (
 SELECT_REVOCATION_MARK = (
     "SELECT COUNT(*), MAX(revoked_at) FROM certificates WHERE revoked_at IS NOT NULL"
 )
+# Serialises the capped inserts of one account or device (a row lock on PostgreSQL; SQLite
+# has one writer anyway) without changing the row.
+LOCK_ACCOUNT = "UPDATE accounts SET name = name WHERE id = ?"
+LOCK_DEVICE = "UPDATE devices SET version = version WHERE id = ?"
+COUNT_ACTIVE_CERTIFICATES = (
+    "SELECT COUNT(*) FROM certificates WHERE device_id = ? AND revoked_at IS NULL AND not_after > ?"
+)
+# Everything a certificate minted (re-enrollments and renewals it authenticated), and what
+# those minted, transitively.
+REVOKE_MINTED = (
+    "WITH RECURSIVE minted (id) AS ("
+    " SELECT id FROM certificates WHERE parent_id = ?"
+    " UNION SELECT c.id FROM certificates c JOIN minted m ON c.parent_id = m.id)"
+    " UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
+    f" WHERE id IN (SELECT id FROM minted) AND revoked_at IS NULL RETURNING {CERTIFICATE_COLUMNS}"
+)
+REVOKE_ALL_OF_DEVICE = (
+    "UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
+    " WHERE account_id = ? AND device_id = ? AND revoked_at IS NULL"
+    f" RETURNING {CERTIFICATE_COLUMNS}"
+)
+_OUTSTANDING = "used_at IS NULL AND revoked_at IS NULL AND expires_at > ?"
 INSERT_ENROLLMENT = (
-    "INSERT INTO enrollment_secrets (id, device_id, secret_hash, created_at, expires_at)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO enrollment_secrets"
+    " (id, account_id, device_id, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+COUNT_OUTSTANDING_ENROLLMENTS = (
+    f"SELECT COUNT(*) FROM enrollment_secrets WHERE account_id = ? AND {_OUTSTANDING}"
+)
+REVOKE_ENROLLMENTS = (
+    "UPDATE enrollment_secrets SET revoked_at = ?"
+    f" WHERE device_id = ? AND {_OUTSTANDING} RETURNING id"
+)
+FIND_ENROLLMENT = (
+    f"SELECT id FROM enrollment_secrets WHERE device_id = ? AND secret_hash = ? AND {_OUTSTANDING}"
 )
 CONSUME_ENROLLMENT = (
     "UPDATE enrollment_secrets SET used_at = ?"
-    " WHERE device_id = ? AND secret_hash = ? AND used_at IS NULL AND expires_at > ?"
-    " RETURNING id"
+    f" WHERE device_id = ? AND secret_hash = ? AND {_OUTSTANDING} RETURNING id"
 )
 SELECT_KEY_HOLDERS = "SELECT device_id FROM device_keys WHERE public_key_hash = ?"
 CLAIM_KEY = (
@@ -283,6 +314,8 @@ def certificate_row(cert: Certificate) -> tuple[Any, ...]:
         cert.created_at,
         cert.revoked_at,
         cert.revocation_reason,
+        cert.issued_by,
+        cert.parent_id,
     )
 
 
@@ -301,6 +334,8 @@ def certificate_from_row(row: Sequence[Any]) -> Certificate:
         created_at=row[10],
         revoked_at=row[11],
         revocation_reason=row[12],
+        issued_by=row[13],
+        parent_id=None if row[14] is None else bytes(row[14]),
     )
 
 
