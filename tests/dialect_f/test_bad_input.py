@@ -275,17 +275,18 @@ def test_unknown_path_is_404(world: World, live: httpx.Client, path: str) -> Non
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("PUT", "/devices", {"GET", "POST"}),
-        ("PATCH", "/devices", {"GET", "POST"}),
-        ("DELETE", "/devices", {"GET", "POST"}),
-        ("POST", "/devices/{id}", {"GET", "PATCH", "DELETE"}),
-        ("PUT", "/devices/{id}", {"GET", "PATCH", "DELETE"}),
-        ("POST", "/login", {"GET"}),
-        ("DELETE", "/login", {"GET"}),
-        ("POST", "/healthz", {"GET"}),
-        ("PUT", "/openapi.json", {"GET"}),
+        ("PUT", "/devices", {"GET", "HEAD", "POST"}),
+        ("PATCH", "/devices", {"GET", "HEAD", "POST"}),
+        ("DELETE", "/devices", {"GET", "HEAD", "POST"}),
+        ("POST", "/devices/{id}", {"GET", "HEAD", "PATCH", "DELETE"}),
+        ("PUT", "/devices/{id}", {"GET", "HEAD", "PATCH", "DELETE"}),
+        ("POST", "/login", {"GET", "HEAD"}),
+        ("DELETE", "/login", {"GET", "HEAD"}),
+        ("POST", "/healthz", {"GET", "HEAD"}),
+        ("PUT", "/openapi.json", {"GET", "HEAD"}),
     ],
 )
+# HEAD is served wherever GET is (RFC 9110), so Allow names it too.
 def test_wrong_method_is_405_with_allow(
     world: World, live: httpx.Client, method: str, path: str, allowed: set[str]
 ) -> None:
