@@ -3,6 +3,7 @@ its idempotence and scope, and the CrlPublisher's rebuilds under a controllable 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,14 +15,15 @@ from devreg.core.clock import now_us
 from devreg.core.devices import DeviceService
 from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import new_id
-from devreg.core.records import Certificate, Device
-from devreg.core.store import DeviceStore
+from devreg.core.records import Certificate, Device, RevokedEntry
+from devreg.core.store import DeviceStore, StoreUnavailable
 from devreg.pki.admission import IssuanceLimits
 from devreg.pki.ca import BACKDATE, CertificateAuthority, load_or_create_ca
 from devreg.pki.issuing import CertificateService
 from devreg.pki.revocation import (
     CRL_LIFETIME,
     CRL_REFRESH_BEFORE,
+    MARK_MAX_AGE_SECONDS,
     REASONS,
     CrlPublisher,
     reason_name,
@@ -33,6 +35,7 @@ from tests.tls.helpers import issue, other_ca
 HOUR = 3600 * 1_000_000
 LIFETIME_US = int(CRL_LIFETIME.total_seconds() * 1_000_000)
 REFRESH_US = int(CRL_REFRESH_BEFORE.total_seconds() * 1_000_000)
+MARK_MAX_AGE_US = int(MARK_MAX_AGE_SECONDS * 1_000_000)
 
 
 # --- reason names ------------------------------------------------------------------------------
@@ -236,9 +239,12 @@ async def test_the_crl_is_kept_until_a_revocation_or_its_next_update_draws_near(
     assert await world.publisher.current() is first
     world.clock.value += HOUR  # time passes, nothing is revoked: the same CRL
     assert await world.publisher.current() is first
-    # A revocation moves the mark: rebuilt at once, with a higher number.
-    world.clock.value += 1
+    # A revocation moves the mark; the mark read is trusted for MARK_MAX_AGE, then the CRL is
+    # rebuilt, with a higher number.
     await revoke(world.store, world.tenant.live, cert.id, "keyCompromise", world.clock.value)
+    world.clock.value += MARK_MAX_AGE_US - 1
+    assert await world.publisher.current() is first
+    world.clock.value += 1
     second = await world.publisher.current()
     assert second is not first and second.mark != first.mark
     crl = x509.load_der_x509_crl(second.der)
@@ -246,6 +252,7 @@ async def test_the_crl_is_kept_until_a_revocation_or_its_next_update_draws_near(
     assert number(crl) > number(x509.load_der_x509_crl(first.der))
     # Revoking it again changes nothing: the mark stays, so does the CRL.
     await revoke(world.store, world.tenant.live, cert.id, "superseded", world.clock.value + 5)
+    world.clock.value += MARK_MAX_AGE_US
     assert await world.publisher.current() is second
     # Up to an hour before nextUpdate it is kept; from then on it is made again.
     world.clock.value = second.next_update - REFRESH_US - 1
@@ -267,6 +274,7 @@ async def test_deleting_a_device_moves_the_mark_and_lists_its_certificates(world
     mark = await world.store.revocation_mark()
     await world.devices.delete(world.tenant.live, device.id)
     assert await world.store.revocation_mark() != mark
+    world.clock.value += MARK_MAX_AGE_US
     after = await world.publisher.current()
     assert after is not before
     listed = entries(x509.load_der_x509_crl(after.der))
@@ -281,7 +289,7 @@ async def test_another_process_sees_the_revocation_through_the_store(world: Worl
     elsewhere = CrlPublisher(world.store, world.ca, world.clock)
     cached = await elsewhere.current()
     await revoke(world.store, world.tenant.live, cert.id, "keyCompromise", world.clock.value)
-    world.clock.value += 1
+    world.clock.value += MARK_MAX_AGE_US
     rebuilt = await elsewhere.current()
     assert rebuilt is not cached
     assert int(cert.serial, 16) in entries(x509.load_der_x509_crl(rebuilt.der))
@@ -300,6 +308,7 @@ async def test_expired_or_external_certificates_are_not_listed(world: World) -> 
     first = await world.publisher.current()
     assert int(ours.serial, 16) in entries(x509.load_der_x509_crl(first.der))
     await revoke(world.store, world.tenant.live, theirs.id, "keyCompromise", world.clock.value)
+    world.clock.value += MARK_MAX_AGE_US
     second = await world.publisher.current()
     assert second is not first
     assert int(theirs.serial, 16) not in entries(x509.load_der_x509_crl(second.der))
@@ -307,3 +316,75 @@ async def test_expired_or_external_certificates_are_not_listed(world: World) -> 
     world.clock.value = ours.not_after
     expired = await world.publisher.current()
     assert int(ours.serial, 16) not in entries(x509.load_der_x509_crl(expired.der))
+
+
+# --- rebuilds: one at a time, off the event loop, the previous CRL meanwhile ------------------
+
+
+async def test_concurrent_requests_share_one_rebuild(world: World) -> None:
+    cert = await world.certificate(await world.device())
+    first = await world.publisher.current()
+    await revoke(world.store, world.tenant.live, cert.id, "keyCompromise", world.clock.value)
+    world.clock.value += MARK_MAX_AGE_US
+    answers = await asyncio.gather(*(world.publisher.current() for _ in range(20)))
+    assert all(answer is answers[0] for answer in answers)  # one CRL made, not twenty
+    assert answers[0] is not first
+    assert int(cert.serial, 16) in entries(x509.load_der_x509_crl(answers[0].der))
+
+
+async def test_the_previous_crl_is_served_until_the_rebuild_is_done(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no wait at all: the request that starts the rebuild, and those during it, get the
+    previous CRL; once it is done, the new one. (The first CRL is always waited for.)"""
+    publisher = CrlPublisher(world.store, world.ca, world.clock, rebuild_wait=0)
+    cert = await world.certificate(await world.device())
+    first = await publisher.current()
+    await revoke(world.store, world.tenant.live, cert.id, "keyCompromise", world.clock.value)
+    world.clock.value += MARK_MAX_AGE_US
+    release, reads = asyncio.Event(), world.store.revoked_page
+
+    async def held(now: int, after: tuple[int, bytes] | None, limit: int) -> list[RevokedEntry]:
+        await release.wait()  # the rebuild is under way until the test lets it go on
+        return await reads(now, after, limit)
+
+    monkeypatch.setattr(world.store, "revoked_page", held)
+    during = await asyncio.gather(*(publisher.current() for _ in range(5)))
+    assert all(answer is first for answer in during)
+    release.set()
+    for _ in range(500):  # the rest runs in a thread: a bounded wait for it
+        if (latest := await publisher.current()) is not first:
+            break
+        await asyncio.sleep(0.01)
+    assert latest is not first
+    assert int(cert.serial, 16) in entries(x509.load_der_x509_crl(latest.der))
+
+
+async def test_a_failed_rebuild_keeps_the_previous_crl_and_is_tried_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert = await world.certificate(await world.device())
+    first = await world.publisher.current()
+    await revoke(world.store, world.tenant.live, cert.id, "keyCompromise", world.clock.value)
+    world.clock.value += MARK_MAX_AGE_US
+
+    async def unavailable(*args: object) -> list[RevokedEntry]:
+        raise StoreUnavailable("database unavailable: test")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(world.store, "revoked_page", unavailable)
+        assert await world.publisher.current() is first
+    rebuilt = await world.publisher.current()  # the next request tries again
+    assert rebuilt is not first
+    assert int(cert.serial, 16) in entries(x509.load_der_x509_crl(rebuilt.der))
+
+
+async def test_without_a_crl_yet_a_failed_build_is_the_requests_error(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unavailable(*args: object) -> list[RevokedEntry]:
+        raise StoreUnavailable("database unavailable: test")
+
+    monkeypatch.setattr(world.store, "revoked_page", unavailable)
+    with pytest.raises(StoreUnavailable):
+        await world.publisher.current()

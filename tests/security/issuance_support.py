@@ -8,6 +8,7 @@ import base64
 import math
 import secrets
 import ssl
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
+from devreg.pki.revocation import MARK_MAX_AGE_SECONDS, REBUILD_WAIT_SECONDS
 from tests.support.server import RunningServer, create_account
 
 API = "/iot/api/v2"
@@ -166,6 +168,17 @@ class World:
         assert listed.status_code == 200, listed.text
         return {int(c["serial_number"], 16): c for c in listed.json()["records"]}
 
-    def crl_serials(self) -> set[int]:
-        crl = x509.load_der_x509_crl(httpx.get(self.server.base_url + "/crl.der").content)
-        return {entry.serial_number for entry in crl}
+    def crl_serials(self, including: set[int] | frozenset[int] = frozenset()) -> set[int]:
+        """The CRL's serials, once it lists `including`: a revocation reaches the CRL within
+        MARK_MAX_AGE_SECONDS and a rebuild, not at once (refusal over mTLS is at once)."""
+        deadline = time.monotonic() + MARK_MAX_AGE_SECONDS + REBUILD_WAIT_SECONDS + 10
+        while True:
+            response = httpx.get(self.server.base_url + "/crl.der")
+            if response.status_code == 429:  # CRL fetches are limited per address
+                time.sleep(float(response.headers.get("retry-after", "1")))
+                continue
+            crl = x509.load_der_x509_crl(response.content)
+            serials = {entry.serial_number for entry in crl}
+            if including <= serials or time.monotonic() > deadline:
+                return serials
+            time.sleep(0.2)

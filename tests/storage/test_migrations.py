@@ -12,10 +12,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from devreg.storage import SQLITE_FILE, migrate_store, open_store
-from devreg.storage.migrations import migration_scripts
+from devreg.core.records import Certificate, Device
+from devreg.core.store import DeviceStore
+from devreg.storage import SQLITE_FILE, migrate_store, open_store, sqlite_path
+from devreg.storage.migrations import migration_scripts, split_statements
 from devreg.storage.sqlite import SqliteDeviceStore
 from tests.conftest import POSTGRES_ADMIN_URL
+from tests.storage.conftest import NOW, StoredAccount, device_for, stored_account
 
 RECORD_TABLES = {
     "accounts",
@@ -92,7 +95,7 @@ async def test_migrate_twice_applies_once(fresh_backend: str | None, tmp_path: P
     rows = await fetch(
         fresh_backend, tmp_path, "SELECT version, name FROM schema_migrations ORDER BY version"
     )
-    assert rows == [(v, name) for v, name, _ in migration_scripts("sqlite")]
+    assert rows == [(version, name) for version, name, _ in migration_scripts("sqlite")]
 
 
 def test_both_backends_have_the_same_migrations() -> None:
@@ -238,3 +241,74 @@ async def test_postgres_store_durability_is_the_commit_setting(postgres_url: str
             assert rows[0][0] == expected
         finally:
             await store.close()
+
+
+async def certified_device(
+    store: DeviceStore, account: StoredAccount, count: int
+) -> tuple[Device, list[Certificate]]:
+    from tests.storage.test_store_d import certificate_for
+
+    device = device_for(account)
+    await store.insert_device(device)
+    certs = [certificate_for(device, b"key") for _ in range(count)]
+    for cert in certs:
+        await store.insert_certificate(cert)
+    return device, certs
+
+
+async def test_an_upgraded_database_starts_from_its_revocations(
+    fresh_backend: str | None, tmp_path: Path
+) -> None:
+    """Migrations 1-2 only, certificates revoked, then 0003: the mark counts them."""
+    backend = "sqlite" if fresh_backend is None else "postgres"
+    scripts = [(v, name, text) for v, name, text in migration_scripts(backend) if v < 3]
+    if fresh_backend is None:
+        conn = sqlite3.connect(sqlite_path(None, tmp_path), isolation_level=None)
+        conn.execute(
+            "CREATE TABLE schema_migrations"
+            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        )
+        for version, name, script in scripts:
+            for statement in split_statements(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
+        conn.close()
+    else:
+        import asyncpg
+
+        pg = await asyncpg.connect(fresh_backend)
+        try:
+            await pg.execute(
+                "CREATE TABLE schema_migrations"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ)"
+            )
+            for version, name, script in scripts:
+                await pg.execute(script)
+                await pg.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2, now())", version, name
+                )
+        finally:
+            await pg.close()
+    # Revoked before the upgrade (the revoking statement is the same before and after).
+    store = await open_store(fresh_backend, tmp_path)
+    try:
+        account = await stored_account(store)
+        _, certs = await certified_device(store, account, 3)
+        for index, cert in enumerate(certs[:2]):
+            await store.revoke_certificate(account.id, True, cert.id, "keyCompromise", NOW + index)
+    finally:
+        await store.close()
+    assert await migrate_store(fresh_backend, tmp_path) == [
+        v for v, _, _ in migration_scripts("sqlite") if v >= 3
+    ]
+    rows = await fetch(
+        fresh_backend, tmp_path, "SELECT generation, latest_revoked_at FROM revocation_mark"
+    )
+    assert rows == [(2, NOW + 1)]
+    store = await open_store(fresh_backend, tmp_path)
+    try:
+        assert await store.revocation_mark() == (2, NOW + 1)
+        await store.revoke_certificate(account.id, True, certs[2].id, "superseded", NOW - 1)
+        assert await store.revocation_mark() == (3, NOW + 1)  # the latest stays the latest
+    finally:
+        await store.close()

@@ -231,6 +231,31 @@ def test_update_statement_writes_status_as_text() -> None:
 
 
 def test_migration_files_exist_for_both_backends() -> None:
-    sqlite = [v for v, _, _ in migration_scripts("sqlite")]
-    assert sqlite == [v for v, _, _ in migration_scripts("postgres")]
-    assert sqlite[:2] == [1, 2] and 4 in sqlite
+    versions = [v for v, _, _ in migration_scripts("sqlite")]
+    assert versions == list(range(1, len(versions) + 1)) and len(versions) >= 4
+    assert [v for v, _, _ in migration_scripts("postgres")] == versions
+
+
+def test_sqlite_trigger_bodies_survive_the_statement_split() -> None:
+    """A trigger's own statements end in `;` too: the split ends it at `END;` only."""
+    script = "\n".join([
+        "CREATE TABLE t (a INTEGER);",
+        "CREATE TRIGGER t_moved AFTER UPDATE ON t",
+        "BEGIN",
+        "    UPDATE t SET a = a + 1",
+        "        WHERE a < 0;",
+        "    DELETE FROM t WHERE a > 9;",
+        "END;",
+        "-- a comment;",
+        "CREATE INDEX t_a ON t (a);",
+    ])  # fmt: skip
+    statements = split_statements(script)
+    assert len(statements) == 3
+    assert statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END")
+    assert "DELETE FROM t WHERE a > 9;" in statements[1]
+    conn = sqlite_schema()
+    triggers = conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    assert {name for (name,) in triggers} >= {
+        "certificates_revocation_updated", "certificates_revocation_inserted",
+        "certificates_revocation_deleted",
+    }  # fmt: skip

@@ -101,6 +101,16 @@ class Certificate(msgspec.Struct, frozen=True):
     parent_id: bytes | None = None
 
 
+class RevokedEntry(msgspec.Struct, frozen=True):
+    """A CRL entry as stored: the certificate's id (the page key with `revoked_at`), its
+    serial in hex, when and why it was revoked."""
+
+    id: bytes
+    serial: str
+    revoked_at: int
+    reason: str | None
+
+
 class Caller(msgspec.Struct, frozen=True):
     """Who is asking, as the core sees it: one account in one mode, through one credential."""
 

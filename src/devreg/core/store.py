@@ -16,6 +16,7 @@ from devreg.core.records import (
     DeviceProfile,
     Division,
     ProfileField,
+    RevokedEntry,
 )
 
 # Columns of a device that `update_fields` may set; anything else is a programming error.
@@ -255,11 +256,15 @@ class DeviceStore(Protocol):
     ) -> list[Certificate]:
         """Revoke every unrevoked certificate of the account's device; those revoked now."""
 
-    async def revoked_serials(self, now: int) -> list[tuple[str, int, str | None]]:
-        """(serial, revoked_at, reason) of devreg-issued, revoked, unexpired certificates."""
+    async def revoked_page(
+        self, now: int, after: tuple[int, bytes] | None, limit: int
+    ) -> list[RevokedEntry]:
+        """Up to `limit` devreg-issued, revoked, unexpired certificates in (revoked_at, id)
+        order, after the key `after` (None: from the first). Reads only revoked ones."""
 
     async def revocation_mark(self) -> tuple[int, int | None]:
-        """(count, latest revoked_at): changes whenever a certificate is revoked."""
+        """(generation, latest revoked_at): moves whenever a certificate's revocation
+        changes, in the same transaction as the change. One row read."""
 
     async def insert_enrollment_secret(
         self,

@@ -8,18 +8,23 @@ process and on connections opened before it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
+import time
 from collections.abc import Callable
 
 import msgspec
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 
 from devreg.core.clock import now_us
 from devreg.core.errors import InvalidInput, NotFound
-from devreg.core.records import Caller, Certificate
+from devreg.core.records import Caller, Certificate, RevokedEntry
 from devreg.core.store import DeviceStore
+from devreg.pki import crl_der
 from devreg.pki.ca import BACKDATE, CertificateAuthority
+
+log = logging.getLogger("devreg.pki")
 
 # RFC 5280 section 5.3.1 names (removeFromCRL only applies to delta CRLs: not offered).
 REASONS: dict[str, x509.ReasonFlags] = {
@@ -36,6 +41,18 @@ REASONS: dict[str, x509.ReasonFlags] = {
 _BY_LOWER = {name.lower(): name for name in REASONS}
 CRL_LIFETIME = dt.timedelta(days=1)
 CRL_REFRESH_BEFORE = dt.timedelta(hours=1)
+_REFRESH_BEFORE_US = int(CRL_REFRESH_BEFORE.total_seconds() * 1_000_000)
+# How long a process trusts the revocation mark it last read: CRL fetches cost at most one
+# primary-key read per process and second. Refusal over mTLS never waits for it (every
+# request looks its certificate up); only the published CRL may lag by this much.
+MARK_MAX_AGE_SECONDS = 1.0
+MARK_MAX_AGE_US = int(MARK_MAX_AGE_SECONDS * 1_000_000)
+# How long a CRL request waits for a rebuild under way before it is answered the previous
+# CRL: long enough for the usual CRL to be fresh right after a revocation.
+REBUILD_WAIT_SECONDS = 1.0
+ENCODE_CHUNK = 500  # entries encoded between two pauses of the rebuild's thread (~1.5 ms)
+GIL_PAUSE_SECONDS = 0.0002
+CRL_PAGE = 1_000  # entries per statement: a SQLite page is read inline, about 2 ms
 
 
 def reason_name(text: str) -> str:
@@ -114,29 +131,72 @@ def _moment(us: int) -> dt.datetime:
 
 
 class CrlPublisher:
-    """The CA's current CRL; each process rebuilds it when the revocation mark in the
-    database moves (a revocation anywhere) or when nextUpdate draws near."""
+    """The CA's current CRL. Each process rebuilds it when the revocation mark in the
+    database moves (a revocation anywhere) or when nextUpdate draws near.
+
+    The mark is read at most every MARK_MAX_AGE; a rebuild reads the entries a page at a
+    time and encodes and signs in a thread, so the event loop serves on. One rebuild runs
+    at a time per process; requests meanwhile wait for it up to `rebuild_wait` seconds and
+    are then answered the previous CRL (only the first CRL of a process is always waited
+    for)."""
 
     def __init__(
-        self, store: DeviceStore, ca: CertificateAuthority, clock: Callable[[], int] = now_us
+        self,
+        store: DeviceStore,
+        ca: CertificateAuthority,
+        clock: Callable[[], int] = now_us,
+        *,
+        rebuild_wait: float = REBUILD_WAIT_SECONDS,
     ) -> None:
         self.store = store
         self.ca = ca
         self.clock = clock
+        self.rebuild_wait = rebuild_wait
         self._current: Crl | None = None
         self._number = 0
+        self._mark: tuple[int, int | None] | None = None
+        self._mark_read_at = 0
+        self._rebuild: asyncio.Task[Crl] | None = None
+        self._authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            ca.key.public_key()
+        )
 
     async def current(self) -> Crl:
-        mark = await self.store.revocation_mark()
         now = self.clock()
-        refresh_at = (
-            self._current.next_update - int(CRL_REFRESH_BEFORE.total_seconds() * 1_000_000)
-            if self._current
-            else 0
-        )
-        if self._current is None or self._current.mark != mark or now >= refresh_at:
-            self._current = await self._build(mark, now)
-        return self._current
+        mark = await self._read_mark(now)
+        crl = self._current
+        if crl is not None and crl.mark == mark and now < crl.next_update - _REFRESH_BEFORE_US:
+            return crl
+        if self._rebuild is None:
+            self._rebuild = asyncio.create_task(self._build(mark, now))
+            self._rebuild.add_done_callback(self._rebuilt)
+        rebuild = asyncio.shield(self._rebuild)
+        if crl is None:
+            return await rebuild
+        try:
+            return await asyncio.wait_for(rebuild, self.rebuild_wait)
+        except TimeoutError:
+            return crl  # the rebuild goes on; the next request may get its result
+        except Exception as exc:  # logged once, by _rebuilt; the previous CRL still holds
+            log.debug("CRL rebuild failed, serving the previous CRL: %s", exc)
+            return crl
+
+    async def _read_mark(self, now: int) -> tuple[int, int | None]:
+        # A clock that went back counts as expired, so the mark is never kept for longer.
+        if self._mark is None or not 0 <= now - self._mark_read_at < MARK_MAX_AGE_US:
+            self._mark = await self.store.revocation_mark()
+            self._mark_read_at = now
+        return self._mark
+
+    def _rebuilt(self, task: asyncio.Task[Crl]) -> None:
+        self._rebuild = None
+        if task.cancelled():
+            return
+        failure = task.exception()
+        if failure is not None:
+            log.warning("CRL rebuild failed: %s: %s", type(failure).__name__, failure)
+            return
+        self._current = task.result()
 
     async def _build(self, mark: tuple[int, int | None], now: int) -> Crl:
         # Backdated like the certificates, for relying parties whose clocks run behind.
@@ -147,30 +207,54 @@ class CrlPublisher:
         hour = 3_600_000_000
         number = max(mark[1] or 0, now - now % hour, self._number + 1)
         self._number = number
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(self.ca.certificate.subject)
-            .last_update(this_update)
-            .next_update(next_update)
-            .add_extension(x509.CRLNumber(number), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca.key.public_key()),
-                critical=False,
-            )
-        )
-        for serial, revoked_at, reason in await self.store.revoked_serials(now):
-            entry = (
-                x509.RevokedCertificateBuilder()
-                .serial_number(int(serial, 16))
-                .revocation_date(_moment(revoked_at))
-            )
-            if reason and reason != "unspecified":
-                entry = entry.add_extension(x509.CRLReason(REASONS[reason]), critical=False)
-            builder = builder.add_revoked_certificate(entry.build())
-        crl = builder.sign(self.ca.key, hashes.SHA256())
+        entries = await self._entries(now)
+        der, pem = await asyncio.to_thread(self._sign, entries, this_update, next_update, number)
         return Crl(
-            der=crl.public_bytes(serialization.Encoding.DER),
-            pem=crl.public_bytes(serialization.Encoding.PEM),
-            next_update=int(next_update.timestamp() * 1_000_000),
-            mark=mark,
+            der=der, pem=pem, next_update=int(next_update.timestamp() * 1_000_000), mark=mark
         )
+
+    async def _entries(self, now: int) -> list[RevokedEntry]:
+        """Every entry, a page at a time; between pages the event loop serves others (a
+        SQLite read runs inline)."""
+        entries: list[RevokedEntry] = []
+        after: tuple[int, bytes] | None = None
+        while True:
+            page = await self.store.revoked_page(now, after, CRL_PAGE)
+            entries += page
+            if len(page) < CRL_PAGE:
+                return entries
+            after = (page[-1].revoked_at, page[-1].id)
+            await asyncio.sleep(0)
+
+    def _sign(
+        self,
+        entries: list[RevokedEntry],
+        this_update: dt.datetime,
+        next_update: dt.datetime,
+        number: int,
+    ) -> tuple[bytes, bytes]:
+        """In a thread: the encoding is plain Python and the signature is over a digest
+        hashlib makes without the GIL (pki/crl_der.py). Between chunks the thread sleeps a
+        moment, so the event loop gets the GIL when it wakes instead of waiting out
+        CPython's switch interval (5 ms) on every request."""
+        encoded: list[bytes] = []
+        for start in range(0, len(entries), ENCODE_CHUNK):
+            encoded += [
+                crl_der.entry(
+                    int(found.serial, 16),
+                    found.revoked_at // 1_000_000,
+                    REASONS[found.reason] if found.reason else None,
+                )
+                for found in entries[start : start + ENCODE_CHUNK]
+            ]
+            time.sleep(GIL_PAUSE_SECONDS)
+        tbs = crl_der.tbs_cert_list(
+            self.ca.certificate.subject,
+            this_update,
+            next_update,
+            number,
+            self._authority_key_id,
+            encoded,
+        )
+        der = crl_der.signed(tbs, self.ca.key)
+        return der, crl_der.pem(der)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 
+from devreg.auth.crl_fetches import check_crl_fetch, make_crl_fetch_limiter
 from devreg.auth.rate_limit import RateLimiter, make_rate_limiter
 from devreg.auth.tokens import TokenSigner, load_or_create_signing_key
 from devreg.core.devices import DeviceService
@@ -58,6 +59,7 @@ class Services(msgspec.Struct):
     crl: CrlPublisher
     issuance_bucket: RateLimiter
     max_enrollment_secrets: int
+    crl_fetches: RateLimiter  # per client address
 
 
 async def open_services(config: Config) -> Services:
@@ -86,10 +88,14 @@ async def open_services(config: Config) -> Services:
         external_cas=load_trusted_cas(config.client_ca_files),
         limits=IssuanceLimits(config.max_active_certificates, issuance_bucket),
     )
+    crl_fetches = make_crl_fetch_limiter(
+        config.rate_limit, config.redis_url, fallback_local=config.redis_down == "local"
+    )
     return Services(
         store=store, limiter=limiter, signer=signer, ca=ca, certificates=certificates,
         crl=CrlPublisher(store, ca), issuance_bucket=issuance_bucket,
         max_enrollment_secrets=config.max_enrollment_secrets,
+        crl_fetches=crl_fetches,
     )  # fmt: skip
 
 
@@ -131,9 +137,11 @@ def build_router(services: Services) -> Router:
         return Response(200, ca_pem, b"application/x-pem-file")
 
     async def crl_pem(request: Request) -> Response:
+        await check_crl_fetch(services.crl_fetches, request.scope)
         return Response(200, (await services.crl.current()).pem, b"application/x-pem-file")
 
     async def crl_der(request: Request) -> Response:
+        await check_crl_fetch(services.crl_fetches, request.scope)
         return Response(200, (await services.crl.current()).der, b"application/pkix-crl")
 
     router.add("GET", "/ca.pem", ca_certificate, render_f_error)
@@ -162,6 +170,7 @@ class DevregApp:
         if self.services is not None:
             await self.services.limiter.close()
             await self.services.issuance_bucket.close()
+            await self.services.crl_fetches.close()
             await self.services.store.close()
             self.services = None
 

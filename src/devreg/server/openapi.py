@@ -7,9 +7,11 @@ from typing import Any
 import msgspec
 
 import devreg
+from devreg.auth.crl_fetches import CRL_FETCH_BURST, CRL_FETCH_RATE
 from devreg.core.store import STORAGE_FULL_RETRY_AFTER
 from devreg.dialect_d import openapi as dialect_d
 from devreg.dialect_f import openapi as dialect_f
+from devreg.pki.revocation import MARK_MAX_AGE_SECONDS, REBUILD_WAIT_SECONDS
 
 
 def build_openapi() -> dict[str, Any]:
@@ -73,8 +75,31 @@ def _publication() -> dict[str, Any]:
             }
         }
 
+    def crl(op_id: str, summary: str, media: str) -> dict[str, Any]:
+        path = one(op_id, summary, media)
+        path["get"]["description"] = (
+            "Signed by the CA, valid for a day. A revocation shows in it within"
+            f" {MARK_MAX_AGE_SECONDS:g} s (each process reads the revocation mark at most"
+            " that often) plus the rebuild; a request waits for a rebuild under way at most"
+            f" {REBUILD_WAIT_SECONDS:g} s, then gets the previous CRL. Refusal over mutual"
+            " TLS does not wait for the CRL."
+        )
+        path["get"]["responses"]["429"] = {
+            "description": f"More than {CRL_FETCH_BURST} fetches at once, or"
+            f" {CRL_FETCH_RATE:g} a second after that, from this client address; see"
+            " Retry-After",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            },
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+        }
+        return path
+
     return {
         "/ca.pem": one("ca-pem", "devreg's CA certificate", "application/x-pem-file"),
-        "/crl.pem": one("crl-pem", "The CA's CRL, PEM", "application/x-pem-file"),
-        "/crl.der": one("crl-der", "The CA's CRL, DER", "application/pkix-crl"),
+        "/crl.pem": crl("crl-pem", "The CA's CRL, PEM", "application/x-pem-file"),
+        "/crl.der": crl("crl-der", "The CA's CRL, DER", "application/pkix-crl"),
     }

@@ -19,6 +19,7 @@ from devreg.core.records import (
     DeviceProfile,
     Division,
     ProfileField,
+    RevokedEntry,
 )
 from devreg.core.store import (
     UPDATABLE_DEVICE_COLUMNS,
@@ -355,9 +356,13 @@ class SqlDeviceStore:
         rows = await self.runner().rows(sql.REVOKE_ALL_OF_DEVICE, params)
         return [sql.certificate_from_row(row) for row in rows]
 
-    async def revoked_serials(self, now: int) -> list[tuple[str, int, str | None]]:
-        rows = await self.runner().rows(sql.SELECT_REVOKED, (now,))
-        return [(row[0], row[1], row[2]) for row in rows]
+    async def revoked_page(
+        self, now: int, after: tuple[int, bytes] | None, limit: int
+    ) -> list[RevokedEntry]:
+        revoked_at, cert_id = after or (-1, b"")  # before any (revoked_at, id)
+        params = (revoked_at, cert_id, now, limit)
+        rows = await self.runner().rows(sql.SELECT_REVOKED_PAGE, params)
+        return [RevokedEntry(bytes(row[0]), row[1], row[2], row[3]) for row in rows]
 
     async def revocation_mark(self) -> tuple[int, int | None]:
         row = await self._one(sql.SELECT_REVOCATION_MARK)

@@ -129,13 +129,14 @@ REVOKE_DEVICE_CERTIFICATES = (
     "UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
     " WHERE device_id = ? AND revoked_at IS NULL"
 )
-SELECT_REVOKED = (
-    "SELECT serial, revoked_at, revocation_reason FROM certificates"
-    " WHERE revoked_at IS NOT NULL AND issuer = 'devreg' AND not_after > ?"
-    " ORDER BY revoked_at, serial"
-)
-SELECT_REVOCATION_MARK = (
-    "SELECT COUNT(*), MAX(revoked_at) FROM certificates WHERE revoked_at IS NOT NULL"
+# The CRL's entries, a page at a time in (revoked_at, id) order after a given key, from the
+# covering partial index certificates_revoked alone: neither the unrevoked certificates nor
+# the pages before are read again.
+SELECT_REVOKED_PAGE = (
+    "SELECT id, serial, revoked_at, revocation_reason FROM certificates"
+    " WHERE revoked_at IS NOT NULL AND (revoked_at, id) > (?, ?)"
+    " AND issuer = 'devreg' AND not_after > ?"
+    " ORDER BY revoked_at, id LIMIT ?"
 )
 # Serialises the capped inserts of one account or device (a row lock on PostgreSQL; SQLite
 # has one writer anyway) without changing the row.
@@ -159,6 +160,8 @@ REVOKE_ALL_OF_DEVICE = (
     f" RETURNING {CERTIFICATE_COLUMNS}"
 )
 _OUTSTANDING = "used_at IS NULL AND revoked_at IS NULL AND expires_at > ?"
+# One row, moved by triggers whenever a certificate's revocation changes (migration 0003).
+SELECT_REVOCATION_MARK = "SELECT generation, latest_revoked_at FROM revocation_mark WHERE id = 1"
 INSERT_ENROLLMENT = (
     "INSERT INTO enrollment_secrets"
     " (id, account_id, device_id, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)"

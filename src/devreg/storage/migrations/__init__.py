@@ -17,15 +17,18 @@ def migration_scripts(backend: str) -> list[tuple[int, str, str]]:
 
 
 def split_statements(script: str) -> list[str]:
-    """Our migration files put each statement's closing `;` at the end of a line and hold no
-    procedural code, so splitting there is exact."""
+    """Our migration files put each statement's closing `;` at the end of a line; the one
+    procedural form they hold, SQLite's `CREATE TRIGGER … BEGIN … END;`, ends only at its
+    `END;` line (its body's statements end in `;` too). So splitting there is exact."""
     statements = []
     current: list[str] = []
     for line in script.splitlines():
         if line.lstrip().startswith("--"):
             continue
         current.append(line)
-        if line.rstrip().endswith(";"):
+        in_trigger = current[0].lstrip().upper().startswith("CREATE TRIGGER")
+        ends = line.strip().upper() == "END;" if in_trigger else line.rstrip().endswith(";")
+        if ends:
             statements.append("\n".join(current).strip().rstrip(";"))
             current = []
     tail = "\n".join(current).strip()
