@@ -92,14 +92,16 @@ async def test_migrate_twice_applies_once(fresh_backend: str | None, tmp_path: P
     rows = await fetch(
         fresh_backend, tmp_path, "SELECT version, name FROM schema_migrations ORDER BY version"
     )
-    assert rows == [(1, "0001_initial"), (2, "0002_device_keys")]
+    assert rows == [(version, name) for version, name, _ in migration_scripts("sqlite")]
 
 
 def test_both_backends_have_the_same_migrations() -> None:
     sqlite = [(v, name) for v, name, _ in migration_scripts("sqlite")]
     postgres = [(v, name) for v, name, _ in migration_scripts("postgres")]
     assert sqlite == postgres
-    assert [v for v, _ in sqlite] == list(range(1, len(sqlite) + 1))
+    # Numbers are handed out to parallel work up front, so a branch may skip some.
+    versions = [v for v, _ in sqlite]
+    assert versions == sorted(set(versions)) and versions[0] == 1
 
 
 async def test_migration_creates_the_whole_record(

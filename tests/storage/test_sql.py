@@ -231,5 +231,7 @@ def test_update_statement_writes_status_as_text() -> None:
 
 
 def test_migration_files_exist_for_both_backends() -> None:
-    assert [v for v, _, _ in migration_scripts("sqlite")] == [1, 2]
-    assert [v for v, _, _ in migration_scripts("postgres")] == [1, 2]
+    assert [v for v, _, _ in migration_scripts("sqlite")][:2] == [1, 2]
+    assert [v for v, _, _ in migration_scripts("postgres")] == [
+        v for v, _, _ in migration_scripts("sqlite")
+    ]

@@ -49,3 +49,12 @@ class RateLimited(DomainError):
 
 class Unavailable(DomainError):
     """A backing service (database, Redis) cannot be reached right now."""
+
+
+class QuotaExceeded(DomainError):
+    """The account already has as many of these as its quota allows (`setting` is the
+    DEVREG_* variable that raises it); nothing was written."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from devreg.core.devices import TOTAL_COUNT_BOUND
+from devreg.core.paging import DEFAULT_LIST_PAGE, MAX_LIST_PAGE
+from devreg.core.quotas import DEVICES_SETTING, DIVISIONS_SETTING, PROFILES_SETTING
+from devreg.dialect_d.pages import MAX_LIST_BYTES, TOTAL_EXACT_HEADER
 from devreg.dialect_d.shapes import (
     CertificateIn,
     CertificateListOut,
@@ -77,9 +81,12 @@ def _op(
     links: dict[str, Any] | None = None,
     forbidden: str | None = None,
     body_required: bool = True,
+    quota: str | None = None,
+    headers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An operation; `forbidden` documents a 403 an API key can get (with when it does);
-    `body_required=False` where no body at all is served as an empty object."""
+    `body_required=False` where no body at all is served as an empty object; `quota` names
+    the DEVREG_* setting whose quota it answers 409 to."""
     responses: dict[str, Any] = {
         ok: {"description": summary}
         if out is None
@@ -87,6 +94,8 @@ def _op(
     }
     if links:
         responses[ok]["links"] = links
+    if headers:
+        responses[ok]["headers"] = headers
     for status, text in _ERRORS.items():
         if status == "403" and security is _KEY:
             if forbidden is None:
@@ -94,6 +103,12 @@ def _op(
             text = f"access_denied: {forbidden}"
         responses[status] = {
             "description": text,
+            "content": {"application/json": {"schema": _ref("ErrorsOut")}},
+        }
+    if quota is not None:
+        responses["409"] = {
+            "description": f"quota_exceeded: the account is at its quota ({quota}); nothing"
+            " was written",
             "content": {"application/json": {"schema": _ref("ErrorsOut")}},
         }
     operation: dict[str, Any] = {
@@ -148,9 +163,16 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 _ID = {"in": "path", "name": "id", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _UUID = {"type": "string", "format": "uuid"}
 _TIME = {"type": "string", "description": "ISO 8601 date or date-time"}
+_PAGE = [
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIST_PAGE, "default": DEFAULT_LIST_PAGE},
+        "Page size (a page of large records may hold fewer: see the description)",
+    ),
+    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Records to skip"),
+]
 _LIST = [
-    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "Page size"),
-    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Devices to skip"),
+    *_PAGE,
     _query("device_identifier", {"type": "string"}, "Exact device identifier"),
     _query("division_id", _UUID, "Division"),
     _query("device_profile_id", _UUID, "Device profile"),
@@ -159,6 +181,26 @@ _LIST = [
     _query("updated_from", _TIME, "Updated at or after"),
     _query("updated_to", _TIME, "Updated at or before"),
 ]
+_PAGE_TEXT = (
+    f"Oldest first, `limit` records from `offset`. An answer is at most {MAX_LIST_BYTES}"
+    " bytes: when the next record would take it past that, the page ends early (it always"
+    " holds at least one record) and its `limit` is the number of records it holds. Page"
+    " by advancing `offset` by `len(records)` (or by the answer's `limit`) until `offset`"
+    " reaches `total`: every record is then read exactly once."
+)
+_DEVICE_LIST_TEXT = (
+    f"{_PAGE_TEXT} Without filters `total` is the exact number of the account's devices in"
+    " this mode. With filters it is exact up to"
+    f" `offset` + {TOTAL_COUNT_BOUND}; past that the answer carries"
+    f" `{TOTAL_EXACT_HEADER.decode()}: false` and `total` is `offset` + {TOTAL_COUNT_BOUND}"
+    " (there are at least that many), so paging on asks again."
+)
+_TOTAL_EXACT = {
+    TOTAL_EXACT_HEADER.decode(): {
+        "description": "`false` when `total` is a lower bound (filtered lists only)",
+        "schema": {"type": "string", "enum": ["false"]},
+    }
+}
 _UPDATE_TEXT = (
     "Seed 003's update: the ID never changes; `fields` is destructive (every value not sent"
     " is deleted). With an API key the device_api_allow_* flags may be set too; a device"
@@ -204,6 +246,7 @@ def paths() -> dict[str, Any]:
                 "201",
                 "DivisionOut",
                 body="DivisionIn",
+                quota=DIVISIONS_SETTING,
                 links={
                     "GetDivision": _link("d-get-division", "Read it", id="$response.body#/id"),
                     "CreateProfile": _link(
@@ -216,7 +259,14 @@ def paths() -> dict[str, Any]:
                     ),
                 },
             ),
-            "get": _op("d-list-divisions", "List divisions", "200", "DivisionListOut"),
+            "get": _op(
+                "d-list-divisions",
+                "List divisions",
+                "200",
+                "DivisionListOut",
+                params=_PAGE,
+                description=_PAGE_TEXT,
+            ),
         },
         f"{base}/division/{{id}}": {
             "parameters": [_ID],
@@ -230,8 +280,16 @@ def paths() -> dict[str, Any]:
                 "ProfileOut",
                 body="ProfileIn",
                 links=_profile_links(),
+                quota=PROFILES_SETTING,
             ),
-            "get": _op("d-list-profiles", "List device profiles", "200", "ProfileListOut"),
+            "get": _op(
+                "d-list-profiles",
+                "List device profiles",
+                "200",
+                "ProfileListOut",
+                params=_PAGE,
+                description=_PAGE_TEXT,
+            ),
         },
         f"{base}/device-profile/{{id}}": {
             "parameters": [_ID],
@@ -255,6 +313,7 @@ def paths() -> dict[str, Any]:
                 "201",
                 "DeviceDetails",
                 body="DeviceIn",
+                quota=DEVICES_SETTING,
                 links={
                     **_device_links("$response.body#/id"),
                     "FindByIdentifier": _link(
@@ -265,7 +324,13 @@ def paths() -> dict[str, Any]:
                 },
             ),
             "get": _op(
-                "d-list-devices", "List devices, oldest first", "200", "DeviceListOut", params=_LIST
+                "d-list-devices",
+                "List devices, oldest first",
+                "200",
+                "DeviceListOut",
+                params=_LIST,
+                description=_DEVICE_LIST_TEXT,
+                headers=_TOTAL_EXACT,
             ),
         },
         f"{base}/device/{{id}}": {
@@ -328,7 +393,12 @@ def paths() -> dict[str, Any]:
                 },
             ),
             "get": _op(
-                "d-list-certificates", "List a device's certificates", "200", "CertificateListOut"
+                "d-list-certificates",
+                "List a device's certificates",
+                "200",
+                "CertificateListOut",
+                params=_PAGE,
+                description=_PAGE_TEXT,
             ),
         },
         f"{base}/device/{{id}}/renew": {

@@ -160,11 +160,15 @@ class DeviceListOut(msgspec.Struct):
 
 
 class DivisionListOut(msgspec.Struct):
+    limit: int
+    offset: int
     total: int
     records: list[DivisionOut]
 
 
 class ProfileListOut(msgspec.Struct):
+    limit: int
+    offset: int
     total: int
     records: list[ProfileOut]
 
@@ -201,6 +205,8 @@ class EnrollmentSecretOut(msgspec.Struct):
 
 
 class CertificateListOut(msgspec.Struct):
+    limit: int
+    offset: int
     total: int
     records: list[CertificateOut]
 

@@ -10,6 +10,7 @@ from devreg.core.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    QuotaExceeded,
     RateLimited,
     Unauthenticated,
     Unavailable,
@@ -53,6 +54,8 @@ def render_error(exc: Exception) -> Response:
     if isinstance(exc, InvalidInput):
         code = "invalid_json" if exc.field == "body" else "invalid_parameter"
         return error_response(400, "invalid_request", code, exc.message)
+    if isinstance(exc, QuotaExceeded):
+        return error_response(409, "invalid_request", "quota_exceeded", exc.message)
     if isinstance(exc, Conflict):
         return error_response(409, "conflict", exc.code, exc.message)
     if isinstance(exc, RateLimited):

@@ -13,6 +13,7 @@ from devreg.auth.rate_limit import RateLimiter, make_rate_limiter
 from devreg.auth.tokens import TokenSigner, load_or_create_signing_key
 from devreg.core.devices import DeviceService
 from devreg.core.errors import Unavailable
+from devreg.core.quotas import Quotas
 from devreg.core.store import DeviceStore
 from devreg.dialect_d.errors import render_error as render_d_error
 from devreg.dialect_d.routes import BASE as DIALECT_D_BASE
@@ -54,6 +55,7 @@ class Services(msgspec.Struct):
     ca: CertificateAuthority
     certificates: CertificateService
     crl: CrlPublisher
+    quotas: Quotas
 
 
 async def open_services(config: Config) -> Services:
@@ -75,13 +77,13 @@ async def open_services(config: Config) -> Services:
     )
     return Services(
         store=store, limiter=limiter, signer=signer, ca=ca, certificates=certificates,
-        crl=CrlPublisher(store, ca),
+        crl=CrlPublisher(store, ca), quotas=config.quotas,
     )  # fmt: skip
 
 
 def build_router(services: Services) -> Router:
     router = Router()
-    devices = DeviceService(services.store)
+    devices = DeviceService(services.store, quotas=services.quotas)
     DialectD(services.store, devices, services.certificates, services.limiter).mount(router)
     DialectF(services.store, devices, services.signer, services.limiter).mount(router)
     Est(services.store, services.ca, services.certificates, services.limiter).mount(router)

@@ -12,6 +12,16 @@ from pathlib import Path
 
 import msgspec
 
+from devreg.core.quotas import (
+    DEFAULT_MAX_DEVICES,
+    DEFAULT_MAX_DIVISIONS,
+    DEFAULT_MAX_PROFILES,
+    DEVICES_SETTING,
+    DIVISIONS_SETTING,
+    PROFILES_SETTING,
+    Quotas,
+)
+
 DEFAULT_DATA_DIR = "./devreg-data"
 
 
@@ -44,6 +54,16 @@ class Config(msgspec.Struct, frozen=True):
     # With Redis shared limits, when Redis is down: "local" limits per process, "refuse"
     # answers 503 until it is back.
     redis_down: str = "local"
+    # Per-account quotas (environment only; core/quotas.py).
+    max_devices: int = DEFAULT_MAX_DEVICES
+    max_profiles: int = DEFAULT_MAX_PROFILES
+    max_divisions: int = DEFAULT_MAX_DIVISIONS
+
+    @property
+    def quotas(self) -> Quotas:
+        return Quotas(
+            devices=self.max_devices, profiles=self.max_profiles, divisions=self.max_divisions
+        )
 
     @property
     def durable(self) -> bool:
@@ -91,6 +111,9 @@ ENV = {
     "max_connections": "DEVREG_MAX_CONNECTIONS",
     "durability": "DEVREG_DURABILITY",
     "redis_down": "DEVREG_REDIS_DOWN",
+    "max_devices": DEVICES_SETTING,
+    "max_profiles": PROFILES_SETTING,
+    "max_divisions": DIVISIONS_SETTING,
 }
 DURABILITY = ("full", "normal")
 REDIS_DOWN = ("local", "refuse")
@@ -148,6 +171,9 @@ def load_config(
     for name in ("head_timeout", "body_timeout", "tls_handshake_timeout"):
         if not 0 < getattr(config, name) <= 3600:
             raise ValueError(f"{ENV[name]} must be between 0 and 3600 seconds")
+    for name in ("max_devices", "max_profiles", "max_divisions"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{ENV[name]} must be at least 1")
     if config.max_connections < 1:
         raise ValueError("DEVREG_MAX_CONNECTIONS must be at least 1")
     if config.public_url and not config.public_url.startswith(("http://", "https://")):

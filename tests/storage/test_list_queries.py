@@ -1,0 +1,129 @@
+"""Dialect D's device list at the store (issue 12 item 8), both backends: a
+`device_identifier` filter without `division_id` is an index lookup, not a scan of the
+account's devices; the unfiltered total comes from the device counter (no COUNT(*) over
+devices), which inserts, deletes and bulk imports keep exact; a filtered count stops at its
+bound."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devreg.core.bulk_import import import_devices
+from devreg.core.devices import DeviceService
+from devreg.core.records import DeviceStatus
+from devreg.core.store import DeviceFilter, DeviceStore
+from devreg.storage import sql
+from devreg.storage.base import Params, SqlDeviceStore, SqlRunner
+from devreg.storage.postgres import numbered
+from tests.core.conftest import make_tenant
+
+SEEDED = 20_000
+INDEX = "devices_identifier_lookup"
+
+
+async def seed(store: DeviceStore, account_id: bytes, count: int) -> None:
+    lines = (
+        json.dumps({"device_identifier": f"id-{n}", "live_mode": True}).encode()
+        for n in range(count)
+    )
+    assert await import_devices(store, account_id, lines) == count
+
+
+async def plan(backend: str | None, tmp_path: Path, statement: str, params: list[Any]) -> str:
+    """The backend's own query plan for `statement`, as text."""
+    if backend is None:
+        conn = sqlite3.connect(tmp_path / "devreg.sqlite3")
+        try:
+            rows = conn.execute("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+        finally:
+            conn.close()
+        return "\n".join(str(row[3]) for row in rows)
+    import asyncpg
+
+    pg = await asyncpg.connect(backend)
+    try:
+        await pg.execute("ANALYZE devices")  # as autovacuum would after an import this size
+        rows = await pg.fetch("EXPLAIN " + numbered(statement), *params)
+    finally:
+        await pg.close()
+    return "\n".join(row[0] for row in rows)
+
+
+async def test_identifier_filter_without_division_uses_the_index(
+    store: DeviceStore, backend: str | None, tmp_path: Path
+) -> None:
+    tenant = await make_tenant(store)
+    await seed(store, tenant.account_id, SEEDED)
+    where = DeviceFilter(device_identifier=f"id-{SEEDED // 2}")
+    page, count, page_params, count_params = sql.query_devices_statements(
+        tenant.account_id, True, where, 20, 0
+    )
+    for statement, params in ((page, page_params), (count, [*count_params, 10_000])):
+        shown = await plan(backend, tmp_path, statement, params)
+        assert INDEX in shown, shown
+        assert "SCAN devices" not in shown and "Seq Scan" not in shown, shown
+    service = DeviceService(store)
+    found, total = await service.query(tenant.live, where, limit=20, offset=0)
+    assert [d.device_identifier for d in found] == [where.device_identifier] and total == 1
+
+
+class Recording:
+    """A runner that notes every statement it runs."""
+
+    def __init__(self, real: SqlRunner, seen: list[str]) -> None:
+        self.real = real
+        self.seen = seen
+
+    async def rows(self, statement: str, params: Params = ()) -> list[Sequence[Any]]:
+        self.seen.append(statement)
+        return await self.real.rows(statement, params)
+
+    async def run(self, statement: str, params: Params = ()) -> None:
+        self.seen.append(statement)
+        await self.real.run(statement, params)
+
+
+async def test_the_unfiltered_total_is_the_counter(
+    store: DeviceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await make_tenant(store)
+    service = DeviceService(store)
+    await seed(store, tenant.account_id, 50)
+    made = [await service.create(tenant.live, f"r{n}") for n in range(5)]
+    for n in range(5):
+        made.append(await service.create_in_profile(tenant.live, f"d{n}", None, None, []))
+    await service.create(tenant.test, "test mode")
+    await service.delete(tenant.live, made[0].id)
+    await service.delete(tenant.live, made[6].id)
+    with pytest.raises(Exception, match="No such device"):
+        await service.delete(tenant.live, made[0].id)  # twice: counted once
+    await service.set_status(tenant.live, made[1].id, DeviceStatus.DISABLED)  # still counted
+    assert isinstance(store, SqlDeviceStore)
+    seen: list[str] = []
+    real_runner = store.runner
+    monkeypatch.setattr(store, "runner", lambda: Recording(real_runner(), seen))
+    page = await service.query_page(tenant.live, DeviceFilter(), limit=1, offset=0)
+    assert (page.total, page.total_exact) == (50 + 10 - 2, True)
+    assert not [s for s in seen if "COUNT(*) FROM devices" in s or "FROM (SELECT 1" in s], seen
+    assert (await service.query_page(tenant.test, DeviceFilter(), limit=1, offset=0)).total == 1
+
+
+async def test_a_filtered_total_is_bounded(
+    store: DeviceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await make_tenant(store)
+    await seed(store, tenant.account_id, 30)
+    monkeypatch.setattr("devreg.core.devices.TOTAL_COUNT_BOUND", 10)
+    service = DeviceService(store)
+    where = DeviceFilter(created_from=0)
+    first = await service.query_page(tenant.live, where, limit=5, offset=0)
+    assert (first.total, first.total_exact) == (10, False)  # at least 10
+    later = await service.query_page(tenant.live, where, limit=5, offset=25)
+    assert (later.total, later.total_exact) == (30, True)
+    assert len(later.devices) == 5
