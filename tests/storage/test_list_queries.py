@@ -1,8 +1,8 @@
 """Dialect D's device list at the store (issue 12 item 8), both backends: a
-`device_identifier` filter without `division_id` is an index lookup, not a scan of the
-account's devices; the unfiltered total comes from the device counter (no COUNT(*) over
-devices), which inserts, deletes and bulk imports keep exact; a filtered count stops at its
-bound."""
+`device_identifier` filter without `division_id` (and a `division_id` or
+`device_profile_id` filter) is an index lookup, not a scan of the account's devices; the
+unfiltered total comes from the device counter (no COUNT(*) over devices), which inserts,
+deletes and bulk imports keep exact; a filtered count stops at its bound."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 
 from devreg.core.bulk_import import import_devices
 from devreg.core.devices import DeviceService
+from devreg.core.profiles import ProfileFlags
 from devreg.core.records import DeviceStatus
 from devreg.core.store import DeviceFilter, DeviceStore
 from devreg.storage import sql
@@ -24,12 +25,16 @@ from devreg.storage.postgres import numbered
 from tests.core.conftest import make_tenant
 
 SEEDED = 20_000
-INDEX = "devices_identifier_lookup"
 
 
-async def seed(store: DeviceStore, account_id: bytes, count: int) -> None:
+async def seed(
+    store: DeviceStore, account_id: bytes, count: int, profile: str | None = None, tag: str = "id"
+) -> None:
     lines = (
-        json.dumps({"device_identifier": f"id-{n}", "live_mode": True}).encode()
+        json.dumps(
+            {"device_identifier": f"{tag}-{n}", "live_mode": True}
+            | ({"device_profile": {"name": profile}} if profile else {})
+        ).encode()
         for n in range(count)
     )
     assert await import_devices(store, account_id, lines) == count
@@ -55,22 +60,42 @@ async def plan(backend: str | None, tmp_path: Path, statement: str, params: list
     return "\n".join(row[0] for row in rows)
 
 
-async def test_identifier_filter_without_division_uses_the_index(
-    store: DeviceStore, backend: str | None, tmp_path: Path
+FILTERS = {
+    "device_identifier": "devices_identifier_lookup",
+    "division_id": "devices_division_listing",
+    "device_profile_id": "devices_profile_listing",
+}
+
+
+@pytest.mark.parametrize("given", FILTERS)
+async def test_each_indexed_filter_is_an_index_lookup(
+    store: DeviceStore, backend: str | None, tmp_path: Path, given: str
 ) -> None:
+    """A small division and profile in an account of SEEDED devices: each filter alone reads
+    its own index, never the account's devices (SQLite keeps no statistics; PostgreSQL's
+    are made fresh, as autovacuum would after an import this size)."""
     tenant = await make_tenant(store)
+    service = DeviceService(store)
+    division = await service.profiles.create_division(tenant.live, "Small")
+    small = await service.profiles.create_profile(
+        tenant.live, "Small", division.id, [], ProfileFlags()
+    )
     await seed(store, tenant.account_id, SEEDED)
-    where = DeviceFilter(device_identifier=f"id-{SEEDED // 2}")
+    await seed(store, tenant.account_id, 10, profile="Small", tag="small")
+    where = {
+        "device_identifier": DeviceFilter(device_identifier=f"id-{SEEDED // 2}"),
+        "division_id": DeviceFilter(division_id=division.id),
+        "device_profile_id": DeviceFilter(profile_id=small.profile.id),
+    }[given]
     page, count, page_params, count_params = sql.query_devices_statements(
         tenant.account_id, True, where, 20, 0
     )
     for statement, params in ((page, page_params), (count, [*count_params, 10_000])):
         shown = await plan(backend, tmp_path, statement, params)
-        assert INDEX in shown, shown
+        assert FILTERS[given] in shown, shown
         assert "SCAN devices" not in shown and "Seq Scan" not in shown, shown
-    service = DeviceService(store)
     found, total = await service.query(tenant.live, where, limit=20, offset=0)
-    assert [d.device_identifier for d in found] == [where.device_identifier] and total == 1
+    assert total == len(found) == (1 if given == "device_identifier" else 10)
 
 
 class Recording:

@@ -4,6 +4,12 @@
 CREATE INDEX devices_identifier_lookup
     ON devices (account_id, live_mode, device_identifier, created_at, id)
     WHERE device_identifier IS NOT NULL AND status <> 'DELETED';
+-- The same for its division_id and device_profile_id filters (a small division of a big
+-- account was a walk over all of the account's devices).
+CREATE INDEX devices_division_listing
+    ON devices (account_id, live_mode, division_id, created_at, id) WHERE status <> 'DELETED';
+CREATE INDEX devices_profile_listing
+    ON devices (account_id, live_mode, profile_id, created_at, id) WHERE status <> 'DELETED';
 -- Non-deleted devices per account and mode, kept in the transaction of every insert and
 -- delete, so the list's total and the device quota need no COUNT(*). Spread over slots
 -- (chosen by the device id) so that concurrent creates in one account do not all wait for
