@@ -41,12 +41,16 @@ async def measure(store: DeviceStore, count: int) -> dict[str, float]:
         await service.delete(tenant.live, device.id)
         times.append(time.perf_counter() - started)
     figures["delete, one at a time: median ms"] = statistics.median(times) * 1000
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for offset in range(0, count, CONCURRENT):
         await asyncio.gather(
             *(service.create(tenant.live, f"par-{n}") for n in range(offset, offset + CONCURRENT))
         )
     figures[f"create, {CONCURRENT} at a time: per second"] = count / (time.perf_counter() - started)
+    # CPU time is less disturbed by other processes on the machine than the wall clock.
+    figures[f"create, {CONCURRENT} at a time: CPU us each"] = (
+        (time.process_time() - cpu) / count * 1e6
+    )
     return figures
 
 

@@ -6,6 +6,7 @@ deletes and bulk imports keep exact; a filtered count stops at its bound."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -113,6 +114,10 @@ class Recording:
         self.seen.append(statement)
         await self.real.run(statement, params)
 
+    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
+        self.seen.extend(statement for statement, _ in statements)
+        await self.real.run_together(statements)
+
 
 async def test_the_unfiltered_total_is_the_counter(
     store: DeviceStore, monkeypatch: pytest.MonkeyPatch
@@ -137,6 +142,23 @@ async def test_the_unfiltered_total_is_the_counter(
     assert (page.total, page.total_exact) == (50 + 10 - 2, True)
     assert not [s for s in seen if "COUNT(*) FROM devices" in s or "FROM (SELECT 1" in s], seen
     assert (await service.query_page(tenant.test, DeviceFilter(), limit=1, offset=0)).total == 1
+
+
+async def test_the_counter_stays_exact_under_concurrent_creates_and_deletes(
+    store: DeviceStore,
+) -> None:
+    """200 creates at once (one group commit on SQLite, the pool's connections racing for
+    the same counter rows on PostgreSQL), then half of them deleted at once."""
+    tenant = await make_tenant(store)
+    service = DeviceService(store)
+    made = await asyncio.gather(
+        *(service.create_in_profile(tenant.live, f"c{n}", None, None, []) for n in range(200))
+    )
+    await asyncio.gather(*(service.delete(tenant.live, device.id) for device in made[::2]))
+    counted = await store.count_matching(
+        tenant.account_id, True, DeviceFilter(created_from=0), at_most=10_000
+    )
+    assert await store.count_devices(tenant.account_id, True) == counted == 100
 
 
 async def test_a_filtered_total_is_bounded(

@@ -45,6 +45,9 @@ class SqlRunner(Protocol):
 
     async def run(self, statement: str, params: Params = ()) -> None: ...
 
+    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Writes that commit together or not at all (outside a transaction: as one)."""
+
 
 class SqlDeviceStore:
     def runner(self) -> SqlRunner:
@@ -181,11 +184,16 @@ class SqlDeviceStore:
     # --- devices
 
     async def insert_device(self, device: Device, values: dict[bytes, str] | None = None) -> None:
-        async with self.transaction() as tx:
-            await tx.run(sql.INSERT_DEVICE, sql.device_row(device))
-            for field_id, value in (values or {}).items():
-                await tx.run(sql.INSERT_VALUE, (device.id, field_id, value))
-            await _add_to_count(tx, device.account_id, device.live_mode, device.id, 1)
+        """The device, its values and its place in the counter: one write (on SQLite one
+        item of a group commit, not a transaction waiting for its turn)."""
+        counted = (device.account_id, device.live_mode, sql.count_slot(device.id), 1)
+        await self.runner().run_together(
+            [
+                (sql.INSERT_DEVICE, sql.device_row(device)),
+                *((sql.INSERT_VALUE, (device.id, f, v)) for f, v in (values or {}).items()),
+                (sql.ADD_TO_DEVICE_COUNT, counted),
+            ]
+        )
 
     async def get_device(
         self, account_id: bytes, live_mode: bool, device_id: bytes, *, include_deleted: bool = False
