@@ -13,13 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from devreg.core.bulk_import import import_devices
 from devreg.core.devices import DeviceService
+from devreg.core.errors import Conflict
+from devreg.core.ids import new_id
 from devreg.core.profiles import ProfileFlags
 from devreg.core.records import DeviceStatus
-from devreg.core.store import DeviceFilter, DeviceStore
+from devreg.core.store import DeviceFilter, DeviceStore, MissingReference
 from devreg.storage import sql
 from devreg.storage.base import Params, SqlDeviceStore, SqlRunner
 from devreg.storage.postgres import numbered
@@ -174,3 +177,18 @@ async def test_a_filtered_total_is_bounded(
     later = await service.query_page(tenant.live, where, limit=5, offset=25)
     assert (later.total, later.total_exact) == (30, True)
     assert len(later.devices) == 5
+
+
+async def test_a_device_and_its_count_are_written_together(store: DeviceStore) -> None:
+    """A refused insert leaves the counter alone, also when what fails comes after the
+    device row (a value for a field removed meanwhile)."""
+    tenant = await make_tenant(store)
+    service = DeviceService(store)
+    taken = await service.create(tenant.live, "taken")
+    with pytest.raises(Conflict):
+        await service.create(tenant.live, "taken")
+    orphan = msgspec.structs.replace(taken, id=new_id(), reference_id=None)
+    with pytest.raises(MissingReference):
+        await store.insert_device(orphan, {new_id(): "a value for no field"})
+    assert await store.get_device(tenant.account_id, True, orphan.id) is None
+    assert await store.count_devices(tenant.account_id, True) == 1
