@@ -40,7 +40,7 @@ class QueryPage(msgspec.Struct, frozen=True):
     at least `total` matching devices (offset + TOTAL_COUNT_BOUND), so a client paging
     until `offset >= total` asks again and gets a further bound."""
 
-    devices: list[Device]
+    ids: list[bytes]  # the page's devices, in order: fetch them with devices_by_ids
     total: int
     total_exact: bool
 
@@ -371,7 +371,11 @@ class DeviceService:
         self, caller: Caller, where: DeviceFilter, *, limit: int, offset: int
     ) -> tuple[list[Device], int]:
         page = await self.query_page(caller, where, limit=limit, offset=offset)
-        return page.devices, page.total
+        return await self.devices_by_ids(caller, page.ids), page.total
+
+    async def devices_by_ids(self, caller: Caller, device_ids: Sequence[bytes]) -> list[Device]:
+        """The caller's non-deleted devices among `device_ids`, in that order."""
+        return await self.store.devices_by_ids(caller.account_id, caller.live_mode, device_ids)
 
     async def query_page(
         self, caller: Caller, where: DeviceFilter, *, limit: int, offset: int
@@ -385,13 +389,13 @@ class DeviceService:
                 "device_identifier must not contain control characters", "device_identifier"
             )
         account, mode = caller.account_id, caller.live_mode
-        devices = await self.store.query_devices(account, mode, where, limit=limit, offset=offset)
+        ids = await self.store.query_device_ids(account, mode, where, limit=limit, offset=offset)
         if where == DeviceFilter():
             total = await self.store.count_devices(account, mode)
-            return QueryPage(devices=devices, total=total, total_exact=True)
+            return QueryPage(ids=ids, total=total, total_exact=True)
         bound = offset + TOTAL_COUNT_BOUND
         total = await self.store.count_matching(account, mode, where, at_most=bound)
-        return QueryPage(devices=devices, total=total, total_exact=total < bound)
+        return QueryPage(ids=ids, total=total, total_exact=total < bound)
 
     async def views(
         self,

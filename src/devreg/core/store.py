@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Literal, Protocol
 
@@ -168,6 +169,18 @@ class DeviceStore(Protocol):
         self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, limit: int, offset: int
     ) -> list[Device]:
         """A page of non-deleted devices matching `where`, oldest first."""
+
+    async def query_device_ids(
+        self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, limit: int, offset: int
+    ) -> list[bytes]:
+        """The ids of query_devices' page, read from an index alone where one covers the
+        filter: the rows are then fetched a batch at a time (devices_by_ids)."""
+
+    async def devices_by_ids(
+        self, account_id: bytes, live_mode: bool, device_ids: Sequence[bytes]
+    ) -> list[Device]:
+        """Those of `device_ids` that are non-deleted devices of this account and mode, in
+        the order given."""
 
     async def count_devices(self, account_id: bytes, live_mode: bool) -> int:
         """Non-deleted devices of this account and mode, from the counter every insert and

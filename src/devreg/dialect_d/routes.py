@@ -281,12 +281,13 @@ class DialectD:
         page = await self.devices.query_page(caller, where, limit=limit, offset=offset)
         known: dict[bytes, Profile] = {}
 
-        async def render(batch: Sequence[Device]) -> list[msgspec.Struct]:
-            # Field values are read a batch at a time: only what fits is ever loaded.
-            return [render_device(v) for v in await self.devices.views(caller, batch, known)]
+        async def render(batch: Sequence[bytes]) -> list[msgspec.Struct]:
+            # Devices and their values are read a batch at a time: only what fits is loaded.
+            devices = await self.devices.devices_by_ids(caller, batch)
+            return [render_device(v) for v in await self.devices.views(caller, devices, known)]
 
         body = ListBody()
-        await body.fill(page.devices, render)
+        await body.fill(page.ids, render)
         headers = None if page.total_exact else [(TOTAL_EXACT_HEADER, b"false")]
         return body.response(limit, offset, page.total, headers)
 

@@ -232,6 +232,24 @@ class SqlDeviceStore:
         )
         return [sql.device_from_row(row) for row in await self.runner().rows(page, page_params)]
 
+    async def query_device_ids(
+        self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, limit: int, offset: int
+    ) -> list[bytes]:
+        page, _, params, _ = sql.query_devices_statements(
+            account_id, live_mode, where, limit, offset, columns="id"
+        )
+        return [bytes(row[0]) for row in await self.runner().rows(page, params)]
+
+    async def devices_by_ids(
+        self, account_id: bytes, live_mode: bool, device_ids: Sequence[bytes]
+    ) -> list[Device]:
+        if not device_ids:
+            return []
+        statement = sql.in_list(sql.SELECT_DEVICES_BY_IDS, len(device_ids))
+        rows = await self.runner().rows(statement, [account_id, live_mode, *device_ids])
+        found = {device.id: device for device in map(sql.device_from_row, rows)}
+        return [found[i] for i in device_ids if i in found]
+
     async def count_devices(self, account_id: bytes, live_mode: bool) -> int:
         return await self._count(sql.SELECT_DEVICE_COUNT, (account_id, live_mode))
 

@@ -224,8 +224,19 @@ def count_slot(device_id: bytes) -> int:
     return device_id[-1] % COUNT_SLOTS
 
 
+SELECT_DEVICES_BY_IDS = (
+    f"SELECT {DEVICE_COLUMNS} FROM devices"
+    " WHERE account_id = ? AND live_mode = ? AND status <> 'DELETED' AND id IN (?)"
+)
+
+
 def query_devices_statements(
-    account_id: bytes, live_mode: bool, where: DeviceFilter, limit: int, offset: int
+    account_id: bytes,
+    live_mode: bool,
+    where: DeviceFilter,
+    limit: int,
+    offset: int,
+    columns: str = DEVICE_COLUMNS,
 ) -> tuple[str, str, list[Any], list[Any]]:
     """(page SQL, bounded count SQL, page params, count params without the bound) for
     dialect D's filtered list; the count statement takes the bound as its last parameter."""
@@ -245,8 +256,7 @@ def query_devices_statements(
             params.append(value)
     condition = " AND ".join(conditions)
     page = (
-        f"SELECT {DEVICE_COLUMNS} FROM devices WHERE {condition}"
-        " ORDER BY created_at, id LIMIT ? OFFSET ?"
+        f"SELECT {columns} FROM devices WHERE {condition} ORDER BY created_at, id LIMIT ? OFFSET ?"
     )
     count = f"SELECT COUNT(*) FROM (SELECT 1 FROM devices WHERE {condition} LIMIT ?) AS matching"
     return page, count, [*params, limit, offset], params
