@@ -83,6 +83,16 @@ def run(server: RunningServer, devices: int, large: int, tmp: Path) -> None:
             out.write(json.dumps(line) + "\n")
     seconds = _import(server, many["account_id"], small_lines)
     print(f"imported {devices} small devices in {seconds:.1f} s")
+    # A small division (10 devices) beside them.
+    division = client.post(base + "/division", headers=many_key, json={"name": "small"}).json()
+    small = {"name": "small", "division_id": division["id"]}
+    assert client.post(base + "/device-profile", headers=many_key, json=small).status_code == 201
+    few = tmp / "few.jsonl"
+    few.write_text(
+        "".join(f'{{"device_identifier": "few-{n}", "device_profile": {{"name": "small"}}}}\n'
+                for n in range(10))
+    )  # fmt: skip
+    _import(server, many["account_id"], few)
     seconds = _import(server, heavy["account_id"], large_lines)
     print(f"imported {large} large devices in {seconds:.1f} s")
     first = base + "/device?limit=1"
@@ -91,6 +101,9 @@ def run(server: RunningServer, devices: int, large: int, tmp: Path) -> None:
     print(f"GET /device?limit=1 ({devices}): {_median_ms(client, first, many_key, 20):.1f} ms")
     lookup = base + f"/device?limit=1&device_identifier=id-{devices // 2}"
     print(f"GET /device?device_identifier=...: {_median_ms(client, lookup, many_key, 20):.1f} ms")
+    in_division = base + f"/device?limit=20&division_id={division['id']}"
+    ms = _median_ms(client, in_division, many_key, 20)
+    print(f"GET /device?division_id=<10 of them>: {ms:.1f} ms")
     page = base + "/device?limit=1000"
     ms, status, size = _timed(client, page, key)
     records = len(client.get(page, headers=key).json()["records"])
