@@ -105,6 +105,10 @@ async def test_each_indexed_filter_is_an_index_lookup(
         assert "SCAN devices" not in shown and "Seq Scan" not in shown, shown
     found, total = await service.query(tenant.live, where, limit=20, offset=0)
     assert total == len(found) == (1 if given == "device_identifier" else 10)
+    # The page's rows, then: by primary key.
+    by_ids = sql.in_list(sql.SELECT_DEVICES_BY_IDS, len(found))
+    shown = await plan(backend, tmp_path, by_ids, [d.id for d in found])
+    assert "sqlite_autoindex_devices_1" in shown or "devices_pkey" in shown, shown
 
 
 class Recording:

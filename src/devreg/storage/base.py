@@ -246,8 +246,14 @@ class SqlDeviceStore:
         if not device_ids:
             return []
         statement = sql.in_list(sql.SELECT_DEVICES_BY_IDS, len(device_ids))
-        rows = await self.runner().rows(statement, [account_id, live_mode, *device_ids])
-        found = {device.id: device for device in map(sql.device_from_row, rows)}
+        rows = await self.runner().rows(statement, list(device_ids))
+        found = {
+            device.id: device
+            for device in map(sql.device_from_row, rows)
+            if device.account_id == account_id
+            and device.live_mode == live_mode
+            and device.status is not DeviceStatus.DELETED
+        }
         return [found[i] for i in device_ids if i in found]
 
     async def count_devices(self, account_id: bytes, live_mode: bool) -> int:

@@ -224,10 +224,10 @@ def count_slot(device_id: bytes) -> int:
     return device_id[-1] % COUNT_SLOTS
 
 
-SELECT_DEVICES_BY_IDS = (
-    f"SELECT {DEVICE_COLUMNS} FROM devices"
-    " WHERE account_id = ? AND live_mode = ? AND status <> 'DELETED' AND id IN (?)"
-)
+# By primary key only: with `account_id = ? AND live_mode = ?` beside the ids, SQLite
+# (no statistics) walks all of the account's devices in devices_listing instead. The
+# store checks the account and mode of what it found.
+SELECT_DEVICES_BY_IDS = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id IN (?)"
 
 
 def query_devices_statements(
