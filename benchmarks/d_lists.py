@@ -104,6 +104,10 @@ def run(server: RunningServer, devices: int, large: int, tmp: Path) -> None:
     in_division = base + f"/device?limit=20&division_id={division['id']}"
     ms = _median_ms(client, in_division, many_key, 20)
     print(f"GET /device?division_id=<10 of them>: {ms:.1f} ms")
+    small_page = base + "/device?limit=1000&offset=1000"
+    ms = _median_ms(client, small_page, many_key, 10)
+    size = len(client.get(small_page, headers=many_key).content)
+    print(f"GET /device?limit=1000 of small devices: {size / 1e3:.0f} kB, {ms:.1f} ms")
     page = base + "/device?limit=1000"
     ms, status, size = _timed(client, page, key)
     records = len(client.get(page, headers=key).json()["records"])
