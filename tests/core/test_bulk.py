@@ -303,6 +303,7 @@ async def counting(
             taken_ids = real.taken_ids
             taken_references = real.taken_references
             taken_identifiers = real.taken_identifiers
+            count_devices = real.count_devices
 
             async def insert_devices_bulk(
                 self, devices: list[Device], field_values: list[tuple[bytes, bytes, str]]

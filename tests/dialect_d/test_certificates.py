@@ -39,7 +39,8 @@ def certificates(client: httpx.Client, device_id: str) -> list[dict[str, Any]]:
     response = client.get(f"/device/{device_id}/certificate")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"total", "records"} and body["total"] == len(body["records"]), body
+    assert set(body) == {"limit", "offset", "total", "records"}, body
+    assert body["total"] == len(body["records"]), body
     records: list[dict[str, Any]] = body["records"]
     return records
 

@@ -354,7 +354,7 @@ def test_other_account_sees_entity_not_found_everywhere(seeded: Seeded, other: A
     assert all_devices(other.live) == []
     assert get_device(seeded.account.live, device_id) == seeded.device
     certificates = seeded.account.live.get(f"{path}/certificate")
-    assert certificates.json() == {"total": 0, "records": []}
+    assert certificates.json() == {"limit": 20, "offset": 0, "total": 0, "records": []}
 
 
 # --- update (PUT) -----------------------------------------------------------------------------

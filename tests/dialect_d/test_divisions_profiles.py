@@ -25,7 +25,8 @@ def divisions(client: httpx.Client) -> list[dict[str, Any]]:
     response = client.get("/division")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"total", "records"} and body["total"] == len(body["records"]), body
+    assert set(body) == {"limit", "offset", "total", "records"}, body
+    assert body["total"] == len(body["records"]), body
     records: list[dict[str, Any]] = body["records"]
     return records
 
@@ -34,7 +35,8 @@ def profiles(client: httpx.Client) -> list[dict[str, Any]]:
     response = client.get("/device-profile")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"total", "records"} and body["total"] == len(body["records"]), body
+    assert set(body) == {"limit", "offset", "total", "records"}, body
+    assert body["total"] == len(body["records"]), body
     return [check_profile(p) for p in body["records"]]
 
 

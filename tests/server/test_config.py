@@ -1,4 +1,5 @@
-"""Configuration: the durability setting, from the environment and the command line."""
+"""Configuration: the durability setting and the quotas, from the environment and the command
+line."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from devreg.core.quotas import Quotas
 from devreg.server.config import export_config, load_config
 from tests.cli.test_cli import assert_clean_failure
 from tests.support.server import devreg_env, run_cli, start_server
@@ -35,3 +37,18 @@ def test_serve_refuses_an_unknown_durability_and_says_which_it_runs(tmp_path: Pa
         assert "durability normal" in server.log()
     finally:
         server.stop()
+
+
+def test_quotas_come_from_the_environment() -> None:
+    assert load_config(environ={}).quotas == Quotas()
+    given = {"DEVREG_MAX_DEVICES": "5", "DEVREG_MAX_PROFILES": "6", "DEVREG_MAX_DIVISIONS": "7"}
+    assert load_config(environ=given).quotas == Quotas(devices=5, profiles=6, divisions=7)
+    environ: dict[str, str] = {}
+    export_config(load_config(environ=given), environ)  # workers read the same quotas
+    assert load_config(environ=environ).quotas == Quotas(devices=5, profiles=6, divisions=7)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_a_quota_below_one_is_refused(value: str) -> None:
+    with pytest.raises(ValueError):
+        load_config(environ={"DEVREG_MAX_DEVICES": value})

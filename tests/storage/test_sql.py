@@ -232,7 +232,7 @@ def test_update_statement_writes_status_as_text() -> None:
 
 def test_migration_files_exist_for_both_backends() -> None:
     versions = [v for v, _, _ in migration_scripts("sqlite")]
-    assert versions == list(range(1, len(versions) + 1)) and len(versions) >= 4
+    assert versions == list(range(1, len(versions) + 1)) and len(versions) >= 5
     assert [v for v, _, _ in migration_scripts("postgres")] == versions
 
 

@@ -389,13 +389,9 @@ async def test_query_devices_filters_pages_and_counts(
     await store.insert_device(device_for(other))
 
     async def found(limit: int = 100, offset: int = 0, **where: object) -> tuple[list[Device], int]:
-        return await store.query_devices(
-            account.id,
-            True,
-            DeviceFilter(**where),  # type: ignore[arg-type]
-            limit=limit,
-            offset=offset,
-        )
+        given = DeviceFilter(**where)  # type: ignore[arg-type]
+        page = await store.query_devices(account.id, True, given, limit=limit, offset=offset)
+        return page, await store.count_matching(account.id, True, given, at_most=1000)
 
     everything = [*made, in_default]
     assert await found() == (everything, 6)

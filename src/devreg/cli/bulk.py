@@ -94,7 +94,7 @@ async def _import_from(config: Config, account_id: bytes, lines: BinaryIO) -> in
     await migrate_store(config.database_url, config.data_dir)
     store = await open_store(config.database_url, config.data_dir)
     try:
-        return await import_devices(store, account_id, lines)
+        return await import_devices(store, account_id, lines, quotas=config.quotas)
     finally:
         await store.close()
 

@@ -23,6 +23,7 @@ from devreg.core.devices import check_device_identifier, check_field_values, che
 from devreg.core.errors import Conflict, DomainError, InvalidInput
 from devreg.core.ids import IdSequence, parse_prefixed, parse_uuid, render_uuid
 from devreg.core.profiles import Profile
+from devreg.core.quotas import DEFAULT_QUOTAS, Quotas, check_devices
 from devreg.core.records import Device, DeviceStatus
 from devreg.core.store import DeviceImport, DeviceStore, DuplicateValue, MissingReference
 
@@ -52,8 +53,9 @@ class _Row(msgspec.Struct):
 
 
 class _Importer:
-    def __init__(self, account: AccountProfiles, now: int) -> None:
+    def __init__(self, account: AccountProfiles, now: int, quotas: Quotas) -> None:
         self._account = account
+        self._quotas = quotas
         self._now = now
         self._next_id = IdSequence()
         self._decoder = msgspec.json.Decoder(DeviceLine)
@@ -257,6 +259,11 @@ class _Importer:
 
     async def _insert(self, writer: DeviceImport, rows: list[_Row]) -> None:
         devices = [row.device for row in rows]
+        for live_mode in (True, False):
+            adding = sum(1 for device in devices if device.live_mode is live_mode)
+            if adding:  # the count includes this import's earlier chunks
+                held = await writer.count_devices(self._account.account_id, live_mode)
+                check_devices(self._quotas, held, adding)
         values = [
             (row.device.id, field_id, value)
             for row in rows
@@ -296,12 +303,14 @@ async def import_devices(
     *,
     clock: Callable[[], int] = now_us,
     chunk: int = CHUNK,
+    quotas: Quotas = DEFAULT_QUOTAS,
 ) -> int:
     """Import every line into the account in one transaction; returns how many devices.
     Raises ImportRefused (nothing written) when any line is bad, NotFound for an unknown
-    account, Conflict when another writer took a value during the import."""
+    account, Conflict when another writer took a value during the import, QuotaExceeded
+    (nothing written) when the account would hold more devices than its quota."""
     account = await load_account(store, account_id)
-    importer = _Importer(account, clock())
+    importer = _Importer(account, clock(), quotas)
     async with store.bulk_import() as writer:
         for number, raw in enumerate(lines, 1):
             importer.add(number, raw)

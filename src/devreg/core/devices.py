@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
 from devreg.core.clock import now_us
 from devreg.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from devreg.core.ids import new_id
+from devreg.core.paging import check_page
 from devreg.core.profiles import Profile, ProfileService
+from devreg.core.quotas import DEFAULT_QUOTAS, Quotas, check_devices
 from devreg.core.records import Caller, Device, DeviceStatus, ProfileField
 from devreg.core.store import DeviceFilter, DeviceStore, DuplicateValue, MissingReference
 from devreg.core.text import check_text
@@ -21,13 +23,26 @@ DUPLICATE_REFERENCE = "Reference ID already exists"
 FIELD_REMOVED = "a field of the device profile was removed meanwhile: read it again and retry"
 MAX_IDENTIFIER = 255
 MAX_FIELD_VALUE = 1024
-MAX_QUERY_PAGE = 1000
+# A filtered list's total is counted this far past the page's offset, no further: the
+# count costs what reading that many index entries does, not what the account holds. The
+# unfiltered total comes from the device counter and is always exact.
+TOTAL_COUNT_BOUND = 10_000
 FLAG_COLUMNS = ("allow_read", "allow_write", "allow_renew")
 
 
 class DevicePage(msgspec.Struct, frozen=True):
     devices: list[Device]
     has_more: bool
+
+
+class QueryPage(msgspec.Struct, frozen=True):
+    """A page of dialect D's list. `total` is exact when `total_exact`; otherwise there are
+    at least `total` matching devices (offset + TOTAL_COUNT_BOUND), so a client paging
+    until `offset >= total` asks again and gets a further bound."""
+
+    ids: list[bytes]  # the page's devices, in order: fetch them with devices_by_ids
+    total: int
+    total_exact: bool
 
 
 class DeviceView(msgspec.Struct, frozen=True):
@@ -97,13 +112,25 @@ def _conflict(exc: DuplicateValue) -> Conflict:
 class DeviceService:
     """The device use cases. Every rule about a device's lifecycle lives here, once."""
 
-    def __init__(self, store: DeviceStore, clock: Callable[[], int] = now_us) -> None:
+    def __init__(
+        self, store: DeviceStore, clock: Callable[[], int] = now_us, quotas: Quotas = DEFAULT_QUOTAS
+    ) -> None:
         self.store = store
         self.clock = clock
-        self.profiles = ProfileService(store, clock)
+        self.quotas = quotas
+        self.profiles = ProfileService(store, clock, quotas)
+
+    async def check_room(self, caller: Caller) -> None:
+        """The device quota, read from the counter (one indexed read of at most 16 rows).
+        Checked before the insert, so concurrent creates may pass it together: an account
+        can exceed its quota by at most the creates in flight at that moment."""
+        check_devices(
+            self.quotas, await self.store.count_devices(caller.account_id, caller.live_mode)
+        )
 
     async def create(self, caller: Caller, reference_id: str | None) -> Device:
         reference = check_reference_id(reference_id) if reference_id is not None else None
+        await self.check_room(caller)
         profile = await self.store.default_profile(caller.account_id)
         if profile is None:  # every account is created with one; a missing one is corruption
             raise RuntimeError("account has no default device profile")
@@ -245,6 +272,7 @@ class DeviceService:
             )
         identifier = check_device_identifier(device_identifier)
         values = check_field_values(profile, given)
+        await self.check_room(caller)
         now = self.clock()
         flags = profile.profile
         device = Device(
@@ -320,21 +348,43 @@ class DeviceService:
     async def query(
         self, caller: Caller, where: DeviceFilter, *, limit: int, offset: int
     ) -> tuple[list[Device], int]:
-        if not 1 <= limit <= MAX_QUERY_PAGE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_QUERY_PAGE}", "limit")
-        if offset < 0:
-            raise InvalidInput("offset must not be negative", "offset")
+        page = await self.query_page(caller, where, limit=limit, offset=offset)
+        return await self.devices_by_ids(caller, page.ids), page.total
+
+    async def devices_by_ids(self, caller: Caller, device_ids: Sequence[bytes]) -> list[Device]:
+        """The caller's non-deleted devices among `device_ids`, in that order."""
+        return await self.store.devices_by_ids(caller.account_id, caller.live_mode, device_ids)
+
+    async def query_page(
+        self, caller: Caller, where: DeviceFilter, *, limit: int, offset: int
+    ) -> QueryPage:
+        """Dialect D's list: oldest first, `limit` from `offset`, with the total (exact from
+        the counter when nothing is filtered, else counted up to TOTAL_COUNT_BOUND past
+        the offset)."""
+        check_page(limit, offset)
         if where.device_identifier is not None:  # compared as stored (NFC), like list_page
             where = msgspec.structs.replace(
                 where,
                 device_identifier=check_text(where.device_identifier, "device_identifier", None),
             )
-        return await self.store.query_devices(
-            caller.account_id, caller.live_mode, where, limit=limit, offset=offset
-        )
+        account, mode = caller.account_id, caller.live_mode
+        ids = await self.store.query_device_ids(account, mode, where, limit=limit, offset=offset)
+        if where == DeviceFilter():
+            total = await self.store.count_devices(account, mode)
+            return QueryPage(ids=ids, total=total, total_exact=True)
+        bound = offset + TOTAL_COUNT_BOUND
+        total = await self.store.count_matching(account, mode, where, at_most=bound)
+        return QueryPage(ids=ids, total=total, total_exact=total < bound)
 
-    async def views(self, caller: Caller, devices: list[Device]) -> list[DeviceView]:
-        profiles: dict[bytes, Profile] = {}
+    async def views(
+        self,
+        caller: Caller,
+        devices: Sequence[Device],
+        profiles: dict[bytes, Profile] | None = None,
+    ) -> list[DeviceView]:
+        """The devices with their profiles and values; `profiles` caches the profiles
+        across calls (one list answer renders its devices in batches)."""
+        profiles = {} if profiles is None else profiles
         for device in devices:
             if device.profile_id not in profiles:
                 profiles[device.profile_id] = await self.profiles.profile(caller, device.profile_id)

@@ -58,3 +58,12 @@ class LimitReached(DomainError):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class QuotaExceeded(DomainError):
+    """The account already has as many of these as its quota allows (`setting` is the
+    DEVREG_* variable that raises it); nothing was written."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting

@@ -3,7 +3,7 @@ default `device_api_allow_*` flags a new device gets."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -11,6 +11,8 @@ from devreg.core.accounts import check_name
 from devreg.core.clock import now_us
 from devreg.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from devreg.core.ids import new_id
+from devreg.core.paging import check_page
+from devreg.core.quotas import DEFAULT_QUOTAS, Quotas, check_divisions, check_profiles
 from devreg.core.records import Caller, DeviceProfile, Division, ProfileField
 from devreg.core.store import DeviceStore, DuplicateValue
 
@@ -70,9 +72,12 @@ def build_fields(
 
 
 class ProfileService:
-    def __init__(self, store: DeviceStore, clock: Callable[[], int] = now_us) -> None:
+    def __init__(
+        self, store: DeviceStore, clock: Callable[[], int] = now_us, quotas: Quotas = DEFAULT_QUOTAS
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.quotas = quotas
 
     async def create_division(self, caller: Caller, name: str) -> Division:
         now = self.clock()
@@ -80,6 +85,7 @@ class ProfileService:
             id=new_id(), account_id=caller.account_id, name=check_name(name),
             is_default=False, created_at=now, updated_at=now,
         )  # fmt: skip
+        check_divisions(self.quotas, await self.store.count_divisions(caller.account_id))
         try:
             await self.store.insert_division(division)
         except DuplicateValue:
@@ -96,6 +102,14 @@ class ProfileService:
 
     async def divisions(self, caller: Caller) -> list[Division]:
         return await self.store.list_divisions(caller.account_id)
+
+    async def division_page(
+        self, caller: Caller, *, limit: int, offset: int
+    ) -> tuple[list[Division], int]:
+        """Oldest first, and how many the account has (at most its quota: counted)."""
+        check_page(limit, offset)
+        page = await self.store.list_divisions(caller.account_id, limit=limit, offset=offset)
+        return page, await self.store.count_divisions(caller.account_id)
 
     async def create_profile(
         self,
@@ -122,6 +136,7 @@ class ProfileService:
             created_at=now, updated_at=now,
         )  # fmt: skip
         made = build_fields(profile.id, fields)
+        check_profiles(self.quotas, await self.store.count_profiles(caller.account_id))
         try:
             await self.store.insert_profile(profile, made)
         except DuplicateValue:
@@ -174,12 +189,20 @@ class ProfileService:
         profile = await self.store.get_profile(caller.account_id, profile_id)
         if profile is None:
             raise NotFound("Device profile does not exist")
-        return (await self._complete([profile]))[0]
+        return (await self.complete([profile]))[0]
 
     async def profiles(self, caller: Caller) -> list[Profile]:
-        return await self._complete(await self.store.list_profiles(caller.account_id))
+        return await self.complete(await self.store.list_profiles(caller.account_id))
 
-    async def _complete(self, profiles: list[DeviceProfile]) -> list[Profile]:
+    async def profile_page(
+        self, caller: Caller, *, limit: int, offset: int
+    ) -> tuple[list[DeviceProfile], int]:
+        """Oldest first, and how many the account has; `complete` them a batch at a time."""
+        check_page(limit, offset)
+        page = await self.store.list_profiles(caller.account_id, limit=limit, offset=offset)
+        return page, await self.store.count_profiles(caller.account_id)
+
+    async def complete(self, profiles: Sequence[DeviceProfile]) -> list[Profile]:
         fields = await self.store.profile_fields([p.id for p in profiles])
         divisions = {}
         for profile in profiles:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Literal, Protocol
 
@@ -103,6 +104,9 @@ class DeviceImport(Protocol):
     ) -> dict[str, bytes]:
         """Which of `identifiers` a non-deleted device of this division and mode holds."""
 
+    async def count_devices(self, account_id: bytes, live_mode: bool) -> int:
+        """The account's non-deleted devices in this mode, the import's so far included."""
+
     async def insert_devices_bulk(
         self, devices: list[Device], field_values: list[tuple[bytes, bytes, str]]
     ) -> None:
@@ -132,7 +136,12 @@ class DeviceStore(Protocol):
 
     async def get_division(self, account_id: bytes, division_id: bytes) -> Division | None: ...
 
-    async def list_divisions(self, account_id: bytes) -> list[Division]: ...
+    async def list_divisions(
+        self, account_id: bytes, *, limit: int | None = None, offset: int = 0
+    ) -> list[Division]:
+        """Oldest first; a page of them with `limit` (None: all)."""
+
+    async def count_divisions(self, account_id: bytes) -> int: ...
 
     async def insert_profile(self, profile: DeviceProfile, fields: list[ProfileField]) -> None:
         """Raises DuplicateValue("profile_name")."""
@@ -148,7 +157,12 @@ class DeviceStore(Protocol):
 
     async def default_profile(self, account_id: bytes) -> DeviceProfile | None: ...
 
-    async def list_profiles(self, account_id: bytes) -> list[DeviceProfile]: ...
+    async def list_profiles(
+        self, account_id: bytes, *, limit: int | None = None, offset: int = 0
+    ) -> list[DeviceProfile]:
+        """Oldest first; a page of them with `limit` (None: all)."""
+
+    async def count_profiles(self, account_id: bytes) -> int: ...
 
     async def profile_fields(self, profile_ids: list[bytes]) -> dict[bytes, list[ProfileField]]:
         """Each profile's fields in their declared order."""
@@ -180,8 +194,29 @@ class DeviceStore(Protocol):
 
     async def query_devices(
         self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, limit: int, offset: int
-    ) -> tuple[list[Device], int]:
-        """A page of non-deleted devices matching `where`, oldest first, and their total."""
+    ) -> list[Device]:
+        """A page of non-deleted devices matching `where`, oldest first."""
+
+    async def query_device_ids(
+        self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, limit: int, offset: int
+    ) -> list[bytes]:
+        """The ids of query_devices' page, read from an index alone where one covers the
+        filter: the rows are then fetched a batch at a time (devices_by_ids)."""
+
+    async def devices_by_ids(
+        self, account_id: bytes, live_mode: bool, device_ids: Sequence[bytes]
+    ) -> list[Device]:
+        """Those of `device_ids` that are non-deleted devices of this account and mode, in
+        the order given."""
+
+    async def count_devices(self, account_id: bytes, live_mode: bool) -> int:
+        """Non-deleted devices of this account and mode, from the counter every insert and
+        delete keeps in its own transaction: no scan."""
+
+    async def count_matching(
+        self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, at_most: int
+    ) -> int:
+        """How many non-deleted devices match `where`, counting no further than `at_most`."""
 
     async def field_values(self, device_ids: list[bytes]) -> dict[bytes, dict[bytes, str]]:
         """Each device's values by field id (devices without values are absent)."""
@@ -226,7 +261,12 @@ class DeviceStore(Protocol):
     async def count_active_certificates(self, device_id: bytes, now: int) -> int:
         """The device's unrevoked certificates valid after `now`."""
 
-    async def list_certificates(self, account_id: bytes, device_id: bytes) -> list[Certificate]: ...
+    async def list_certificates(
+        self, account_id: bytes, device_id: bytes, *, limit: int | None = None, offset: int = 0
+    ) -> list[Certificate]:
+        """Oldest first; a page of them with `limit` (None: all)."""
+
+    async def count_certificates(self, account_id: bytes, device_id: bytes) -> int: ...
 
     async def find_certificate(self, fingerprint: bytes) -> Certificate | None: ...
 

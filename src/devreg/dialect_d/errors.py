@@ -10,6 +10,7 @@ from devreg.core.errors import (
     InvalidInput,
     LimitReached,
     NotFound,
+    QuotaExceeded,
     RateLimited,
     Unauthenticated,
     Unavailable,
@@ -32,6 +33,8 @@ def render_error(exc: Exception) -> Response:
     if isinstance(exc, InvalidInput | Conflict):
         # Seed 003 reports a taken device_identifier like any other invalid input.
         return error_response(400, "invalid_input", exc.message)
+    if isinstance(exc, QuotaExceeded):
+        return error_response(409, "quota_exceeded", exc.message)
     if isinstance(exc, NotFound):
         # The seed answers an unknown device with 400 entity_not_found, not 404.
         return error_response(400, "entity_not_found", exc.message)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from devreg.core.devices import TOTAL_COUNT_BOUND
+from devreg.core.paging import DEFAULT_LIST_PAGE, MAX_LIST_PAGE
+from devreg.core.quotas import DEVICES_SETTING, DIVISIONS_SETTING, PROFILES_SETTING
 from devreg.core.store import STORAGE_FULL_RETRY_AFTER
 from devreg.core.text import TEXT_PATTERN, TEXT_RULE
+from devreg.dialect_d.pages import MAX_LIST_BYTES, TOTAL_EXACT_HEADER
 from devreg.dialect_d.shapes import (
     CertificateIn,
     CertificateListOut,
@@ -26,6 +30,7 @@ from devreg.dialect_d.shapes import (
     ProfileUpdateIn,
     RenewIn,
     RenewOut,
+    RevokedCertificatesOut,
     RevokeIn,
 )
 from devreg.est.enrollment import DEFAULT_MAX_OUTSTANDING_SECRETS
@@ -55,6 +60,7 @@ SHAPES: tuple[type, ...] = (
     CertificateIn,
     CertificateOut,
     CertificateListOut,
+    RevokedCertificatesOut,
     ErrorsOut,
 )
 
@@ -110,10 +116,13 @@ def _op(
     forbidden: str | None = None,
     body_required: bool = True,
     limit: str | None = None,
+    quota: str | None = None,
+    headers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An operation; `forbidden` documents a 403 an API key can get (with when it does);
     `body_required=False` where no body at all is served as an empty object; `limit` a 409
-    for a cap the operation can reach (its code and when)."""
+    for a cap the operation can reach (its code and when); `quota` names the DEVREG_*
+    setting whose quota it answers 409 to."""
     responses: dict[str, Any] = {
         ok: {"description": summary}
         if out is None
@@ -121,6 +130,8 @@ def _op(
     }
     if links:
         responses[ok]["links"] = links
+    if headers:
+        responses[ok]["headers"] = headers
     for status, text in _ERRORS.items():
         if status == "403" and security is _KEY:
             if forbidden is None:
@@ -130,9 +141,14 @@ def _op(
             "description": text,
             "content": {"application/json": {"schema": _ref("ErrorsOut")}},
         }
-    if limit is not None:
+    if limit is not None or quota is not None:
+        reasons = [limit] if limit is not None else []
+        if quota is not None:
+            reasons.append(
+                f"quota_exceeded: the account is at its quota ({quota}); nothing was written"
+            )
         responses["409"] = {
-            "description": limit,
+            "description": "; ".join(reasons),
             "content": {"application/json": {"schema": _ref("ErrorsOut")}},
         }
     operation: dict[str, Any] = {
@@ -193,9 +209,16 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 _ID = {"in": "path", "name": "id", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _UUID = {"type": "string", "format": "uuid"}
 _TIME = {"type": "string", "description": "ISO 8601 date or date-time"}
+_PAGE = [
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIST_PAGE, "default": DEFAULT_LIST_PAGE},
+        "Page size (a page of large records may hold fewer: see the description)",
+    ),
+    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Records to skip"),
+]
 _LIST = [
-    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}, "Page size"),
-    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Devices to skip"),
+    *_PAGE,
     _query(
         "device_identifier",
         {"type": "string", "pattern": TEXT_PATTERN},
@@ -208,6 +231,26 @@ _LIST = [
     _query("updated_from", _TIME, "Updated at or after"),
     _query("updated_to", _TIME, "Updated at or before"),
 ]
+_PAGE_TEXT = (
+    f"Oldest first, `limit` records from `offset`. An answer is at most {MAX_LIST_BYTES}"
+    " bytes: when the next record would take it past that, the page ends early (it always"
+    " holds at least one record) and its `limit` is the number of records it holds. Page"
+    " by advancing `offset` by `len(records)` (or by the answer's `limit`) until `offset`"
+    " reaches `total`: every record is then read exactly once."
+)
+_DEVICE_LIST_TEXT = (
+    f"{_PAGE_TEXT} Without filters `total` is the exact number of the account's devices in"
+    " this mode. With filters it is exact up to"
+    f" `offset` + {TOTAL_COUNT_BOUND}; past that the answer carries"
+    f" `{TOTAL_EXACT_HEADER.decode()}: false` and `total` is `offset` + {TOTAL_COUNT_BOUND}"
+    " (there are at least that many), so paging on asks again."
+)
+_TOTAL_EXACT = {
+    TOTAL_EXACT_HEADER.decode(): {
+        "description": "`false` when `total` is a lower bound (filtered lists only)",
+        "schema": {"type": "string", "enum": ["false"]},
+    }
+}
 _UPDATE_TEXT = (
     "Seed 003's update: the ID never changes; `fields` is destructive (every value not sent"
     " is deleted). With an API key the device_api_allow_* flags may be set too; a device"
@@ -265,6 +308,7 @@ def _paths() -> dict[str, Any]:
                 "201",
                 "DivisionOut",
                 body="DivisionIn",
+                quota=DIVISIONS_SETTING,
                 links={
                     "GetDivision": _link("d-get-division", "Read it", id="$response.body#/id"),
                     "CreateProfile": _link(
@@ -277,7 +321,14 @@ def _paths() -> dict[str, Any]:
                     ),
                 },
             ),
-            "get": _op("d-list-divisions", "List divisions", "200", "DivisionListOut"),
+            "get": _op(
+                "d-list-divisions",
+                "List divisions",
+                "200",
+                "DivisionListOut",
+                params=_PAGE,
+                description=_PAGE_TEXT,
+            ),
         },
         f"{base}/division/{{id}}": {
             "parameters": [_ID],
@@ -291,8 +342,16 @@ def _paths() -> dict[str, Any]:
                 "ProfileOut",
                 body="ProfileIn",
                 links=_profile_links(),
+                quota=PROFILES_SETTING,
             ),
-            "get": _op("d-list-profiles", "List device profiles", "200", "ProfileListOut"),
+            "get": _op(
+                "d-list-profiles",
+                "List device profiles",
+                "200",
+                "ProfileListOut",
+                params=_PAGE,
+                description=_PAGE_TEXT,
+            ),
         },
         f"{base}/device-profile/{{id}}": {
             "parameters": [_ID],
@@ -316,6 +375,7 @@ def _paths() -> dict[str, Any]:
                 "201",
                 "DeviceDetails",
                 body="DeviceIn",
+                quota=DEVICES_SETTING,
                 links={
                     **_device_links("$response.body#/id"),
                     "FindByIdentifier": _link(
@@ -326,7 +386,13 @@ def _paths() -> dict[str, Any]:
                 },
             ),
             "get": _op(
-                "d-list-devices", "List devices, oldest first", "200", "DeviceListOut", params=_LIST
+                "d-list-devices",
+                "List devices, oldest first",
+                "200",
+                "DeviceListOut",
+                params=_LIST,
+                description=_DEVICE_LIST_TEXT,
+                headers=_TOTAL_EXACT,
             ),
         },
         f"{base}/device/{{id}}": {
@@ -392,7 +458,12 @@ def _paths() -> dict[str, Any]:
                 },
             ),
             "get": _op(
-                "d-list-certificates", "List a device's certificates", "200", "CertificateListOut"
+                "d-list-certificates",
+                "List a device's certificates",
+                "200",
+                "CertificateListOut",
+                params=_PAGE,
+                description=_PAGE_TEXT,
             ),
         },
         f"{base}/device/{{id}}/certificate/revoke": {
@@ -401,7 +472,7 @@ def _paths() -> dict[str, Any]:
                 "d-revoke-device-certificates",
                 "Revoke every certificate of the device",
                 "200",
-                "CertificateListOut",
+                "RevokedCertificatesOut",
                 body="RevokeIn",
                 body_required=False,  # reason "unspecified"
                 description="Every unrevoked certificate of the device, at once (a stolen"

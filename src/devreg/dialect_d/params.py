@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 from devreg.core.errors import InvalidInput
 from devreg.core.ids import parse_uuid
+from devreg.core.paging import DEFAULT_LIST_PAGE
 from devreg.core.store import DeviceFilter
 
 LIST_PARAMS = frozenset(
@@ -14,7 +15,7 @@ LIST_PARAMS = frozenset(
         "created_from", "created_to", "updated_from", "updated_to",
     }
 )  # fmt: skip
-DEFAULT_LIMIT = 20
+PAGE_PARAMS = frozenset({"limit", "offset"})
 
 
 def uuid_param(text: str, name: str) -> bytes:
@@ -31,6 +32,14 @@ def int_param(params: dict[str, str], name: str, default: int) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= 10):
         raise InvalidInput(f"{name} must be a non-negative integer", name)
     return int(text)
+
+
+def page_params(params: dict[str, str], known: frozenset[str] = PAGE_PARAMS) -> tuple[int, int]:
+    """(limit, offset) of a list request; any other parameter is refused."""
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InvalidInput(f"Unknown query parameter {unknown[0]}", unknown[0])
+    return int_param(params, "limit", DEFAULT_LIST_PAGE), int_param(params, "offset", 0)
 
 
 def time_param(params: dict[str, str], name: str, end_of_day: bool) -> int | None:

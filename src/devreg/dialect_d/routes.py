@@ -4,7 +4,7 @@ certificate."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import msgspec
@@ -18,27 +18,25 @@ from devreg.core.clock import now_us, render_rfc3339
 from devreg.core.devices import DeviceService
 from devreg.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from devreg.core.ids import new_id, parse_uuid, render_uuid
-from devreg.core.profiles import FieldSpec, ProfileFlags
-from devreg.core.records import Caller, Certificate, Device, DeviceStatus
+from devreg.core.profiles import FieldSpec, Profile, ProfileFlags
+from devreg.core.records import Caller, Certificate, Device, DeviceProfile, DeviceStatus
 from devreg.core.store import DeviceStore
 from devreg.dialect_d import params as query
 from devreg.dialect_d.errors import render_error
+from devreg.dialect_d.pages import TOTAL_EXACT_HEADER, ListBody, rendered
 from devreg.dialect_d.shapes import (
     CertificateIn,
-    CertificateListOut,
     DeviceIn,
-    DeviceListOut,
     DeviceUpdateIn,
     DivisionIn,
-    DivisionListOut,
     EnrollmentSecretOut,
     EnrollmentSecretsRevokedOut,
     FieldValueIn,
     ProfileIn,
-    ProfileListOut,
     ProfileUpdateIn,
     RenewIn,
     RenewOut,
+    RevokedCertificatesOut,
     RevokeIn,
     render_certificate,
     render_device,
@@ -184,9 +182,11 @@ class DialectD:
 
     async def list_divisions(self, request: Request) -> Response:
         caller = await self.api_caller(request)
-        divisions = await self.profiles.divisions(caller)
-        records = [render_division(d) for d in divisions]
-        return json_response(200, DivisionListOut(total=len(records), records=records))
+        limit, offset = query.page_params(request.query())
+        divisions, total = await self.profiles.division_page(caller, limit=limit, offset=offset)
+        body = ListBody()
+        await body.fill(divisions, lambda batch: rendered(batch, render_division))
+        return body.response(limit, offset, total)
 
     async def get_division(self, request: Request) -> Response:
         caller = await self.api_caller(request)
@@ -217,8 +217,15 @@ class DialectD:
 
     async def list_profiles(self, request: Request) -> Response:
         caller = await self.api_caller(request)
-        records = [render_profile(p) for p in await self.profiles.profiles(caller)]
-        return json_response(200, ProfileListOut(total=len(records), records=records))
+        limit, offset = query.page_params(request.query())
+        profiles, total = await self.profiles.profile_page(caller, limit=limit, offset=offset)
+
+        async def render(batch: Sequence[DeviceProfile]) -> list[msgspec.Struct]:
+            return [render_profile(p) for p in await self.profiles.complete(batch)]
+
+        body = ListBody()
+        await body.fill(profiles, render)
+        return body.response(limit, offset, total)
 
     async def get_profile(self, request: Request) -> Response:
         caller = await self.api_caller(request)
@@ -277,14 +284,19 @@ class DialectD:
         caller = await self.api_caller(request)
         params = request.query()
         where = query.device_filter(params)
-        limit = query.int_param(params, "limit", query.DEFAULT_LIMIT)
-        offset = query.int_param(params, "offset", 0)
-        devices, total = await self.devices.query(caller, where, limit=limit, offset=offset)
-        views = await self.devices.views(caller, devices)
-        records = [render_device(view) for view in views]
-        return json_response(
-            200, DeviceListOut(limit=limit, offset=offset, total=total, records=records)
-        )
+        limit, offset = query.page_params(params, query.LIST_PARAMS)
+        page = await self.devices.query_page(caller, where, limit=limit, offset=offset)
+        known: dict[bytes, Profile] = {}
+
+        async def render(batch: Sequence[bytes]) -> list[msgspec.Struct]:
+            # Devices and their values are read a batch at a time: only what fits is loaded.
+            devices = await self.devices.devices_by_ids(caller, batch)
+            return [render_device(v) for v in await self.devices.views(caller, devices, known)]
+
+        body = ListBody()
+        await body.fill(page.ids, render)
+        headers = None if page.total_exact else [(TOTAL_EXACT_HEADER, b"false")]
+        return body.response(limit, offset, page.total, headers)
 
     async def get_device(self, request: Request) -> Response:
         cert = peer_certificate(request.scope)
@@ -382,11 +394,15 @@ class DialectD:
 
     async def list_certificates(self, request: Request) -> Response:
         caller = await self.api_caller(request)
+        limit, offset = query.page_params(request.query())
         with device_named(request.path_params["id"]):
-            certs = await self.certificates.certificates(caller, self.device_id(request))
+            certs, total = await self.certificates.certificate_page(
+                caller, self.device_id(request), limit=limit, offset=offset
+            )
         now = now_us()
-        records = [render_certificate(cert, now) for cert in certs]
-        return json_response(200, CertificateListOut(total=len(records), records=records))
+        body = ListBody()
+        await body.fill(certs, lambda batch: rendered(batch, lambda c: render_certificate(c, now)))
+        return body.response(limit, offset, total)
 
     async def renew_certificate(self, request: Request) -> Response:
         """Seed 003's renewal, by the device itself over client authentication. The
@@ -428,7 +444,7 @@ class DialectD:
             )
         now = now_us()
         records = [render_certificate(cert, now) for cert in revoked]
-        return json_response(200, CertificateListOut(total=len(records), records=records))
+        return json_response(200, RevokedCertificatesOut(total=len(records), records=records))
 
     async def create_enrollment_secret(self, request: Request) -> Response:
         """A one-time secret for the device's EST simpleenroll, valid for a day; it replaces

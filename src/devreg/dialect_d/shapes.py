@@ -179,11 +179,15 @@ class DeviceListOut(msgspec.Struct):
 
 
 class DivisionListOut(msgspec.Struct):
+    limit: int
+    offset: int
     total: int
     records: list[DivisionOut]
 
 
 class ProfileListOut(msgspec.Struct):
+    limit: int
+    offset: int
     total: int
     records: list[ProfileOut]
 
@@ -233,6 +237,15 @@ class EnrollmentSecretsRevokedOut(msgspec.Struct):
 
 
 class CertificateListOut(msgspec.Struct):
+    limit: int
+    offset: int
+    total: int
+    records: list[CertificateOut]
+
+
+class RevokedCertificatesOut(msgspec.Struct):
+    """The certificates one call revoked (all of them: no page)."""
+
     total: int
     records: list[CertificateOut]
 

@@ -11,6 +11,7 @@ from devreg.core.errors import (
     InvalidInput,
     LimitReached,
     NotFound,
+    QuotaExceeded,
     RateLimited,
     Unauthenticated,
     Unavailable,
@@ -55,6 +56,8 @@ def render_error(exc: Exception) -> Response:
     if isinstance(exc, InvalidInput):
         code = "invalid_json" if exc.field == "body" else "invalid_parameter"
         return error_response(400, "invalid_request", code, exc.message)
+    if isinstance(exc, QuotaExceeded):
+        return error_response(409, "invalid_request", "quota_exceeded", exc.message)
     if isinstance(exc, Conflict | LimitReached):
         return error_response(409, "conflict", exc.code, exc.message)
     if isinstance(exc, RateLimited):

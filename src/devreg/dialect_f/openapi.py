@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devreg.core.quotas import DEVICES_SETTING
 from devreg.core.store import STORAGE_FULL_RETRY_AFTER
 from devreg.core.text import TEXT_PATTERN, TEXT_RULE
 from devreg.dialect_f.shapes import (
@@ -32,7 +33,8 @@ _ERRORS = {
     " the bad part",
     "403": "Missing, malformed, expired or forged credentials (seed 000 has no 401)",
     "404": "No such device in this account and mode",
-    "409": "reference_id already taken (code duplicate_reference)",
+    "409": "reference_id already taken (code duplicate_reference), or (POST /devices) the"
+    f" account is at its device quota ({DEVICES_SETTING}; code quota_exceeded)",
     "413": "Request body over 1 MiB",
     "415": "Content-Type is not application/json",
     "422": "Unsupported Flatpeak-Version",

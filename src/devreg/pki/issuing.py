@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 from devreg.core.clock import now_us
 from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import new_id, render_uuid
+from devreg.core.paging import check_page
 from devreg.core.records import Caller, Certificate, Device
 from devreg.core.store import DeviceStore, DuplicateValue, OverLimit
 from devreg.pki.admission import IssuanceLimits, over_cap
@@ -209,6 +210,17 @@ class CertificateService:
     async def certificates(self, caller: Caller, device_id: bytes) -> list[Certificate]:
         device = await self._device(caller, device_id)
         return await self.store.list_certificates(device.account_id, device.id)
+
+    async def certificate_page(
+        self, caller: Caller, device_id: bytes, *, limit: int, offset: int
+    ) -> tuple[list[Certificate], int]:
+        """A page of the device's certificates, oldest first, and how many it has."""
+        check_page(limit, offset)
+        device = await self._device(caller, device_id)
+        page = await self.store.list_certificates(
+            device.account_id, device.id, limit=limit, offset=offset
+        )
+        return page, await self.store.count_certificates(device.account_id, device.id)
 
     async def check_key_free(self, device: Device, public_key: PublicKey) -> None:
         """InvalidInput when another device holds this key (one key, one device)."""

@@ -14,6 +14,7 @@ from devreg.auth.rate_limit import RateLimiter, make_rate_limiter
 from devreg.auth.tokens import TokenSigner, load_or_create_signing_key
 from devreg.core.devices import DeviceService
 from devreg.core.errors import Unavailable
+from devreg.core.quotas import Quotas
 from devreg.core.store import DeviceStore
 from devreg.dialect_d.errors import render_error as render_d_error
 from devreg.dialect_d.routes import BASE as DIALECT_D_BASE
@@ -60,6 +61,7 @@ class Services(msgspec.Struct):
     issuance_bucket: RateLimiter
     max_enrollment_secrets: int
     crl_fetches: RateLimiter  # per client address
+    quotas: Quotas
 
 
 async def open_services(config: Config) -> Services:
@@ -96,12 +98,13 @@ async def open_services(config: Config) -> Services:
         crl=CrlPublisher(store, ca), issuance_bucket=issuance_bucket,
         max_enrollment_secrets=config.max_enrollment_secrets,
         crl_fetches=crl_fetches,
+        quotas=config.quotas,
     )  # fmt: skip
 
 
 def build_router(services: Services) -> Router:
     router = Router()
-    devices = DeviceService(services.store)
+    devices = DeviceService(services.store, quotas=services.quotas)
     DialectD(
         services.store, devices, services.certificates, services.limiter,
         max_enrollment_secrets=services.max_enrollment_secrets,

@@ -12,6 +12,15 @@ from pathlib import Path
 
 import msgspec
 
+from devreg.core.quotas import (
+    DEFAULT_MAX_DEVICES,
+    DEFAULT_MAX_DIVISIONS,
+    DEFAULT_MAX_PROFILES,
+    DEVICES_SETTING,
+    DIVISIONS_SETTING,
+    PROFILES_SETTING,
+    Quotas,
+)
 from devreg.est.enrollment import DEFAULT_MAX_OUTSTANDING_SECRETS
 from devreg.pki.admission import (
     DEFAULT_ISSUANCE_BURST,
@@ -66,6 +75,16 @@ class Config(msgspec.Struct, frozen=True):
     issuance_rate: float = DEFAULT_ISSUANCE_PER_HOUR
     issuance_burst: int = DEFAULT_ISSUANCE_BURST
     max_enrollment_secrets: int = DEFAULT_MAX_OUTSTANDING_SECRETS
+    # Per-account quotas (environment only; core/quotas.py).
+    max_devices: int = DEFAULT_MAX_DEVICES
+    max_profiles: int = DEFAULT_MAX_PROFILES
+    max_divisions: int = DEFAULT_MAX_DIVISIONS
+
+    @property
+    def quotas(self) -> Quotas:
+        return Quotas(
+            devices=self.max_devices, profiles=self.max_profiles, divisions=self.max_divisions
+        )
 
     @property
     def durable(self) -> bool:
@@ -122,6 +141,9 @@ ENV = {
     "issuance_rate": "DEVREG_ISSUANCE_RATE",
     "issuance_burst": "DEVREG_ISSUANCE_BURST",
     "max_enrollment_secrets": "DEVREG_MAX_ENROLLMENT_SECRETS",
+    "max_devices": DEVICES_SETTING,
+    "max_profiles": PROFILES_SETTING,
+    "max_divisions": DIVISIONS_SETTING,
 }
 DURABILITY = ("full", "normal")
 REDIS_DOWN = ("local", "refuse")
@@ -184,6 +206,9 @@ def load_config(
             raise ValueError(f"{ENV[name]} must be between 0 and 3600 seconds")
     if not 0 < config.rate_limit_log_interval <= 3600:
         raise ValueError(f"{ENV['rate_limit_log_interval']} must be between 0 and 3600 seconds")
+    for name in ("max_devices", "max_profiles", "max_divisions"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{ENV[name]} must be at least 1")
     if config.max_connections < 1:
         raise ValueError("DEVREG_MAX_CONNECTIONS must be at least 1")
     if config.max_connections_per_address < 0:

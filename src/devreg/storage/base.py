@@ -6,6 +6,7 @@ transaction; what is read and written, and in which order, lives here.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from itertools import chain
@@ -17,6 +18,7 @@ from devreg.core.records import (
     Certificate,
     Device,
     DeviceProfile,
+    DeviceStatus,
     Division,
     ProfileField,
     RevokedEntry,
@@ -44,6 +46,9 @@ class SqlRunner(Protocol):
     async def rows(self, statement: str, params: Params = ()) -> list[Sequence[Any]]: ...
 
     async def run(self, statement: str, params: Params = ()) -> None: ...
+
+    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Writes that commit together or not at all (outside a transaction: as one)."""
 
 
 class SqlDeviceStore:
@@ -99,9 +104,25 @@ class SqlDeviceStore:
         row = await self._one(sql.SELECT_DIVISION, (account_id, division_id))
         return None if row is None else sql.division_from_row(row)
 
-    async def list_divisions(self, account_id: bytes) -> list[Division]:
-        rows = await self.runner().rows(sql.SELECT_DIVISIONS, (account_id,))
+    async def list_divisions(
+        self, account_id: bytes, *, limit: int | None = None, offset: int = 0
+    ) -> list[Division]:
+        rows = await self._page(sql.SELECT_DIVISIONS, [account_id], limit, offset)
         return [sql.division_from_row(row) for row in rows]
+
+    async def count_divisions(self, account_id: bytes) -> int:
+        return await self._count(sql.COUNT_DIVISIONS, (account_id,))
+
+    async def _page(
+        self, statement: str, params: list[Any], limit: int | None, offset: int
+    ) -> list[Sequence[Any]]:
+        if limit is not None:
+            statement, params = statement + sql.PAGE, [*params, limit, offset]
+        return await self.runner().rows(statement, params)
+
+    async def _count(self, statement: str, params: Params) -> int:
+        row = await self._one(statement, params)
+        return 0 if row is None else int(row[0])
 
     async def insert_profile(self, profile: DeviceProfile, fields: list[ProfileField]) -> None:
         async with self.transaction() as tx:
@@ -143,9 +164,14 @@ class SqlDeviceStore:
         row = await self._one(sql.SELECT_DEFAULT_PROFILE, (account_id,))
         return None if row is None else sql.profile_from_row(row)
 
-    async def list_profiles(self, account_id: bytes) -> list[DeviceProfile]:
-        rows = await self.runner().rows(sql.SELECT_PROFILES, (account_id,))
+    async def list_profiles(
+        self, account_id: bytes, *, limit: int | None = None, offset: int = 0
+    ) -> list[DeviceProfile]:
+        rows = await self._page(sql.SELECT_PROFILES, [account_id], limit, offset)
         return [sql.profile_from_row(row) for row in rows]
+
+    async def count_profiles(self, account_id: bytes) -> int:
+        return await self._count(sql.COUNT_PROFILES, (account_id,))
 
     async def profile_fields(self, profile_ids: list[bytes]) -> dict[bytes, list[ProfileField]]:
         found: dict[bytes, list[ProfileField]] = {pid: [] for pid in profile_ids}
@@ -160,13 +186,16 @@ class SqlDeviceStore:
     # --- devices
 
     async def insert_device(self, device: Device, values: dict[bytes, str] | None = None) -> None:
-        if not values:
-            await self.runner().run(sql.INSERT_DEVICE, sql.device_row(device))
-            return
-        async with self.transaction() as tx:
-            await tx.run(sql.INSERT_DEVICE, sql.device_row(device))
-            for field_id, value in values.items():
-                await tx.run(sql.INSERT_VALUE, (device.id, field_id, value))
+        """The device, its values and its place in the counter: one write (on SQLite one
+        item of a group commit, not a transaction waiting for its turn)."""
+        counted = (device.account_id, device.live_mode, sql.count_slot(device.id), 1)
+        await self.runner().run_together(
+            [
+                (sql.INSERT_DEVICE, sql.device_row(device)),
+                *((sql.INSERT_VALUE, (device.id, f, v)) for f, v in (values or {}).items()),
+                (sql.ADD_TO_DEVICE_COUNT, counted),
+            ]
+        )
 
     async def get_device(
         self, account_id: bytes, live_mode: bool, device_id: bytes, *, include_deleted: bool = False
@@ -199,14 +228,44 @@ class SqlDeviceStore:
 
     async def query_devices(
         self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, limit: int, offset: int
-    ) -> tuple[list[Device], int]:
-        page, count, page_params, count_params = sql.query_devices_statements(
+    ) -> list[Device]:
+        page, _, page_params, _ = sql.query_devices_statements(
             account_id, live_mode, where, limit, offset
         )
-        runner = self.runner()
-        rows = await runner.rows(page, page_params)
-        total = (await runner.rows(count, count_params))[0][0]
-        return [sql.device_from_row(row) for row in rows], int(total)
+        return [sql.device_from_row(row) for row in await self.runner().rows(page, page_params)]
+
+    async def query_device_ids(
+        self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, limit: int, offset: int
+    ) -> list[bytes]:
+        page, _, params, _ = sql.query_devices_statements(
+            account_id, live_mode, where, limit, offset, columns="id"
+        )
+        return [bytes(row[0]) for row in await self.runner().rows(page, params)]
+
+    async def devices_by_ids(
+        self, account_id: bytes, live_mode: bool, device_ids: Sequence[bytes]
+    ) -> list[Device]:
+        if not device_ids:
+            return []
+        statement = sql.in_list(sql.SELECT_DEVICES_BY_IDS, len(device_ids))
+        rows = await self.runner().rows(statement, list(device_ids))
+        found = {
+            device.id: device
+            for device in map(sql.device_from_row, rows)
+            if device.account_id == account_id
+            and device.live_mode == live_mode
+            and device.status is not DeviceStatus.DELETED
+        }
+        return [found[i] for i in device_ids if i in found]
+
+    async def count_devices(self, account_id: bytes, live_mode: bool) -> int:
+        return await self._count(sql.SELECT_DEVICE_COUNT, (account_id, live_mode))
+
+    async def count_matching(
+        self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, at_most: int
+    ) -> int:
+        _, count, _, params = sql.query_devices_statements(account_id, live_mode, where, 0, 0)
+        return await self._count(count, [*params, at_most])
 
     async def field_values(self, device_ids: list[bytes]) -> dict[bytes, dict[bytes, str]]:
         found: dict[bytes, dict[bytes, str]] = {}
@@ -235,13 +294,16 @@ class SqlDeviceStore:
         statement, params = sql.update_device_statement(
             changes, account_id, live_mode, device_id, now, writable_only
         )
-        if values is None and revoke_reason is None:
+        deleting = changes.get("status") is DeviceStatus.DELETED
+        if values is None and revoke_reason is None and not deleting:
             rows = await self.runner().rows(statement, params)
             return sql.device_from_row(rows[0]) if rows else None
         async with self.transaction() as tx:
             rows = await tx.rows(statement, params)
             if not rows:
                 return None
+            if deleting:
+                await _add_to_count(tx, account_id, live_mode, device_id, -1)
             if values is not None:
                 await tx.run(sql.DELETE_VALUES, (device_id,))
                 for field_id, value in values.items():
@@ -302,9 +364,14 @@ class SqlDeviceStore:
                 raise DuplicateValue("public_key")
             await tx.run(sql.INSERT_CERTIFICATE, sql.certificate_row(certificate))
 
-    async def list_certificates(self, account_id: bytes, device_id: bytes) -> list[Certificate]:
-        rows = await self.runner().rows(sql.SELECT_CERTIFICATES, (account_id, device_id))
+    async def list_certificates(
+        self, account_id: bytes, device_id: bytes, *, limit: int | None = None, offset: int = 0
+    ) -> list[Certificate]:
+        rows = await self._page(sql.SELECT_CERTIFICATES, [account_id, device_id], limit, offset)
         return [sql.certificate_from_row(row) for row in rows]
+
+    async def count_certificates(self, account_id: bytes, device_id: bytes) -> int:
+        return await self._count(sql.COUNT_CERTIFICATES, (account_id, device_id))
 
     async def find_certificate(self, fingerprint: bytes) -> Certificate | None:
         row = await self._one(sql.SELECT_CERTIFICATE, (fingerprint,))
@@ -407,6 +474,14 @@ class SqlDeviceStore:
         return {bytes(row[0]) for row in rows}
 
 
+async def _add_to_count(
+    tx: SqlRunner, account_id: bytes, live_mode: bool, device_id: bytes, change: int
+) -> None:
+    """Keep device_counts right in the transaction that inserts or deletes the device."""
+    params = (account_id, live_mode, sql.count_slot(device_id), change)
+    await tx.run(sql.ADD_TO_DEVICE_COUNT, params)
+
+
 def _batches(items: list[T]) -> list[list[T]]:
     return [items[start : start + BULK_ROWS] for start in range(0, len(items), BULK_ROWS)]
 
@@ -451,9 +526,18 @@ class _SqlDeviceImport:
             holders.update((row[0], bytes(row[1])) for row in rows if row[1] is not None)
         return holders
 
+    async def count_devices(self, account_id: bytes, live_mode: bool) -> int:
+        rows = await self._tx.rows(sql.SELECT_DEVICE_COUNT, (account_id, live_mode))
+        return int(rows[0][0])
+
     async def insert_devices_bulk(
         self, devices: list[Device], field_values: list[tuple[bytes, bytes, str]]
     ) -> None:
         await self._insert_many(self._tx, sql.INSERT_DEVICE, [sql.device_row(d) for d in devices])
         if field_values:
             await self._insert_many(self._tx, sql.INSERT_VALUE, list(field_values))
+        added: Counter[tuple[bytes, bool, int]] = Counter(
+            (d.account_id, d.live_mode, sql.count_slot(d.id)) for d in devices
+        )
+        for (account_id, live_mode, slot), count in sorted(added.items()):
+            await self._tx.run(sql.ADD_TO_DEVICE_COUNT, (account_id, live_mode, slot, count))

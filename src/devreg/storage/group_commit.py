@@ -37,6 +37,7 @@ class _Statement:
     statement: str
     params: Params
     answer: asyncio.Future[Rows]
+    also: Sequence[tuple[str, Params]] = ()  # run after it under the same savepoint
 
 
 @dataclass(slots=True)
@@ -72,6 +73,10 @@ class _InTransaction:
     async def run(self, statement: str, params: Params = ()) -> None:
         await self.rows(statement, params)
 
+    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
+        for statement, params in statements:
+            await self.rows(statement, params)
+
 
 class GroupCommitRunner:
     """Single-statement writes and transactions, batched into shared durable commits;
@@ -104,6 +109,14 @@ class GroupCommitRunner:
 
     async def run(self, statement: str, params: Params = ()) -> None:
         await self.rows(statement, params)
+
+    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Writes that commit together or not at all, queued as one item of the batch: no
+        transaction's turn on the writer to wait for (an insert and its counter)."""
+        (first, params), *rest = statements
+        answer: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Statement(first, params, answer, rest))
+        await answer
 
     def transaction(self) -> AbstractAsyncContextManager[SqlRunner]:
         return self._transaction()
@@ -222,6 +235,8 @@ class GroupCommitRunner:
         self._writer.execute("SAVEPOINT one_write")
         try:
             rows = self._execute(item.statement, item.params).fetchall()
+            for statement, params in item.also:
+                self._execute(statement, params)
         except Exception as exc:  # this write fails alone ...
             if not self._writer.in_transaction:
                 # ... unless SQLite rolled the whole batch back itself, as it may after

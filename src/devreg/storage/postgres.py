@@ -128,6 +128,16 @@ class _PostgresRunner:
                 return
             await self._target.execute(numbered(statement), *params)
 
+    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
+        async with translated_errors():
+            if isinstance(self._target, asyncpg.Pool):
+                async with pooled(self._target) as conn, conn.transaction():
+                    for statement, params in statements:
+                        await conn.execute(numbered(statement), *params)
+                return
+            for statement, params in statements:
+                await self._target.execute(numbered(statement), *params)
+
     async def copy_rows(self, table: str, columns: list[str], rows: list[Params]) -> None:
         """COPY (binary) into `table`: about twice the rows per second of INSERTs."""
         if not isinstance(self._target, asyncpg.Connection):

@@ -79,10 +79,13 @@ SELECT_DIVISION = f"SELECT {DIVISION_COLUMNS} FROM divisions WHERE account_id = 
 SELECT_DIVISIONS = (
     f"SELECT {DIVISION_COLUMNS} FROM divisions WHERE account_id = ? ORDER BY created_at, id"
 )
+COUNT_DIVISIONS = "SELECT COUNT(*) FROM divisions WHERE account_id = ?"
 SELECT_PROFILE = f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? AND id = ?"
 SELECT_PROFILES = (
     f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? ORDER BY created_at, id"
 )
+COUNT_PROFILES = "SELECT COUNT(*) FROM device_profiles WHERE account_id = ?"
+PAGE = " LIMIT ? OFFSET ?"
 INSERT_FIELD = f"INSERT INTO profile_fields ({FIELD_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
 UPDATE_PROFILE = (
     "UPDATE device_profiles SET name = ?, allow_read = ?, allow_write = ?, allow_renew = ?,"
@@ -107,6 +110,7 @@ SELECT_CERTIFICATES = (
     f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE account_id = ? AND device_id = ?"
     " ORDER BY created_at, id"
 )
+COUNT_CERTIFICATES = "SELECT COUNT(*) FROM certificates WHERE account_id = ? AND device_id = ?"
 SELECT_CERTIFICATE = f"SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE fingerprint = ?"
 # A certificate is the caller's when its device is of the caller's account and mode (the
 # device may be deleted: its certificates stay, revoked).
@@ -180,6 +184,16 @@ CONSUME_ENROLLMENT = (
     "UPDATE enrollment_secrets SET used_at = ?"
     f" WHERE device_id = ? AND secret_hash = ? AND {_OUTSTANDING} RETURNING id"
 )
+# The device counter (migration 0005): a slot per device id's last byte, summed.
+COUNT_SLOTS = 16
+ADD_TO_DEVICE_COUNT = (
+    "INSERT INTO device_counts (account_id, live_mode, slot, devices) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (account_id, live_mode, slot)"
+    " DO UPDATE SET devices = device_counts.devices + excluded.devices"
+)
+SELECT_DEVICE_COUNT = (
+    "SELECT COALESCE(SUM(devices), 0) FROM device_counts WHERE account_id = ? AND live_mode = ?"
+)
 SELECT_KEY_HOLDERS = "SELECT device_id FROM device_keys WHERE public_key_hash = ?"
 CLAIM_KEY = (
     "INSERT INTO device_keys (public_key_hash, device_id) VALUES (?, ?)"
@@ -239,10 +253,27 @@ SELECT_VALUES_OF = (
 )
 
 
+def count_slot(device_id: bytes) -> int:
+    """Which device_counts row a device is counted in (UUIDv7's last byte is random)."""
+    return device_id[-1] % COUNT_SLOTS
+
+
+# By primary key only: with `account_id = ? AND live_mode = ?` beside the ids, SQLite
+# (no statistics) walks all of the account's devices in devices_listing instead. The
+# store checks the account and mode of what it found.
+SELECT_DEVICES_BY_IDS = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id IN (?)"
+
+
 def query_devices_statements(
-    account_id: bytes, live_mode: bool, where: DeviceFilter, limit: int, offset: int
+    account_id: bytes,
+    live_mode: bool,
+    where: DeviceFilter,
+    limit: int,
+    offset: int,
+    columns: str = DEVICE_COLUMNS,
 ) -> tuple[str, str, list[Any], list[Any]]:
-    """(page SQL, count SQL, page params, count params) for dialect D's filtered list."""
+    """(page SQL, bounded count SQL, page params, count params without the bound) for
+    dialect D's filtered list; the count statement takes the bound as its last parameter."""
     conditions = ["account_id = ?", "live_mode = ?", "status <> 'DELETED'"]
     params: list[Any] = [account_id, live_mode]
     for column, op, value in (
@@ -259,10 +290,9 @@ def query_devices_statements(
             params.append(value)
     condition = " AND ".join(conditions)
     page = (
-        f"SELECT {DEVICE_COLUMNS} FROM devices WHERE {condition}"
-        " ORDER BY created_at, id LIMIT ? OFFSET ?"
+        f"SELECT {columns} FROM devices WHERE {condition} ORDER BY created_at, id LIMIT ? OFFSET ?"
     )
-    count = f"SELECT COUNT(*) FROM devices WHERE {condition}"
+    count = f"SELECT COUNT(*) FROM (SELECT 1 FROM devices WHERE {condition} LIMIT ?) AS matching"
     return page, count, [*params, limit, offset], params
 
 

@@ -1,0 +1,91 @@
+"""Dialect D's list answers, `{"limit", "offset", "total", "records"}`, bounded in bytes.
+
+Records are rendered and encoded a batch at a time; when the next one would take the
+answer past MAX_LIST_BYTES the page ends there (it always holds at least one record), and
+its `limit` then says how many records it holds, so a client that advances `offset` by
+`len(records)` (or by the answer's `limit`) reads every record exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import msgspec
+
+from devreg.web.response import JSON, Response
+
+MAX_LIST_BYTES = 1 << 20  # 1 MiB, the size of the largest request body
+# Sent (with "false") when the device list's `total` is a lower bound, not a count.
+TOTAL_EXACT_HEADER = b"x-total-exact"
+# Records are fetched and rendered in batches of about BATCH_BYTES, and the event loop is
+# given back between batches: a page of large records never holds it for long (SQLite
+# reads run inline), and never sits in memory as rows and Structs all at once.
+BATCH_BYTES = 128 << 10
+FIRST_BATCH = 4  # records rendered before their size is known
+MAX_BATCH = 250
+_HEAD_ROOM = 128  # the envelope around the records
+_encoder = msgspec.json.Encoder()
+T = TypeVar("T")
+
+
+class ListBody:
+    def __init__(self, max_bytes: int = MAX_LIST_BYTES) -> None:
+        self.budget = max_bytes - _HEAD_ROOM
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.full = False
+
+    def add(self, record: msgspec.Struct) -> bool:
+        """Take the record if it fits (the first always does); False once the page is full."""
+        encoded = _encoder.encode(record)
+        if self.parts and self.size + len(encoded) + 1 > self.budget:
+            self.full = True
+            return False
+        self.parts.append(encoded)
+        self.size += len(encoded) + 1
+        return True
+
+    def next_batch(self) -> int:
+        """How many records to fetch and render next: about BATCH_BYTES of them, and no
+        more than may still fit."""
+        if not self.parts:
+            return FIRST_BATCH
+        average = max(1, self.size // len(self.parts))
+        fitting = (self.budget - self.size) // average + 1
+        return max(1, min(MAX_BATCH, BATCH_BYTES // average, fitting))
+
+    async def fill(
+        self, items: Sequence[T], render: Callable[[Sequence[T]], Awaitable[list[msgspec.Struct]]]
+    ) -> None:
+        """Render `items` a batch at a time (`render` fetches what a batch needs) until all
+        are in or the page is full, letting other requests run in between."""
+        start = 0
+        while start < len(items) and not self.full:
+            if start:
+                await asyncio.sleep(0)
+            count = self.next_batch()
+            for record in await render(items[start : start + count]):
+                if not self.add(record):
+                    break
+            start += count
+
+    def response(
+        self, limit: int, offset: int, total: int, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> Response:
+        served = len(self.parts) if self.full else limit
+        body = b"".join(
+            (
+                b'{"limit":%d,"offset":%d,"total":%d,"records":[' % (served, offset, total),
+                b",".join(self.parts),
+                b"]}",
+            )
+        )
+        return Response(200, body, JSON, headers)
+
+
+async def rendered(
+    items: Sequence[T], render: Callable[[T], msgspec.Struct]
+) -> list[msgspec.Struct]:
+    """`render` over records already in memory, for ListBody.fill."""
+    return [render(item) for item in items]
