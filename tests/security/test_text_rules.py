@@ -17,7 +17,7 @@ import pytest
 
 from tests.dialect_d.helpers import Account, assert_errors, make_profile, new_account
 from tests.dialect_f.helpers import Tenant, anonymous_client, bearer_client, login, new_tenant
-from tests.support.server import RunningServer, run_cli, start_server
+from tests.support.server import STORES, RunningServer, run_cli, store_server
 
 # One of each class the rule refuses, inside otherwise ordinary text.
 FORBIDDEN = {
@@ -40,20 +40,12 @@ CAFE_NFC = unicodedata.normalize("NFC", "café")
 CAFE_NFD = unicodedata.normalize("NFD", "café")
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=STORES)
 def text_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    database_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    running = start_server(
-        tmp_path_factory.mktemp(request.param) / "data", database_url=database_url, rate_limit=0
-    )
-    try:
+    with store_server(request, tmp_path_factory) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -6,20 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.server import RunningServer, start_server
+from tests.support.server import STORES, RunningServer, store_server
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=STORES)
 def module_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    database_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    running = start_server(
-        tmp_path_factory.mktemp(request.param) / "data", database_url=database_url, rate_limit=0
-    )
-    try:
+    with store_server(request, tmp_path_factory) as running:
         yield running
-    finally:
-        running.stop()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 DEVREG = str(Path(sys.executable).parent / "devreg")
 REPO = Path(__file__).resolve().parents[2]
@@ -147,3 +149,25 @@ def login(server: RunningServer, account_id: str, key: str) -> str:
     assert response.status_code == 200, response.text
     token: str = response.json()["bearer_token"]
     return token
+
+
+# The two stores a module-scoped server fixture is parametrised over.
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextlib.contextmanager
+def store_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, **settings: object
+) -> Iterator[RunningServer]:
+    """`devreg serve` on the store the fixture's parameter names (one of STORES), without
+    rate limits unless `settings` say otherwise; stopped afterwards."""
+    database_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    running = start_server(
+        tmp_path_factory.mktemp(request.param) / "data",
+        database_url=database_url,
+        **{"rate_limit": 0, **settings},
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
