@@ -142,3 +142,27 @@ def _rsa_public(e: int) -> rsa.RSAPublicKey:
 def test_weak_or_unknown_keys_are_refused_with_the_reason(key: object, words: str) -> None:
     with pytest.raises(InvalidInput, match=words):
         check_public_key(key)
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    """One DER TLV (definite length)."""
+    if len(body) < 0x80:
+        return bytes([tag, len(body)]) + body
+    size = len(body).to_bytes((len(body).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + body
+
+
+def test_a_request_with_a_key_type_cryptography_does_not_know_is_400() -> None:
+    """Found by review: a CSR whose public key is of an unknown algorithm (OID 1.2.3.4)
+    raised UnsupportedAlgorithm, not ValueError, and answered 500."""
+    from devreg.pki.issuing import csr_key
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]).public_bytes()
+    unknown = _der(0x06, bytes([42, 3, 4]))  # 1.2.3.4
+    ecdsa_sha256 = _der(0x06, bytes.fromhex("2a8648ce3d040302"))
+    spki = _der(0x30, _der(0x30, unknown) + _der(0x03, b"\x00" + b"\x01" * 32))
+    info = _der(0x30, b"\x02\x01\x00" + name + spki + b"\xa0\x00")
+    signature = _der(0x03, b"\x00\x30\x06\x02\x01\x01\x02\x01\x01")
+    request = x509.load_der_x509_csr(_der(0x30, info + _der(0x30, ecdsa_sha256) + signature))
+    with pytest.raises(InvalidInput, match="cannot be read"):
+        csr_key(request)

@@ -12,12 +12,15 @@ a device's certificates through dialect D or the `devreg certificates revoke` co
 from __future__ import annotations
 
 import json
+import socket
+import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.security.issuance_support import EST, Held, World, csr, est_body, new_key
+from tests.security.issuance_support import API, EST, Held, World, csr, est_body, new_key
 from tests.support.server import run_cli, start_server
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -201,3 +204,58 @@ def _retire(world: World, device_id: str, held: Held) -> None:
         f"/certificate/{record['certificate_id']}/revoke", json={"reason": "superseded"}
     )
     assert answer.status_code == 200, answer.text
+
+
+def held_back(
+    world: World, port: int | None, held: Held, head: bytes, body: bytes
+) -> ssl.SSLSocket:
+    """A request from `held` whose head and first bytes of body are sent, the rest not yet
+    (past authentication, waiting for its body)."""
+    context = ssl.create_default_context(cafile=world.ca)
+    context.load_cert_chain(held.cert, held.key)
+    sock = context.wrap_socket(
+        socket.create_connection(("127.0.0.1", port or 0), timeout=10), server_hostname="localhost"
+    )
+    sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+    return sock
+
+
+def finish(sock: ssl.SSLSocket, body: bytes) -> int:
+    """Send the rest of the body; the answer's status."""
+    sock.sendall(body[10:])
+    answer = b""
+    while b"\r\n" not in answer:
+        chunk = sock.recv(65536)
+        assert chunk, "closed without an answer"
+        answer += chunk
+    sock.close()
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_requests_held_back_across_a_revocation_mint_and_change_nothing(world: World) -> None:
+    """Found by review: requests authenticated with a certificate, their bodies held back
+    until it was revoked, still issued certificates (that the cascade had not seen) and
+    wrote the device's record."""
+    device_id = world.device()
+    stolen = world.issue(device_id)
+    before = world.api.get(f"/device/{device_id}").json()
+    reenroll = b"POST " + EST.encode() + b"simplereenroll HTTP/1.1\r\nHost: localhost\r\n"
+    reenroll += b"Content-Type: application/pkcs10\r\n"
+    bodies = [est_body(csr(new_key(), stolen))["content"] for _ in range(2)]
+    held = [held_back(world, world.server.est_port, stolen, reenroll, body) for body in bodies]
+    put = f"PUT {API}/device/{device_id} HTTP/1.1\r\nHost: localhost\r\n".encode()
+    put += b"Content-Type: application/json\r\n"
+    update = json.dumps({"device_identifier": "written-after-revocation"}).encode()
+    held_put = held_back(world, world.server.mtls_port, stolen, put, update)
+    time.sleep(0.5)  # all three are past authentication
+    revoked = world.api.put(
+        f"/certificate/{stolen.certificate_id}/revoke", json={"reason": "keyCompromise"}
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert [finish(sock, body) for sock, body in zip(held, bodies, strict=True)] == [403, 403]
+    assert finish(held_put, update) == 403
+    statuses = {c["status"] for c in world.certificates(device_id).values()}
+    assert statuses == {"REVOKED"}  # the stolen one only: nothing minted survived
+    assert len(world.certificates(device_id)) == 1
+    after = world.api.get(f"/device/{device_id}").json()
+    assert after["device_identifier"] == before["device_identifier"]

@@ -53,6 +53,11 @@ class OverLimit(Exception):
     secrets) is already at its limit: nothing was written."""
 
 
+class ParentRevoked(Exception):
+    """The certificate that authorised an issuance was revoked (or expired) before the new
+    one could be recorded: nothing was written."""
+
+
 class StoreUnavailable(Unavailable):
     """The database cannot be reached (connection refused, server restarting)."""
 

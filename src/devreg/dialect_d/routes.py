@@ -317,6 +317,9 @@ class DialectD:
         seen_at: int | None = None
         current: Device | None = None
         if cert is not None:
+            # The body first, the certificate after it: an update whose body was held back
+            # across the certificate's revocation (or the device's disabling) must not land.
+            await request.body()
             caller, current, _ = await self.device_caller(request, cert, "write")
             body = await decode_body(request, DeviceUpdateIn)
             if self.flags_of(body):

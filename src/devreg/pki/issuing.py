@@ -9,16 +9,17 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from devreg.core.clock import now_us
-from devreg.core.errors import InvalidInput, NotFound
+from devreg.core.errors import Forbidden, InvalidInput, NotFound
 from devreg.core.ids import new_id, render_uuid
 from devreg.core.paging import check_page
 from devreg.core.records import Caller, Certificate, Device
-from devreg.core.store import DeviceStore, DuplicateValue, OverLimit
+from devreg.core.store import DeviceStore, DuplicateValue, OverLimit, ParentRevoked
 from devreg.pki.admission import IssuanceLimits, over_cap
 from devreg.pki.ca import CertificateAuthority
 from devreg.pki.keys import PublicKey, check_public_key, public_key_hash
@@ -51,7 +52,7 @@ def csr_key(csr: x509.CertificateSigningRequest) -> PublicKey:
     """The request's public key, if the key policy accepts it: cheap, no signature checked."""
     try:
         key = csr.public_key()
-    except ValueError:  # a key cryptography cannot load
+    except (ValueError, UnsupportedAlgorithm):  # a key cryptography cannot load
         raise InvalidInput("csr public key cannot be read", "csr") from None
     return check_public_key(key)
 
@@ -145,7 +146,7 @@ class CertificateService:
         try:
             cert = x509.load_pem_x509_certificate(pem.encode("utf-8"))
             public_key = cert.public_key()
-        except ValueError:
+        except (ValueError, UnsupportedAlgorithm):  # not a certificate, or a key type unknown
             raise InvalidInput("pem is not a PEM-encoded X.509 certificate", "pem") from None
         # Its key is used in every TLS handshake of the device: the policy holds for it too.
         key = check_public_key(public_key, "pem")
@@ -270,6 +271,8 @@ class CertificateService:
             await self.store.insert_certificate(record, max_active=self.limits.max_active)
         except OverLimit:  # another issuance took the last place meanwhile
             raise over_cap(self.limits.max_active) from None
+        except ParentRevoked:  # the authenticating certificate was revoked meanwhile
+            raise Forbidden("The client certificate has been revoked") from None
         except DuplicateValue as exc:
             if exc.field == "public_key":  # also when another device claimed it just now
                 raise InvalidInput(

@@ -30,6 +30,7 @@ from devreg.core.store import (
     DuplicateValue,
     ListDirection,
     OverLimit,
+    ParentRevoked,
 )
 from devreg.storage import sql
 
@@ -351,8 +352,15 @@ class SqlDeviceStore:
         DuplicateValue("public_key") when another device holds the key, OverLimit when the
         device is at `max_active`."""
         async with self.transaction() as tx:
+            # The device's row lock serialises issuance with revoke-all (which takes it
+            # too), and the parent's with its revocation: a certificate minted by one that
+            # is being revoked is either refused here or revoked with it, never left over.
+            await tx.run(sql.LOCK_DEVICE, (certificate.device_id,))
+            if certificate.parent_id is not None:
+                parent = await tx.rows(sql.LOCK_PARENT_CERTIFICATE, (certificate.parent_id,))
+                if not parent or parent[0][0] is not None or parent[0][1] <= certificate.created_at:
+                    raise ParentRevoked
             if max_active is not None:
-                await tx.run(sql.LOCK_DEVICE, (certificate.device_id,))
                 counted = await tx.rows(
                     sql.COUNT_ACTIVE_CERTIFICATES, (certificate.device_id, certificate.created_at)
                 )
@@ -420,7 +428,11 @@ class SqlDeviceStore:
         self, account_id: bytes, device_id: bytes, reason: str, now: int
     ) -> list[Certificate]:
         params = (now, reason, account_id, device_id)
-        rows = await self.runner().rows(sql.REVOKE_ALL_OF_DEVICE, params)
+        async with self.transaction() as tx:
+            # After any issuance in progress for the device (insert_certificate holds this
+            # lock), so that what it records is seen, and revoked, by the update.
+            await tx.run(sql.LOCK_DEVICE, (device_id,))
+            rows = await tx.rows(sql.REVOKE_ALL_OF_DEVICE, params)
         return [sql.certificate_from_row(row) for row in rows]
 
     async def revoked_page(

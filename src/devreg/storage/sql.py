@@ -146,6 +146,12 @@ SELECT_REVOKED_PAGE = (
 # has one writer anyway) without changing the row.
 LOCK_ACCOUNT = "UPDATE accounts SET name = name WHERE id = ?"
 LOCK_DEVICE = "UPDATE devices SET version = version WHERE id = ?"
+# The certificate that authorised an issuance, locked (a PostgreSQL row lock waits for a
+# revocation in progress to commit) and read as it now is; not a revocation change, so the
+# revocation mark's triggers do not fire.
+LOCK_PARENT_CERTIFICATE = (
+    "UPDATE certificates SET not_after = not_after WHERE id = ? RETURNING revoked_at, not_after"
+)
 COUNT_ACTIVE_CERTIFICATES = (
     "SELECT COUNT(*) FROM certificates WHERE device_id = ? AND revoked_at IS NULL AND not_after > ?"
 )

@@ -19,11 +19,12 @@ MAX_QUERY_PARAMS = 32
 
 
 class Request:
-    __slots__ = ("_receive", "credential", "method", "path", "path_params", "scope")
+    __slots__ = ("_body", "_receive", "credential", "method", "path", "path_params", "scope")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
         self._receive = receive
+        self._body: bytes | None = None  # once read (the receive channel gives it once)
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.path_params: dict[str, str] = {}
@@ -68,6 +69,8 @@ class Request:
         return params
 
     async def body(self, limit: int = MAX_BODY) -> bytes:
+        if self._body is not None:
+            return self._body
         declared = self.header(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise payload_too_large(limit)
@@ -84,7 +87,8 @@ class Request:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        return b"".join(chunks)
+        self._body = b"".join(chunks)
+        return self._body
 
 
 def check_query_size(count: int) -> None:
