@@ -165,7 +165,7 @@ def test_one_address_holds_at_most_its_share(tmp_path: Path) -> None:
 
 FIELDS = 40
 VALUE = "v" * 1000
-DEVICES = 50  # one page of them: about 2 MB of JSON
+DEVICES = 50  # asked for in one page: cut to 1 MiB of JSON (dialect D's list cap)
 
 
 @dataclass
@@ -200,7 +200,7 @@ def start_big_list(tmp_path: Path, **settings: object) -> BigList:
             )
             assert created.status_code == 201, created.text
         page = api.get("/device", params={"limit": DEVICES})
-        assert page.status_code == 200 and len(page.content) > 1_500_000
+        assert page.status_code == 200 and len(page.content) > 900_000
     return BigList(server, key)
 
 
@@ -232,9 +232,10 @@ def test_clients_that_never_read_are_dropped_and_memory_stays_bounded(tmp_path: 
         while open_sockets(pid) > sockets_before and time.monotonic() < deadline:
             peak = max(peak, rss_bytes(pid))
             time.sleep(0.05)
-        assert open_sockets(pid) == sockets_before
+        assert open_sockets(pid) <= sockets_before
         # Without limits each reader pins two answers or more (the one in its buffer and
-        # the next one made and waiting): measured +136 MB. Held output is capped at 16 MiB.
+        # the next one made and waiting): +136 MB measured with 2 MB answers, before D's
+        # lists were capped at 1 MiB. Held output is capped at 16 MiB.
         assert peak - before < 48 * 1024 * 1024, (before, peak)
         after = rss_bytes(pid)
         assert after - before < 16 * 1024 * 1024, (before, after)  # and their memory is back

@@ -47,5 +47,6 @@ def test_room_is_made_idle_first_then_uploads_then_stalled_never_busy() -> None:
 def test_trusted_proxies_are_exempt() -> None:
     networks = [ipaddress.ip_network("10.0.0.0/8")]
     assert exempt("10.1.2.3", networks)
+    assert exempt("::ffff:10.1.2.3", networks)  # the same peer on a dual-stack listener
     assert not exempt("192.0.2.1", networks)
     assert not exempt("not an address", networks)

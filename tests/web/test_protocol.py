@@ -4,6 +4,7 @@ the end-to-end tests in tests/server/test_abuse_limits.py cannot easily arrange.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -15,7 +16,7 @@ import uvicorn
 
 from devreg.server.listeners import UVICORN_SETTINGS, bind
 from devreg.web.errors import HttpError
-from devreg.web.protocol import LimitedHttpToolsProtocol, Limits
+from devreg.web.protocol import MAX_PIPELINED, LimitedHttpToolsProtocol, Limits
 from devreg.web.response import Response
 
 HEAD_TIMEOUT = 0.5
@@ -46,9 +47,13 @@ class Recorded:
 
 
 def serve(refusals: Recorded) -> Iterator[int]:
-    protocol = LimitedHttpToolsProtocol.configure(
-        Limits(head_timeout=HEAD_TIMEOUT, body_timeout=HEAD_TIMEOUT), refusals
-    )
+    for port, _ in serving(refusals, Limits(head_timeout=HEAD_TIMEOUT, body_timeout=HEAD_TIMEOUT)):
+        yield port
+
+
+def serving(refusals: Recorded, limits: Limits) -> Iterator[tuple[int, uvicorn.Server]]:
+    """A real uvicorn server with the limited protocol in a thread: its port and itself."""
+    protocol = LimitedHttpToolsProtocol.configure(limits, refusals)
     config = uvicorn.Config(app, http=protocol, **{**UVICORN_SETTINGS, "lifespan": "off"})
     server = uvicorn.Server(config)
     sock = bind("127.0.0.1", 0)
@@ -59,7 +64,7 @@ def serve(refusals: Recorded) -> Iterator[int]:
         assert thread.is_alive() and time.monotonic() < deadline, "did not start"
         time.sleep(0.01)
     try:
-        yield int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1]), server
     finally:
         server.should_exit = True
         thread.join(10)
@@ -131,3 +136,15 @@ def test_blank_lines_do_not_stop_every_clock(port: int) -> None:
             sock.sendall(b"\r\n")
             assert read_all(sock) == b""  # closed, nothing said
             assert time.monotonic() - started < HEAD_TIMEOUT + 1
+
+
+def test_a_flood_of_pipelined_requests_ends_the_connection() -> None:
+    """Found by review: every pipelined request of a read was queued (16 MB of small
+    requests held ~1 GB); past MAX_PIPELINED queued the connection is dropped."""
+    for port, server in serving(Recorded(), Limits(head_timeout=30, body_timeout=30)):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            with contextlib.suppress(OSError):  # the server may reset us mid-send
+                sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" * (MAX_PIPELINED + 50))
+            data = read_all(sock, SLOW + 5)
+        assert data.count(b"HTTP/1.1 200 ") <= 1  # not 66 answers: dropped
+        assert not server.server_state.tasks or len(server.server_state.tasks) <= 1

@@ -127,8 +127,8 @@ class DevregServer(uvicorn.Server):
         # running are cancelled, and the connections still open (a client not reading its
         # answer holds one open however long the drain deadline says) are dropped here.
         await super().shutdown(sockets=[*(sockets or []), *(sock for _, sock in self.extra)])
-        left = [c for c in self.server_state.connections if not c.transport.is_closing()]
-        for connection in list(self.server_state.connections):
+        left = list(self.server_state.connections)  # closing ones too: stuck on output
+        for connection in left:
             connection.transport.abort()
         if left:
             log.warning("shutdown deadline passed: %d connections dropped", len(left))

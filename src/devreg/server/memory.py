@@ -18,7 +18,7 @@ import platform
 log = logging.getLogger("devreg")
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
-MMAP_THRESHOLD = 256 * 1024
+MMAP_THRESHOLD = 64 * 1024
 
 
 def return_large_buffers() -> bool:

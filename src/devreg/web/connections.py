@@ -86,4 +86,6 @@ def exempt(host: str, networks: Iterable[Network]) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # an IPv4 peer of a dual-stack listener
     return any(address in network for network in networks)

@@ -58,6 +58,7 @@ MAX_CONNECTIONS = 2048
 MAX_PER_ADDRESS = 256
 DRAIN_TIMEOUT = 30.0
 MAX_OUTPUT_BUFFER = 256 * 1024 * 1024  # bytes held for stalled clients, all together
+MAX_PIPELINED = 16  # requests queued behind the one being answered, per connection
 
 # Where the parser is in the connection's current request.
 _IDLE, _HEAD, _BODY = 0, 1, 2
@@ -170,11 +171,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             f"{self.limits.max_connections} connections open (the limit): closing the"
             " longest-waiting idle, uploading or unread ones"
         )
-        while (victim := self.table.oldest_evictable()) is not None:
-            if not victim.transport.is_closing():
-                victim.drop()
-                return True
-        return False
+        victim = self.table.oldest_evictable()
+        if victim is None:
+            return False
+        victim.drop()  # a closing one too: it may be waiting for output nobody reads
+        return True
 
     def drop(self) -> None:
         """End this connection now, without an answer, discarding any unsent output."""
@@ -189,14 +190,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         self.table.stalled[self] = None
-        if self.drain_deadline is None:
-            self.drain_deadline = self.loop.call_later(self.limits.drain_timeout, self._not_drained)
+        self._disarm_drain()  # the time runs from this pause
+        self._arm_drain()
         self._fit_output_budget()
 
     def resume_writing(self) -> None:
         super().resume_writing()
         self.table.stalled.pop(self, None)
-        self._disarm_drain()
+        self._disarm_drain()  # progress: the client read down to the low-water mark
+        if self.transport.get_write_buffer_size():
+            self._arm_drain()  # the rest has the full time again
         if self.deferred:
             self.deferred = False
             if self.pipeline and not self.transport.is_closing():
@@ -227,11 +230,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.running = cycle
         super()._start_asgi_task(cycle, app)
 
+    def _arm_drain(self) -> None:
+        if self.drain_deadline is None:
+            self.drain_deadline = self.loop.call_later(self.limits.drain_timeout, self._not_drained)
+
     def _not_drained(self) -> None:
-        # Also when closing: a transport closed with output pending (after a refusal or a
-        # deadline) waits for the output to be read, however long that takes.
+        # Also when closing: a transport closed with output pending (after a refusal, a
+        # deadline or `connection: close`) waits for the output to be read, however long.
         self.drain_deadline = None
-        if not self.flow.write_paused:
+        if not (self.flow.write_paused or self.transport.get_write_buffer_size()):
             return
         _warn(
             f"a client did not read its answer within {self.limits.drain_timeout:g} s:"
@@ -289,6 +296,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self.transport.get_write_buffer_size():
+            # Output left in the buffer, below the high-water mark (so no pause_writing), and
+            # perhaps a close waiting for it: it too must drain in time.
+            self._arm_drain()
+            if self.transport.is_closing():
+                self.table.stalled[self] = None
         if not self.transport.is_closing() and self.phase == _IDLE and not self.pipeline:
             self.waiting[self] = None  # kept alive and idle: the first to go when full
 
@@ -308,6 +321,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             or len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > MAX_HEAD_BYTES
         ):  # the raw count may include the body that came with the head: count exactly
             self.refuse(_head_too_large())
+            return
+        if len(self.pipeline) >= MAX_PIPELINED:
+            # uvicorn queues every pipelined request of a read, and reads again after each
+            # answer: without a cap, one connection sending small requests back to back
+            # makes thousands of queued requests (measured: 16 MB sent, ~1 GB held).
+            _warn(
+                f"a client pipelined more than {MAX_PIPELINED} requests: dropping such connections"
+            )
+            self.drop()
             return
         self.phase = _BODY
         self.head_bytes = 0
