@@ -9,7 +9,9 @@ must be the same value, and a value must not hide or reorder what is shown aroun
 - it may not contain a control character (Cc: C0, DEL, C1 such as U+0085), a format
   character (Cf: bidi overrides and isolates, zero-width space and joiners, the BOM, tag
   characters), a line or paragraph separator (Zl, Zp: U+2028, U+2029), a surrogate (Cs) or
-  a noncharacter (U+FDD0-U+FDEF and every U+xFFFE, U+xFFFF);
+  a noncharacter (U+FDD0-U+FDEF and every U+xFFFE, U+xFFFF), nor any other of Unicode's
+  default-ignorable code points (invisible when not supported: the combining grapheme
+  joiner, Hangul fillers, variation selectors; `café` and `café` + U+FE0F look the same);
 - it may not be only whitespace.
 
 Other spaces (U+00A0), private-use and not yet assigned code points are ordinary text: a
@@ -19,19 +21,27 @@ accepted by another.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import cache
 
 from devreg.core.errors import InvalidInput
 
 FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Default_Ignorable_Code_Point (Unicode's DerivedCoreProperties.txt) outside Cf, a fixed
+# table so that it does not change with the Python version.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0"
+    "\ufff0-\ufff8\U000e0000-\U000e0fff]"
+)
 
 # The rule in words, for the OpenAPI documents and the README.
 TEXT_RULE = (
     "Normalised to Unicode NFC before it is stored or compared. Refused when it is only"
     " whitespace or contains a control character (Cc, e.g. U+0085), a format character"
     " (Cf: bidi controls, zero-width characters), a line or paragraph separator (U+2028,"
-    " U+2029), a surrogate or a noncharacter (e.g. U+FFFF)."
+    " U+2029), a surrogate, a noncharacter (e.g. U+FFFF) or another default-ignorable"
+    " code point (e.g. U+034F, U+3164, the variation selectors U+FE00-U+FE0F)."
 )
 
 
@@ -40,8 +50,10 @@ def is_noncharacter(code: int) -> bool:
 
 
 def is_forbidden(char: str) -> bool:
-    # Every forbidden character is one str.isprintable() refuses (it refuses all of C* and
-    # Z* but the ASCII space), so the category is only looked up for those.
+    # str.isprintable() refuses all of C* and Z* but the ASCII space, so the category is
+    # only looked up for those; the default-ignorables beyond them are in the table.
+    if _IGNORABLE.match(char) is not None:
+        return True
     return not char.isprintable() and (
         unicodedata.category(char) in FORBIDDEN_CATEGORIES or is_noncharacter(ord(char))
     )
@@ -51,7 +63,10 @@ def first_forbidden(value: str) -> int | None:
     """The index of the first forbidden character, or None. str.isprintable() runs in C
     and is true for nearly every value, so the loop over characters is the rare path."""
     if value.isprintable():
-        return None
+        if value.isascii():
+            return None
+        ignorable = _IGNORABLE.search(value)
+        return None if ignorable is None else ignorable.start()
     for index, char in enumerate(value):
         if is_forbidden(char):
             return index
@@ -73,7 +88,8 @@ def check_text(value: str, what: str, max_length: int | None) -> str:
     if index is not None:
         raise InvalidInput(
             f"{what} must not contain control characters, format characters, line or"
-            f" paragraph separators or noncharacters: U+{ord(value[index]):04X} at"
+            f" paragraph separators, noncharacters or other invisible (default-ignorable)"
+            f" characters: U+{ord(value[index]):04X} at"
             f" position {index}",
             what,
         )

@@ -19,6 +19,8 @@ import asyncio
 import logging
 import time
 
+from devreg.web.connections import address_key
+
 TOO_MANY_REQUESTS = 429
 MAX_ADDRESSES = 10_000
 OTHERS = "other-addresses"
@@ -46,6 +48,7 @@ class RefusalCounter:
         """For a 429 to `address` (the client's, without its port): True if it was counted
         into that address's burst (write no line for it); False if it starts a burst (write
         its line as usual)."""
+        address = address_key(address)  # an IPv6 client counts per /64, as connections do
         burst = self._bursts.get(address)
         if burst is None and len(self._bursts) >= MAX_ADDRESSES:
             address = OTHERS
