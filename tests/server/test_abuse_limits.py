@@ -10,6 +10,7 @@ Time is scaled down: the server runs with 2-second head, body and handshake time
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import multiprocessing
@@ -64,6 +65,7 @@ class World:
     api_key: str
     device_id: str
     listeners: dict[str, Listener] = field(default_factory=dict)
+    est_basic: str = ""  # an Authorization header with the device's enrollment secret
 
 
 def request(method: str, path: str, *headers: str, body: bytes = b"") -> bytes:
@@ -99,6 +101,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         device_id = made.json()["id"]
         issued = api.post(f"/device/{device_id}/certificate", json={"generate_key": True})
         assert issued.status_code == 201, issued.text
+        # EST authenticates before it reads a body: its body limits need a credential (a
+        # secret is spent only by a request that is issued, never by a refused one).
+        secret = api.post(f"/device/{device_id}/enrollment-secret")
+        assert secret.status_code == 201, secret.text
+        basic = base64.b64encode(f"{device_id}:{secret.json()['secret']}".encode()).decode()
         api.close()
         cert, key = base / "device.pem", base / "device.key"
         cert.write_text(issued.json()["pem"])
@@ -108,6 +115,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         mtls = ssl.create_default_context(cafile=str(ca))
         mtls.load_cert_chain(cert, key)
         world = World(server, token, account["live_key"], device_id)
+        world.est_basic = f"Authorization: Basic {basic}"
         world.listeners = {
             "plain": Listener(
                 "plain",
@@ -241,6 +249,7 @@ def abusive_body_request(world: World, listener: Listener, body: bytes, **kw: st
         "POST",
         "/.well-known/est/simpleenroll",
         "Content-Type: application/pkcs10",
+        world.est_basic,
         *extra,
         body=body,
     )
