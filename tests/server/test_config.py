@@ -3,6 +3,7 @@ line."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,33 @@ def test_quotas_come_from_the_environment() -> None:
 def test_a_quota_below_one_is_refused(value: str) -> None:
     with pytest.raises(ValueError):
         load_config(environ={"DEVREG_MAX_DEVICES": value})
+
+
+def test_the_connection_limits_come_from_the_environment() -> None:
+    config = load_config(
+        environ={
+            "DEVREG_DRAIN_TIMEOUT": "5",
+            "DEVREG_SHUTDOWN_TIMEOUT": "3",
+            "DEVREG_MAX_CONNECTIONS_PER_ADDRESS": "0",
+            "DEVREG_MAX_OUTPUT_BUFFER": "1048576",
+        }
+    )
+    assert (config.drain_timeout, config.shutdown_timeout) == (5.0, 3.0)
+    assert (config.max_connections_per_address, config.max_output_buffer) == (0, 1048576)
+    defaults = load_config(environ={})
+    assert (defaults.drain_timeout, defaults.shutdown_timeout) == (30.0, 10.0)
+    assert defaults.max_connections_per_address == 256
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("DEVREG_DRAIN_TIMEOUT", "0", "between 0 and 3600"),
+        ("DEVREG_SHUTDOWN_TIMEOUT", "3601", "between 0 and 3600"),
+        ("DEVREG_MAX_CONNECTIONS_PER_ADDRESS", "-1", "0 (no limit) or more"),
+        ("DEVREG_MAX_OUTPUT_BUFFER", "1000", "at least 65536"),
+    ],
+)
+def test_connection_limits_out_of_range_are_refused(variable: str, value: str, words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_config(environ={variable: value})
