@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devreg.auth.api_keys import new_api_key
+from devreg.core.accounts import build_account
+from devreg.core.clock import now_us
+from devreg.core.devices import DeviceService
 from devreg.core.ids import new_id
+from devreg.core.records import Caller, Device
+from devreg.core.store import DeviceStore
 from devreg.storage import is_postgres_url, sqlite_path
 
 COLUMNS = [
@@ -97,3 +103,13 @@ async def copy_postgres(url: str, rows: Sequence[tuple[Any, ...]]) -> None:
             await conn.copy_records_to_table("certificates", records=rows, columns=COLUMNS)
     finally:
         await conn.close()
+
+
+async def seed_device(store: DeviceStore, name: str) -> tuple[Caller, Device]:
+    """A new account (with a key) holding one device: the certificates' owner."""
+    new = build_account(name, now_us())
+    _, key = new_api_key(new.account.id, True, now_us())
+    await store.create_account(new.account, [key], new.division, new.profile)
+    caller = Caller(new.account.id, True, f"key:{name}")
+    device = await DeviceService(store).create_in_profile(caller, "gw", None, None, [])
+    return caller, device

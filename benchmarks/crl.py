@@ -23,11 +23,9 @@ from benchmarks.certificates_seed import (
     copy_postgres,
     insert_sqlite,
     seed_certificates,
+    seed_device,
 )
-from devreg.auth.api_keys import new_api_key
-from devreg.core.accounts import build_account
 from devreg.core.clock import now_us
-from devreg.core.devices import DeviceService
 from devreg.core.records import Caller
 from devreg.core.store import DeviceStore
 from devreg.pki.ca import load_or_create_ca
@@ -53,13 +51,9 @@ async def measure(database_url: str | None, certificates: int, revoked: int) -> 
         # Not durable: the fsync would hide the statements' own cost in the revocation figure.
         store = await open_store(database_url, data, durable=False)
         try:
-            new = build_account("crl", now_us())
-            _, key = new_api_key(new.account.id, True, now_us())
-            await store.create_account(new.account, [key], new.division, new.profile)
-            caller = Caller(new.account.id, True, "key:bench")
-            device = await DeviceService(store).create_in_profile(caller, "gw", None, None, [])
+            caller, device = await seed_device(store, "crl")
             await seed_certificates(
-                database_url, data, new.account.id, device.id,
+                database_url, data, caller.account_id, device.id,
                 revoked=revoked, unrevoked=certificates - revoked, now=now_us(),
             )  # fmt: skip
             times = []

@@ -19,12 +19,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.certificates_seed import certificate_rows, copy_postgres, insert_sqlite
-from devreg.auth.api_keys import new_api_key
-from devreg.core.accounts import build_account
+from benchmarks.certificates_seed import (
+    certificate_rows,
+    copy_postgres,
+    insert_sqlite,
+    seed_device,
+)
 from devreg.core.clock import now_us
-from devreg.core.devices import DeviceService
-from devreg.core.records import Caller
 from devreg.storage import migrate_store, open_store, sql, sqlite_path
 
 REVOCATIONS = 2_000
@@ -41,16 +42,14 @@ async def certificates(url: str | None, data: Path) -> tuple[bytes, list[tuple[A
     await migrate_store(url, data)
     store = await open_store(url, data, durable=False)
     try:
-        new = build_account("cost", now_us())
-        _, key = new_api_key(new.account.id, True, now_us())
-        await store.create_account(new.account, [key], new.division, new.profile)
-        caller = Caller(new.account.id, True, "key:cost")
-        device = await DeviceService(store).create_in_profile(caller, "gw", None, None, [])
+        caller, device = await seed_device(store, "cost")
     finally:
         await store.close()
     total = 2 * REVOCATIONS + OTHERS
-    rows, _ = certificate_rows(new.account.id, device.id, revoked=0, unrevoked=total, now=now_us())
-    return new.account.id, rows
+    rows, _ = certificate_rows(
+        caller.account_id, device.id, revoked=0, unrevoked=total, now=now_us()
+    )
+    return caller.account_id, rows
 
 
 async def median_us(

@@ -12,13 +12,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from devreg.core.records import Certificate, Device
-from devreg.core.store import DeviceStore
 from devreg.storage import SQLITE_FILE, migrate_store, open_store, sqlite_path
 from devreg.storage.migrations import migration_scripts, split_statements
 from devreg.storage.sqlite import SqliteDeviceStore
 from tests.conftest import POSTGRES_ADMIN_URL
-from tests.storage.conftest import NOW, StoredAccount, device_for, stored_account
+from tests.storage.conftest import NOW, stored_account
+from tests.storage.test_revocation_mark import device_with
 
 RECORD_TABLES = {
     "accounts",
@@ -243,19 +242,6 @@ async def test_postgres_store_durability_is_the_commit_setting(postgres_url: str
             await store.close()
 
 
-async def certified_device(
-    store: DeviceStore, account: StoredAccount, count: int
-) -> tuple[Device, list[Certificate]]:
-    from tests.storage.test_store_d import certificate_for
-
-    device = device_for(account)
-    await store.insert_device(device)
-    certs = [certificate_for(device, b"key") for _ in range(count)]
-    for cert in certs:
-        await store.insert_certificate(cert)
-    return device, certs
-
-
 async def test_an_upgraded_database_starts_from_its_revocations(
     fresh_backend: str | None, tmp_path: Path
 ) -> None:
@@ -294,7 +280,7 @@ async def test_an_upgraded_database_starts_from_its_revocations(
     store = await open_store(fresh_backend, tmp_path)
     try:
         account = await stored_account(store)
-        _, certs = await certified_device(store, account, 3)
+        _, certs = await device_with(store, account, 3)
         for index, cert in enumerate(certs[:2]):
             await store.revoke_certificate(account.id, True, cert.id, "keyCompromise", NOW + index)
     finally:
