@@ -252,7 +252,10 @@ def test_clients_that_never_read_are_dropped_and_memory_stays_bounded(tmp_path: 
 def test_sigterm_finishes_while_a_client_is_not_reading(tmp_path: Path) -> None:
     world = start_big_list(tmp_path, drain_timeout=600, shutdown_timeout=2)
     try:
-        reader = non_reader(world, 4)
+        # 12 answers of 1 MiB: more than the kernel's send and receive buffers hold
+        # (tcp_wmem's 4 MiB at most), so output is left waiting in the server whenever
+        # the signal comes (with 4, the kernel could take them all and the close was clean)
+        reader = non_reader(world, 12)
         time.sleep(1)
         world.server.process.send_signal(signal.SIGTERM)
         # the graceful-shutdown deadline is 2 s; before the fix it never finished
