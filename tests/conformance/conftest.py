@@ -1,0 +1,149 @@
+"""One `devreg serve` (with its client-authentication listener) per store for the whole
+conformance suite; each test gets a fresh account, seen through both dialects."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dialect_d.helpers import Account, d_client
+from tests.dialect_f.helpers import anonymous_client, bearer_client, login
+from tests.support.server import STORES, RunningServer, create_account, start_server
+
+D = "/iot/api/v2"
+
+
+@dataclass
+class Vendors:
+    """One account: its D clients (x-api-key) and F clients (bearer tokens of its keys)."""
+
+    server: RunningServer
+    d: Account
+    f_live: httpx.Client
+    f_test: httpx.Client
+    directory: Path
+
+    def close(self) -> None:
+        self.d.close()
+        self.f_live.close()
+        self.f_test.close()
+
+    def profile(self, name: str = "Device Profile", **flags: bool) -> dict[str, Any]:
+        """A profile with one mandatory and one optional field, as DigiCert's examples use."""
+        made = self.d.live.post(
+            "/device-profile",
+            json={
+                "name": name,
+                "fields": [
+                    {"name": "Mandatory Field", "mandatory": True},
+                    {"name": "Optional Field", "mandatory": False},
+                ],
+                **flags,
+            },
+        )
+        assert made.status_code == 201, made.text
+        profile: dict[str, Any] = made.json()
+        return profile
+
+    def device(self, profile: dict[str, Any], identifier: str) -> dict[str, Any]:
+        mandatory, optional = (field["id"] for field in profile["fields"])
+        made = self.d.live.post(
+            "/device",
+            json={
+                "division_id": profile["division"]["id"],
+                "device_identifier": identifier,
+                "device_profile_id": profile["id"],
+                "fields": [{"id": mandatory, "value": "m0"}, {"id": optional, "value": "o0"}],
+            },
+        )
+        assert made.status_code == 201, made.text
+        device: dict[str, Any] = made.json()
+        return device
+
+    def device_client(self, device_id: str) -> httpx.Client:
+        """A client of the client-authentication listener holding the device's certificate
+        (its key made by devreg and shown once)."""
+        issued = self.d.live.post(f"/device/{device_id}/certificate", json={"generate_key": True})
+        assert issued.status_code == 201, issued.text
+        cert, key = self.directory / f"{device_id}.pem", self.directory / f"{device_id}.key"
+        cert.write_text(issued.json()["pem"])
+        key.write_text(issued.json()["private_key"])
+        key.chmod(0o600)
+        context = ssl.create_default_context(cafile=str(self.server.data_dir / "ca.pem"))
+        context.load_cert_chain(cert, key)
+        assert self.server.mtls_port is not None
+        return httpx.Client(
+            base_url=f"https://localhost:{self.server.mtls_port}{D}", verify=context, timeout=30
+        )
+
+
+@pytest.fixture(scope="session", params=STORES)
+def vendor_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    database_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    running = start_server(
+        tmp_path_factory.mktemp(f"conformance-{request.param}") / "data",
+        database_url=database_url,
+        rate_limit=0,
+        mtls=True,
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def vendors(vendor_server: RunningServer, tmp_path: Path) -> Iterator[Vendors]:
+    made = create_account(vendor_server, "Acme")
+    anon = anonymous_client(vendor_server)
+    try:
+        live = login(anon, made["account_id"], made["live_key"])
+        test = login(anon, made["account_id"], made["test_key"])
+    finally:
+        anon.close()
+    world = Vendors(
+        server=vendor_server,
+        d=Account(
+            server=vendor_server,
+            account_id=made["account_id"],
+            live_key=made["live_key"],
+            test_key=made["test_key"],
+            live=d_client(vendor_server, made["live_key"]),
+            test=d_client(vendor_server, made["test_key"]),
+            anon=d_client(vendor_server),
+        ),
+        f_live=bearer_client(vendor_server, live),
+        f_test=bearer_client(vendor_server, test),
+        directory=tmp_path,
+    )
+    try:
+        yield world
+    finally:
+        world.close()
+
+
+LIMITED_RATE = 0.05  # one request per 20 s: no refill within a test
+LIMITED_BURST = 3
+
+
+@pytest.fixture(scope="session")
+def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server whose rate limit is reached after three requests (the limit is kept in
+    memory or Redis, never in the store: SQLite is enough)."""
+    running = start_server(
+        tmp_path_factory.mktemp("conformance-limited") / "data",
+        rate_limit=LIMITED_RATE,
+        rate_burst=LIMITED_BURST,
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
