@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.dialect_d.helpers import Account, d_client
+from tests.dialect_d.helpers import FLAGS, Account, d_client
 from tests.dialect_f.helpers import anonymous_client, bearer_client, login
 from tests.support.server import STORES, RunningServer, create_account, start_server
 
@@ -34,8 +34,10 @@ class Vendors:
         self.f_live.close()
         self.f_test.close()
 
-    def profile(self, name: str = "Device Profile", **flags: bool) -> dict[str, Any]:
-        """A profile with one mandatory and one optional field, as DigiCert's examples use."""
+    def profile(self, name: str = "Device Profile", *, device_api: bool = False) -> dict[str, Any]:
+        """A profile with one mandatory and one optional field, as DigiCert's examples use;
+        with `device_api`, its devices may read, update and renew over client auth."""
+        flags = {flag: True for flag in FLAGS} if device_api else {}
         made = self.d.live.post(
             "/device-profile",
             json={

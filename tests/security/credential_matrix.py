@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
+
+from tests.support.readme_blocks import README, block, replaced
 
 D = "/iot/api/v2"
 EST = "/.well-known/est/"
-README = Path(__file__).resolve().parents[2] / "README.md"
 BEGIN = "<!-- credential-matrix: made by `python -m tests.security.credential_matrix --write` -->"
 END = "<!-- /credential-matrix -->"
 
@@ -278,19 +278,7 @@ def markdown() -> str:
 
 
 def readme_block(readme: str) -> str:
-    """What README.md holds between the markers (empty when they are missing)."""
-    start, end = readme.find(BEGIN), readme.find(END)
-    if start < 0 or end < start:
-        return ""
-    return readme[start + len(BEGIN) : end].strip("\n")
-
-
-def with_table(readme: str) -> str:
-    """README.md with the generated table between its markers."""
-    start, end = readme.find(BEGIN), readme.find(END)
-    if start < 0 or end < start:
-        raise SystemExit(f"README.md has no {BEGIN!r} ... {END!r} block")
-    return readme[: start + len(BEGIN)] + "\n" + markdown() + "\n" + readme[end:]
+    return block(readme, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.markdown:
         sys.stdout.write(markdown() + "\n")
     else:
-        README.write_text(with_table(README.read_text()))
+        README.write_text(replaced(README.read_text(), BEGIN, END, markdown()))
     return 0
 
 

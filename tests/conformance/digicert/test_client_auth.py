@@ -13,16 +13,12 @@ from cryptography.x509.oid import NameOID
 from tests.conformance.conftest import Vendors
 from tests.dialect_d.helpers import (
     DEVICE_KEYS,
+    FLAGS,
     UUID,
     assert_errors,
     check_device,
 )
 
-FLAGS = {
-    "device_api_allow_read": True,
-    "device_api_allow_write": True,
-    "device_api_allow_renew_certificate": True,
-}
 NO_SUCH = "00000000-0000-4000-8000-000000000000"
 
 
@@ -58,7 +54,11 @@ def test_client_auth_get_as_openwifi_reads_it(vendors: Vendors) -> None:
     "Redirector"."""
     made = vendors.d.live.post(
         "/device-profile",
-        json={"name": "AP", "fields": [{"name": "Redirector", "mandatory": True}], **FLAGS},
+        json={
+            "name": "AP",
+            "fields": [{"name": "Redirector", "mandatory": True}],
+            **{flag: True for flag in FLAGS},
+        },
     )
     assert made.status_code == 201, made.text
     profile = made.json()
@@ -80,7 +80,7 @@ def test_client_auth_get_as_openwifi_reads_it(vendors: Vendors) -> None:
 
 
 def test_client_auth_update_as_seed_003(vendors: Vendors) -> None:
-    profile = vendors.profile(**FLAGS)
+    profile = vendors.profile(device_api=True)
     device = vendors.device(profile, "Old Device Identifier")
     mandatory, optional = (field["id"] for field in profile["fields"])
     body = {
@@ -108,7 +108,7 @@ def test_client_auth_update_as_seed_003(vendors: Vendors) -> None:
 
 
 def test_client_auth_renew_with_a_csr(vendors: Vendors) -> None:
-    profile = vendors.profile(**FLAGS)
+    profile = vendors.profile(device_api=True)
     device = vendors.device(profile, "renewing")
     csr = renewal_csr(vendors.directory, device["id"])
     with vendors.device_client(device["id"]) as client:
@@ -126,7 +126,7 @@ def test_client_auth_renew_with_a_csr(vendors: Vendors) -> None:
 def test_renew_attributes_are_refused_by_name(vendors: Vendors) -> None:
     """DigiCert's example body also sets subject and device attributes: devreg refuses
     them by name (enrollment profiles, #16), and issues nothing."""
-    profile = vendors.profile(**FLAGS)
+    profile = vendors.profile(device_api=True)
     device = vendors.device(profile, "attributes")
     csr = renewal_csr(vendors.directory, device["id"])
     body = {
