@@ -384,7 +384,7 @@ def test_renewal_is_refused_and_records_nothing(life: Deployment, acme: Account,
         assert changed.status_code == 201, changed.text
         words = f"{flag} is false"
     elif case == "disabled":
-        assert acme.live.put(f"/device/{target}/disable").status_code == 204
+        assert acme.live.put(f"/device/{target}/disable").status_code == 200
         words = "not active"
     elif case == "revoked":
         assert revoke(acme, held.cert_id).status_code == 200
@@ -596,11 +596,11 @@ def test_disabling_refuses_at_once_on_an_open_connection(
     with device_client(life, transport, held.cert, held.key) as device:
         first = device.get(path)
         assert first.status_code == 200, first.text
-        assert acme.live.put(f"{path}/disable").status_code == 204
+        assert acme.live.put(f"{path}/disable").status_code == 200
         refused = device.get(path)
         assert same_connection(first, refused)
         assert_denied(refused, "not active")
-        assert acme.live.put(f"{path}/enable").status_code == 204
+        assert acme.live.put(f"{path}/enable").status_code == 200
         again = device.get(path)
         assert same_connection(first, again)
         assert again.status_code == 200, again.text
@@ -766,7 +766,7 @@ def test_deleting_a_device_revokes_its_certificates(life: Deployment, acme: Acco
     with device_client(life, "listener", first.cert, first.key) as device:
         before = device.get(path)
         assert before.status_code == 200, before.text
-        assert acme.live.delete(path).status_code == 204
+        assert acme.live.delete(path).status_code == 200
         after = device.get(path)
         assert same_connection(before, after)
         assert_denied(after, "revoked")
@@ -1153,10 +1153,10 @@ def test_with_two_workers_disabling_in_one_and_enabling_in_the_other(pair: Deplo
     clients = [c for group in (apis, devices) for c, _ in group.values()]
     try:
         first, second = sorted(apis)
-        assert apis[first][0].put(f"{path}/disable").status_code == 204
+        assert apis[first][0].put(f"{path}/disable").status_code == 200
         for device, _ in devices.values():
             assert_denied(device.get(path), "not active")
-        assert apis[second][0].put(f"{path}/enable").status_code == 204
+        assert apis[second][0].put(f"{path}/enable").status_code == 200
         for device, opened in devices.values():
             again = device.get(path)
             assert same_connection(opened, again)

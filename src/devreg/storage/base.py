@@ -313,6 +313,16 @@ class SqlDeviceStore:
                 await tx.run(sql.REVOKE_DEVICE_CERTIFICATES, (now, revoke_reason, device_id))
         return sql.device_from_row(rows[0])
 
+    async def restore_device(
+        self, account_id: bytes, live_mode: bool, device_id: bytes, now: int
+    ) -> Device | None:
+        async with self.transaction() as tx:
+            rows = await tx.rows(sql.RESTORE_DEVICE, (now, device_id, account_id, live_mode))
+            if not rows:
+                return None
+            await _add_to_count(tx, account_id, live_mode, device_id, 1)
+        return sql.device_from_row(rows[0])
+
     async def touch_last_seen(self, device_id: bytes, now: int) -> None:
         await self.runner().run(sql.TOUCH_LAST_SEEN, (now, device_id))
 
@@ -489,7 +499,8 @@ class SqlDeviceStore:
 async def _add_to_count(
     tx: SqlRunner, account_id: bytes, live_mode: bool, device_id: bytes, change: int
 ) -> None:
-    """Keep device_counts right in the transaction that inserts or deletes the device."""
+    """Keep device_counts right in the transaction that inserts, deletes or restores the
+    device."""
     params = (account_id, live_mode, sql.count_slot(device_id), change)
     await tx.run(sql.ADD_TO_DEVICE_COUNT, params)
 
