@@ -112,7 +112,8 @@ COLUMN_NOTES: dict[str, str] = {
     "D named": "`GET /division/{id}`, `POST /device-profile` in that division, `GET"
     " /device-profile/{id}`, `POST /device` in that division and profile (the target's)",
     "D profile PUT": "`PUT /device-profile/{id}` (the target's profile)",
-    "D admin": "`DELETE /device/{id}`, `PUT …/disable`, `PUT …/enable`, `PUT …/restore` (of the target once deleted), `POST` and `GET"
+    "D admin": "`DELETE /device/{id}`, `PUT …/disable`, `PUT …/enable`, `PUT …/restore` (of"
+    " the target once deleted), `POST` and `GET"
     " …/certificate`, `PUT …/certificate/revoke`, `POST …/enrollment-secret`, `PUT"
     " …/enrollment-secret/revoke`, `PUT /certificate/{id}/revoke` (the target's certificate)",
     "D GET": "`GET /device/{id}` (API key or the device's certificate)",
