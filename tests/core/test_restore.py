@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 
 from devreg.core.devices import DeviceService
-from devreg.core.errors import InvalidInput, NotFound, QuotaExceeded
+from devreg.core.errors import InvalidInput, NotFound, QuotaExceeded, Unauthenticated
 from devreg.core.ids import new_id
 from devreg.core.quotas import Quotas
 from devreg.core.records import DeviceStatus
 from devreg.core.store import DeviceStore
+from devreg.est.enrollment import authenticate_secret, create_secret
 from tests.core.conftest import StepClock, Tenant
 
 
@@ -97,3 +98,15 @@ async def test_restore_is_refused_when_the_quota_is_full(
         await service.restore(tenant.live, old.id)
     archived = await store.get_device(tenant.account_id, True, old.id, include_deleted=True)
     assert archived is not None and archived.status is DeviceStatus.DELETED
+
+
+async def test_an_enrollment_secret_made_before_the_delete_stays_revoked_after_restore(
+    service: DeviceService, store: DeviceStore, tenant: Tenant
+) -> None:
+    made = await service.create_in_profile(tenant.live, "est-gw", None, None, [])
+    secret = await create_secret(store, tenant.live, made.id)
+    assert (await authenticate_secret(store, made.id, secret.secret)).id == made.id
+    await service.delete(tenant.live, made.id)
+    await service.restore(tenant.live, made.id)
+    with pytest.raises(Unauthenticated):
+        await authenticate_secret(store, made.id, secret.secret)

@@ -184,14 +184,14 @@ _DELETE_TEXT = (
     'An archive, as DigiCert\'s "Delete device": answers the device with status DELETED.'
     " The record is kept but hidden from lists, counts and dialect F; its device_identifier"
     " and reference_id are free for a new device; its certificates are revoked"
-    " (cessationOfOperation). GET, PUT, disable and enable answer it as an unknown device;"
-    " PUT /device/{id}/restore brings it back."
+    " (cessationOfOperation), and its enrollment secret. GET, PUT, disable and enable"
+    " answer it as an unknown device; PUT /device/{id}/restore brings it back."
 )
 _RESTORE_TEXT = (
     "A deleted device back to ACTIVE (200, the device), if its device_identifier and"
     " reference_id are still free (else 400 invalid_input naming the clash) and the device"
-    " quota has room. Its certificates stay revoked: issue it new ones. A device that is not"
-    " deleted: 400 invalid_input."
+    " quota has room. Its certificates and enrollment secret stay revoked: issue new ones."
+    " A device that is not deleted: 400 invalid_input."
 )
 
 

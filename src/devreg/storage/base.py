@@ -305,6 +305,8 @@ class SqlDeviceStore:
                 return None
             if deleting:
                 await _add_to_count(tx, account_id, live_mode, device_id, -1)
+                # Like its certificates, its EST secret must not work again after a restore.
+                await tx.rows(sql.REVOKE_ENROLLMENTS, (now, device_id, now))
             if values is not None:
                 await tx.run(sql.DELETE_VALUES, (device_id,))
                 for field_id, value in values.items():
