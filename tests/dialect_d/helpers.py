@@ -140,8 +140,9 @@ def assert_no_such_device(response: httpx.Response, device_id: str) -> None:
     }
 
 
-def check_device(body: Any) -> dict[str, Any]:
-    """Exactly seed 003's device fields, each of the documented type."""
+def check_device(body: Any, statuses: Iterable[str] = ("ACTIVE", "DISABLED")) -> dict[str, Any]:
+    """Exactly seed 003's device fields, each of the documented type (`statuses`: DELETED
+    too for the answer to a delete)."""
     assert isinstance(body, dict), body
     assert set(body) == DEVICE_KEYS, sorted(set(body) ^ DEVICE_KEYS)
     assert UUID.match(body["id"]), body
@@ -152,7 +153,7 @@ def check_device(body: Any) -> dict[str, Any]:
     )
     assert isinstance(body["device_identifier"], str)
     assert parse_time(body["created"]) <= parse_time(body["updated"])
-    assert body["status"] in {"ACTIVE", "DISABLED"}
+    assert body["status"] in set(statuses), body
     for field in body["fields"]:
         assert set(field) == {"id", "name", "value", "mandatory"}, field
         assert UUID.match(field["id"]) and isinstance(field["mandatory"], bool)

@@ -219,13 +219,13 @@ def test_another_devices_certificate_is_refused_and_changes_nothing(
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_disabled_device_is_refused_until_enabled(world: World, transport: str) -> None:
     keys = world.new_device(f"disabled-{transport}")
-    assert world.api.put(f"{API}/device/{keys.device_id}/disable").status_code == 204
+    assert world.api.put(f"{API}/device/{keys.device_id}/disable").status_code == 200
     with world.device_client(transport, keys) as device:
         assert_denied(device.get(f"{API}/device/{keys.device_id}"), "not active")
         put = device.put(f"{API}/device/{keys.device_id}", json=seed_body(world, "x"))
         assert_denied(put, "not active")
         assert world.record(keys.device_id)["device_identifier"] == f"disabled-{transport}"
-        assert world.api.put(f"{API}/device/{keys.device_id}/enable").status_code == 204
+        assert world.api.put(f"{API}/device/{keys.device_id}/enable").status_code == 200
         assert device.get(f"{API}/device/{keys.device_id}").status_code == 200
 
 

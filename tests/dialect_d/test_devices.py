@@ -152,7 +152,7 @@ def test_identifier_is_unique_per_division_until_deleted(seeded: Seeded) -> None
     in_test = make_device(seeded.account.test, "Old Device", test_profile, {"Mandatory Field": "t"})
     assert in_test["division"] == seeded.division
     # Free again once deleted.
-    assert client.delete(seeded.path).status_code == 204
+    assert client.delete(seeded.path).status_code == 200
     again = make_device(client, "Old Device", seeded.profile, {"Mandatory Field": "again"})
     assert again["id"] != seeded.device["id"]
 
@@ -534,24 +534,27 @@ def shared_world(shared: Account) -> Seeded:
 # --- status and delete --------------------------------------------------------------------------
 
 
-def test_disable_and_enable_are_204_and_show_in_the_status(seeded: Seeded) -> None:
+def test_disable_and_enable_answer_the_device_and_show_in_the_status(seeded: Seeded) -> None:
     client = seeded.account.live
     response = client.put(f"{seeded.path}/disable")
-    assert response.status_code == 204, response.text
-    assert response.content == b""
+    assert response.status_code == 200, response.text
+    answered = response.json()
+    assert answered["status"] == "DISABLED"
+    assert answered["updated"] >= seeded.device["updated"]
     disabled = get_device(client, seeded.device["id"])
-    assert disabled["status"] == "DISABLED"
+    assert disabled == answered  # the answer is the device as stored
     assert values_of(disabled) == values_of(seeded.device)
     assert all_devices(client) == [disabled]  # still listed
-    assert client.put(f"{seeded.path}/disable").status_code == 204  # idempotent
+    assert client.put(f"{seeded.path}/disable").status_code == 200  # idempotent
     response = client.put(f"{seeded.path}/enable")
-    assert response.status_code == 204, response.text
-    assert get_device(client, seeded.device["id"])["status"] == "ACTIVE"
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ACTIVE"
+    assert get_device(client, seeded.device["id"]) == response.json()
 
 
 def test_a_disabled_device_can_still_be_updated_with_the_api_key(seeded: Seeded) -> None:
     client = seeded.account.live
-    assert client.put(f"{seeded.path}/disable").status_code == 204
+    assert client.put(f"{seeded.path}/disable").status_code == 200
     response = client.put(
         seeded.path, json={"fields": [{"id": seeded.mandatory, "value": "while disabled"}]}
     )
@@ -559,12 +562,15 @@ def test_a_disabled_device_can_still_be_updated_with_the_api_key(seeded: Seeded)
     assert response.json()["status"] == "DISABLED"
 
 
-def test_delete_is_204_then_the_device_is_gone(seeded: Seeded) -> None:
+def test_delete_answers_the_archived_device_then_it_is_gone(seeded: Seeded) -> None:
     client = seeded.account.live
     device_id = seeded.device["id"]
     response = client.delete(seeded.path)
-    assert response.status_code == 204, response.text
-    assert response.content == b""
+    assert response.status_code == 200, response.text
+    archived = response.json()
+    assert (archived["id"], archived["status"]) == (device_id, "DELETED")
+    assert values_of(archived) == values_of(seeded.device)
+    assert_no_such_device(client.put(f"{seeded.path}/disable"), device_id)
     assert_no_such_device(client.get(seeded.path), device_id)
     assert_no_such_device(client.put(seeded.path, json={}), device_id)
     assert_no_such_device(client.put(f"{seeded.path}/enable"), device_id)

@@ -44,12 +44,19 @@ from tests.dialect_d.helpers import (
     CERTIFICATE_KEYS,
     UUID,
     Account,
+    all_devices,
     assert_errors,
+    assert_no_such_device,
+    check_device,
     d_client,
+    get_device,
+    list_devices,
     make_device,
+    make_profile,
     new_account,
     openssl,
     parse_time,
+    values_of,
 )
 from tests.pki.test_issuing import tamper
 from tests.support.nginx import NGINX, NginxFailed, nginx_in_front
@@ -384,7 +391,7 @@ def test_renewal_is_refused_and_records_nothing(life: Deployment, acme: Account,
         assert changed.status_code == 201, changed.text
         words = f"{flag} is false"
     elif case == "disabled":
-        assert acme.live.put(f"/device/{target}/disable").status_code == 204
+        assert acme.live.put(f"/device/{target}/disable").status_code == 200
         words = "not active"
     elif case == "revoked":
         assert revoke(acme, held.cert_id).status_code == 200
@@ -596,11 +603,11 @@ def test_disabling_refuses_at_once_on_an_open_connection(
     with device_client(life, transport, held.cert, held.key) as device:
         first = device.get(path)
         assert first.status_code == 200, first.text
-        assert acme.live.put(f"{path}/disable").status_code == 204
+        assert acme.live.put(f"{path}/disable").status_code == 200
         refused = device.get(path)
         assert same_connection(first, refused)
         assert_denied(refused, "not active")
-        assert acme.live.put(f"{path}/enable").status_code == 204
+        assert acme.live.put(f"{path}/enable").status_code == 200
         again = device.get(path)
         assert same_connection(first, again)
         assert again.status_code == 200, again.text
@@ -766,7 +773,7 @@ def test_deleting_a_device_revokes_its_certificates(life: Deployment, acme: Acco
     with device_client(life, "listener", first.cert, first.key) as device:
         before = device.get(path)
         assert before.status_code == 200, before.text
-        assert acme.live.delete(path).status_code == 204
+        assert acme.live.delete(path).status_code == 200
         after = device.get(path)
         assert same_connection(before, after)
         assert_denied(after, "revoked")
@@ -787,6 +794,15 @@ def test_deleting_a_device_revokes_its_certificates(life: Deployment, acme: Acco
     crl_path = unique(life.work, "crl").with_suffix(".pem")
     crl_path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
     assert "certificate revoked" in openssl_verify(life, first.cert, crl_path)
+    # Restored, the device is back, but its certificates stay revoked.
+    restored = acme.live.put(f"{path}/restore")
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["status"] == "ACTIVE"
+    listed_certs = acme.live.get(f"{path}/certificate").json()["records"]
+    assert {c["status"] for c in listed_certs} == {"REVOKED"}
+    for transport, held in (("listener", first), ("nginx", second)):
+        with device_client(life, transport, held.cert, held.key) as device:
+            assert_denied(device.get(path), "revoked")
 
 
 # --- publication: the CA certificate and its CRL -----------------------------------------------
@@ -1153,10 +1169,10 @@ def test_with_two_workers_disabling_in_one_and_enabling_in_the_other(pair: Deplo
     clients = [c for group in (apis, devices) for c, _ in group.values()]
     try:
         first, second = sorted(apis)
-        assert apis[first][0].put(f"{path}/disable").status_code == 204
+        assert apis[first][0].put(f"{path}/disable").status_code == 200
         for device, _ in devices.values():
             assert_denied(device.get(path), "not active")
-        assert apis[second][0].put(f"{path}/enable").status_code == 204
+        assert apis[second][0].put(f"{path}/enable").status_code == 200
         for device, opened in devices.values():
             again = device.get(path)
             assert same_connection(opened, again)
@@ -1165,3 +1181,93 @@ def test_with_two_workers_disabling_in_one_and_enabling_in_the_other(pair: Deplo
         for client in clients:
             client.close()
         account.close()
+
+
+# --- delete is an archive; restore (API key, both stores) ------------------------------------
+
+
+def make_archivable(account: Account, identifier: str) -> tuple[dict[str, Any], str]:
+    """A device with a profile value, and its path."""
+    profile = make_profile(account.live, unique_name("archive"), fields=[("serial", True)])
+    device = make_device(account.live, identifier, profile, {"serial": "S-1"})
+    return device, f"/device/{device['id']}"
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_delete_answers_the_archived_device_and_restore_brings_it_back(
+    account: Account,
+) -> None:
+    device, path = make_archivable(account, "archived-1")
+    deleted = account.live.delete(path)
+    assert deleted.status_code == 200, deleted.text
+    archived = check_device(deleted.json(), ("DELETED",))
+    assert archived["status"] == "DELETED" and archived["id"] == device["id"]
+    assert values_of(archived) == {"serial": "S-1"}
+    assert parse_time(archived["updated"]) >= parse_time(device["updated"])
+    # Gone from lists, the total (the counter) and every other call.
+    assert list_devices(account.live) == {"limit": 20, "offset": 0, "total": 0, "records": []}
+    assert list_devices(account.live, device_identifier="archived-1")["total"] == 0
+    for answer in (
+        account.live.get(path),
+        account.live.put(path, json={"fields": [{"id": device["fields"][0]["id"], "value": "x"}]}),
+        account.live.put(f"{path}/disable"),
+        account.live.put(f"{path}/enable"),
+        account.live.delete(path),
+    ):
+        assert_no_such_device(answer, device["id"])
+    restored = account.live.put(f"{path}/restore")
+    assert restored.status_code == 200, restored.text
+    back = check_device(restored.json())
+    assert back["status"] == "ACTIVE"
+    assert {k: v for k, v in back.items() if k not in {"status", "updated"}} == {
+        k: v for k, v in archived.items() if k not in {"status", "updated"}
+    }
+    assert get_device(account.live, device["id"]) == back
+    assert [d["id"] for d in all_devices(account.live)] == [device["id"]]
+    assert list_devices(account.live)["total"] == 1
+
+
+def test_a_deleted_devices_identifier_is_free_and_restore_names_the_clash(
+    account: Account,
+) -> None:
+    device, path = make_archivable(account, "reused-gw")
+    assert account.live.delete(path).status_code == 200
+    taker = account.live.post("/device", json={
+        "device_identifier": "reused-gw", "device_profile_id": device["device_profile"]["id"],
+        "fields": [{"id": device["fields"][0]["id"], "value": "S-2"}],
+    })  # fmt: skip
+    assert taker.status_code == 201, taker.text
+    refused = account.live.put(f"{path}/restore")
+    assert_errors(refused, 400, "invalid_input", mentions=["device_identifier", "reused-gw"])
+    assert_no_such_device(account.live.get(path), device["id"])  # still archived
+    assert [d["id"] for d in all_devices(account.live)] == [taker.json()["id"]]
+    # Once the identifier is free again, the restore goes through.
+    assert account.live.delete(f"/device/{taker.json()['id']}").status_code == 200
+    assert account.live.put(f"{path}/restore").status_code == 200
+    assert [d["id"] for d in all_devices(account.live)] == [device["id"]]
+
+
+def test_restore_of_a_device_that_is_not_deleted_is_invalid_input(account: Account) -> None:
+    device, path = make_archivable(account, "not-deleted")
+    assert account.live.put(f"{path}/disable").status_code == 200
+    message = assert_errors(account.live.put(f"{path}/restore"), 400, "invalid_input",
+                            mentions=[device["id"], "not deleted"])  # fmt: skip
+    assert "only a deleted device can be restored" in message
+    assert get_device(account.live, device["id"])["status"] == "DISABLED"
+
+
+def test_restore_is_refused_for_unknown_and_foreign_devices(
+    account: Account, other: Account
+) -> None:
+    device, path = make_archivable(account, "foreign")
+    assert account.live.delete(path).status_code == 200
+    for client in (account.test, other.live):  # the other mode, another account
+        assert_no_such_device(client.put(f"{path}/restore"), device["id"])
+    unknown = str(uuid.uuid4())
+    assert_no_such_device(account.live.put(f"/device/{unknown}/restore"), unknown)
+    assert_no_such_device(account.live.put("/device/not-a-uuid/restore"), "not-a-uuid")
+    assert_errors(account.anon.put(f"{path}/restore"), 401, "invalid_api_key")
+    assert list_devices(account.live)["total"] == 0  # none of them restored it

@@ -50,8 +50,14 @@ def test_links_from_made_objects() -> None:
     }
     issued = operation("/device/{id}/certificate", "post")["responses"]["201"]["links"]
     assert issued["RevokeCertificate"]["parameters"] == {"id": "$response.body#/certificate_id"}
-    disabled = operation("/device/{id}/disable", "put")["responses"]["204"]["links"]
-    assert disabled["EnableDevice"]["parameters"] == {"id": "$request.path.id"}
+    disabled = operation("/device/{id}/disable", "put")["responses"]["200"]["links"]
+    assert disabled["EnableDevice"]["parameters"] == {"id": "$response.body#/id"}
+    deleted = operation("/device/{id}", "delete")["responses"]["200"]["links"]
+    assert deleted["RestoreDevice"]["operationId"] == "d-restore-device"
+    restored = operation("/device/{id}/restore", "put")["responses"]
+    assert restored["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DeviceDetails"
+    }
 
 
 def test_a_body_is_documented_as_required_where_no_body_is_refused(account: Account) -> None:

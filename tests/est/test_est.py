@@ -339,10 +339,10 @@ def test_a_disabled_devices_secret_is_refused_and_not_spent(world: World) -> Non
     used up: once the device is enabled again the same secret enrolls it."""
     device_id = world.new_device("disabled")
     secret = world.secret(device_id)
-    assert world.api.put(f"{API}/device/{device_id}/disable").status_code == 204
+    assert world.api.put(f"{API}/device/{device_id}/disable").status_code == 200
     assert_unauthenticated(world.with_secret(device_id, secret, world.csr()))
     assert world.certificates(device_id) == []
-    assert world.api.put(f"{API}/device/{device_id}/enable").status_code == 204
+    assert world.api.put(f"{API}/device/{device_id}/enable").status_code == 200
     csr = world.csr()
     world.issued(world.with_secret(device_id, secret, csr), csr)
 
@@ -350,7 +350,7 @@ def test_a_disabled_devices_secret_is_refused_and_not_spent(world: World) -> Non
 def test_a_deleted_devices_secret_is_refused(world: World) -> None:
     device_id = world.new_device("deleted")
     secret = world.secret(device_id)
-    assert world.api.delete(f"{API}/device/{device_id}").status_code == 204
+    assert world.api.delete(f"{API}/device/{device_id}").status_code == 200
     assert_unauthenticated(world.with_secret(device_id, secret, world.csr()))
 
 

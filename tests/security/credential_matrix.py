@@ -71,6 +71,7 @@ COLUMNS: tuple[Column, ...] = (
             ("DELETE", D + "/device/{id}"),
             ("PUT", D + "/device/{id}/disable"),
             ("PUT", D + "/device/{id}/enable"),
+            ("PUT", D + "/device/{id}/restore"),
             ("POST", D + "/device/{id}/certificate"),
             ("GET", D + "/device/{id}/certificate"),
             ("PUT", D + "/device/{id}/certificate/revoke"),
@@ -111,7 +112,8 @@ COLUMN_NOTES: dict[str, str] = {
     "D named": "`GET /division/{id}`, `POST /device-profile` in that division, `GET"
     " /device-profile/{id}`, `POST /device` in that division and profile (the target's)",
     "D profile PUT": "`PUT /device-profile/{id}` (the target's profile)",
-    "D admin": "`DELETE /device/{id}`, `PUT …/disable`, `PUT …/enable`, `POST` and `GET"
+    "D admin": "`DELETE /device/{id}`, `PUT …/disable`, `PUT …/enable`, `PUT …/restore` (of"
+    " the target once deleted), `POST` and `GET"
     " …/certificate`, `PUT …/certificate/revoke`, `POST …/enrollment-secret`, `PUT"
     " …/enrollment-secret/revoke`, `PUT /certificate/{id}/revoke` (the target's certificate)",
     "D GET": "`GET /device/{id}` (API key or the device's certificate)",
@@ -249,7 +251,7 @@ the rows that say "of the target" and the `device_api_allow_*` rows the certific
 secret is the target's own.
 
 - **ok**: the endpoint's success (200; 201 for creates, D's `PUT /device/{id}` and the
-  enrollment secret; 202 for F's `DELETE`; 204 for D's `DELETE`, `disable`, `enable`).
+  enrollment secret; 202 for F's `DELETE`).
 - **own**: success, but scoped to the credential's own account, mode or device: lists do
   not show the target, creations land in the caller's account or mode, EST issues the
   certificate to the device that presented its certificate (named after that device,

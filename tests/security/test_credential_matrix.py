@@ -617,11 +617,11 @@ def revoke(world: World, target: Target) -> None:
 
 
 def disable(world: World, target: Target) -> None:
-    world.made(world.api(target.account, True, "PUT", f"/device/{target.device_id}/disable"), 204)
+    world.made(world.api(target.account, True, "PUT", f"/device/{target.device_id}/disable"), 200)
 
 
 def delete(world: World, target: Target) -> None:
-    world.made(world.api(target.account, True, "DELETE", f"/device/{target.device_id}"), 204)
+    world.made(world.api(target.account, True, "DELETE", f"/device/{target.device_id}"), 200)
 
 
 def used_secret(world: World, target: Target) -> str:
@@ -805,6 +805,7 @@ def request_for(world: World, endpoint: Endpoint, case: Case) -> Request:
         ("DELETE", D + "/device/{id}"): lambda: Request(device),
         ("PUT", D + "/device/{id}/disable"): lambda: Request(device + "/disable"),
         ("PUT", D + "/device/{id}/enable"): lambda: Request(device + "/enable"),
+        ("PUT", D + "/device/{id}/restore"): lambda: Request(device + "/restore"),
         ("POST", D + "/device/{id}/certificate"): lambda: Request(
             device + "/certificate", json={"generate_key": True}
         ),
@@ -845,6 +846,7 @@ def request_for(world: World, endpoint: Endpoint, case: Case) -> Request:
 
 # --- what a success looks like ------------------------------------------------------------
 
+RESTORE: Endpoint = ("PUT", D + "/device/{id}/restore")
 SUCCESS: dict[Endpoint, int] = {
     ("POST", "/devices"): 201,
     ("DELETE", "/devices/{id}"): 202,
@@ -852,9 +854,6 @@ SUCCESS: dict[Endpoint, int] = {
     ("POST", D + "/device-profile"): 201,
     ("POST", D + "/device"): 201,
     ("PUT", D + "/device/{id}"): 201,  # seed 003's status for the update
-    ("DELETE", D + "/device/{id}"): 204,
-    ("PUT", D + "/device/{id}/disable"): 204,
-    ("PUT", D + "/device/{id}/enable"): 204,
     ("POST", D + "/device/{id}/certificate"): 201,
     ("POST", D + "/device/{id}/enrollment-secret"): 201,
 }
@@ -909,6 +908,8 @@ def check_success(world: World, case: Case, endpoint: Endpoint, response: httpx.
         assert body == {"revoked": 0}  # a fresh target has no secret outstanding
     elif endpoint in {("GET", D + "/device/{id}"), ("PUT", D + "/device/{id}")}:
         assert body["id"] == t.device_id
+    elif endpoint == RESTORE:
+        assert (body["id"], body["status"]) == (t.device_id, "ACTIVE"), body
     elif endpoint == ("POST", D + "/device/{id}/renew"):
         assert body["status"] == "AUTO_APPROVED"
         assert common_name(x509.load_pem_x509_certificate(body["pem"].encode())) == t.device_id
@@ -1049,6 +1050,9 @@ def check_cell(world: World, row: Row, column: Column, endpoint: Endpoint) -> No
     writes = endpoint[0] != "GET"
     # A success that changes its target gets a target of its own.
     case = world.case(row, fresh=expected == "ok" and writes)
+    if endpoint == RESTORE and expected == "ok":  # what a restore succeeds on
+        world.made(world.api(case.target.account, case.target.live, "DELETE",
+                             f"/device/{case.target.device_id}"), 200)  # fmt: skip
     target_before = world.view(case.target) if writes and expected != "ok" else None
     database_before = world.database.digest() if expected not in {"ok", "own"} else None
 

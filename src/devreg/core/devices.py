@@ -8,7 +8,7 @@ import msgspec
 
 from devreg.core.clock import now_us
 from devreg.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from devreg.core.ids import new_id
+from devreg.core.ids import new_id, render_uuid
 from devreg.core.paging import check_page
 from devreg.core.profiles import Profile, ProfileService
 from devreg.core.quotas import DEFAULT_QUOTAS, Quotas, check_devices
@@ -28,6 +28,7 @@ MAX_FIELD_VALUE = 1024
 # unfiltered total comes from the device counter and is always exact.
 TOTAL_COUNT_BOUND = 10_000
 FLAG_COLUMNS = ("allow_read", "allow_write", "allow_renew")
+NOT_DELETED = "Device with id {id} is not deleted: only a deleted device can be restored"
 
 
 class DevicePage(msgspec.Struct, frozen=True):
@@ -96,6 +97,17 @@ def check_reference_id(value: str) -> str | None:
     """An empty reference means "none" (dialect F has no null for it); otherwise 1-255
     characters under the text rule (`core/text.py`), in NFC."""
     return check_text(value, "reference_id", MAX_REFERENCE_ID) or None
+
+
+def _restore_clash(device: Device, field: str) -> str:
+    if field == "device_identifier":
+        return (
+            f"Cannot restore: device_identifier {device.device_identifier!r} is now used by"
+            " another device of this division"
+        )
+    if field == "reference_id":
+        return f"Cannot restore: reference_id {device.reference_id!r} is now used by another device"
+    return f"Cannot restore: {field} is now used by another device"
 
 
 def _conflict(exc: DuplicateValue) -> Conflict:
@@ -231,10 +243,12 @@ class DeviceService:
             raise NotFound("No such device")
         return device
 
-    async def delete(self, caller: Caller, device_id: bytes) -> None:
-        """Soft delete: the row stays (certificates point at it) but the device is gone
-        from every read, and its reference_id and device_identifier are free again. Its
-        certificates are revoked (cessationOfOperation), so the CRL says so too."""
+    async def delete(self, caller: Caller, device_id: bytes) -> Device:
+        """Soft delete (an archive): the row stays (certificates point at it) but the
+        device is gone from every read but `restore`, it no longer counts toward the
+        quota, and its reference_id and device_identifier are free again. Its
+        certificates are revoked (cessationOfOperation), so the CRL says so too. Returns
+        the device as archived (status DELETED)."""
         deleted = await self.store.update_fields(
             caller.account_id,
             caller.live_mode,
@@ -245,6 +259,29 @@ class DeviceService:
         )
         if deleted is None:
             raise NotFound("No such device")
+        return deleted
+
+    async def restore(self, caller: Caller, device_id: bytes) -> Device:
+        """A deleted device back to ACTIVE, if its device_identifier and reference_id are
+        still free (else InvalidInput naming the clash) and the quota has room (it counts
+        again). Its certificates stay revoked: a revocation is never undone."""
+        device = await self.store.get_device(
+            caller.account_id, caller.live_mode, device_id, include_deleted=True
+        )
+        if device is None:
+            raise NotFound("No such device")
+        if device.status is not DeviceStatus.DELETED:
+            raise InvalidInput(NOT_DELETED.format(id=render_uuid(device_id)), "id")
+        await self.check_room(caller)
+        try:
+            restored = await self.store.restore_device(
+                caller.account_id, caller.live_mode, device_id, self.clock()
+            )
+        except DuplicateValue as exc:
+            raise InvalidInput(_restore_clash(device, exc.field), exc.field) from exc
+        if restored is None:  # restored by a concurrent call since it was read
+            raise InvalidInput(NOT_DELETED.format(id=render_uuid(device_id)), "id")
+        return restored
 
     # --- dialect D: devices in a division and profile, with field values
 

@@ -241,8 +241,17 @@ class DeviceStore(Protocol):
         """Set `changes` on a non-deleted device, bump its version and updated_at, and
         return the new record (None when there is no such device). With `values`, the
         device's field values become exactly these; with `revoke_reason`, its certificates
-        are revoked; both in the same transaction. `writable_only`: only while the device
-        is ACTIVE with allow_write. Raises DuplicateValue, MissingReference."""
+        are revoked; both in the same transaction (a delete, status DELETED, also leaves
+        the counter and revokes its outstanding enrollment secret there). `writable_only`:
+        only while the device is ACTIVE with allow_write. Raises DuplicateValue,
+        MissingReference."""
+
+    async def restore_device(
+        self, account_id: bytes, live_mode: bool, device_id: bytes, now: int
+    ) -> Device | None:
+        """A deleted device made ACTIVE again, counted again, in one transaction; None when
+        there is no deleted device of that id. Its certificates are left as they are.
+        Raises DuplicateValue when its identifier or reference is taken meanwhile."""
 
     async def touch_last_seen(self, device_id: bytes, now: int) -> None: ...
 

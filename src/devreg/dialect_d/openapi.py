@@ -180,6 +180,21 @@ def _link(
     return link
 
 
+_DELETE_TEXT = (
+    'An archive, as DigiCert\'s "Delete device": answers the device with status DELETED.'
+    " The record is kept but hidden from lists, counts and dialect F; its device_identifier"
+    " and reference_id are free for a new device; its certificates are revoked"
+    " (cessationOfOperation), and its enrollment secret. GET, PUT, disable and enable"
+    " answer it as an unknown device; PUT /device/{id}/restore brings it back."
+)
+_RESTORE_TEXT = (
+    "A deleted device back to ACTIVE (200, the device), if its device_identifier and"
+    " reference_id are still free (else 400 invalid_input naming the clash) and the device"
+    " quota has room. Its certificates and enrollment secret stay revoked: issue new ones."
+    " A device that is not deleted: 400 invalid_input."
+)
+
+
 def _device_links(id_expression: str) -> dict[str, Any]:
     """From a device (made, updated, or named in a request) to what can be done with it."""
     return {
@@ -411,16 +426,27 @@ def _paths() -> dict[str, Any]:
                 links=_device_links("$response.body#/id"),
                 body_required=False,  # no fields: every value is deleted
             ),
-            "delete": _op("d-delete-device", "Delete a device", "204", None),
+            "delete": _op(
+                "d-delete-device",
+                "Delete (archive) a device",
+                "200",
+                "DeviceDetails",
+                description=_DELETE_TEXT,
+                links={
+                    "RestoreDevice": _link(
+                        "d-restore-device", "Restore it", id="$response.body#/id"
+                    )
+                },
+            ),
         },
         f"{base}/device/{{id}}/disable": {
             "parameters": [_ID],
             "put": _op(
                 "d-disable-device",
                 "Disable a device",
-                "204",
-                None,
-                links=_device_links("$request.path.id"),
+                "200",
+                "DeviceDetails",
+                links=_device_links("$response.body#/id"),
             ),
         },
         f"{base}/device/{{id}}/enable": {
@@ -428,9 +454,21 @@ def _paths() -> dict[str, Any]:
             "put": _op(
                 "d-enable-device",
                 "Enable a device",
-                "204",
-                None,
-                links=_device_links("$request.path.id"),
+                "200",
+                "DeviceDetails",
+                links=_device_links("$response.body#/id"),
+            ),
+        },
+        f"{base}/device/{{id}}/restore": {
+            "parameters": [_ID],
+            "put": _op(
+                "d-restore-device",
+                "Restore a deleted device",
+                "200",
+                "DeviceDetails",
+                description=_RESTORE_TEXT,
+                links=_device_links("$response.body#/id"),
+                quota=DEVICES_SETTING,
             ),
         },
         f"{base}/device/{{id}}/certificate": {

@@ -82,10 +82,6 @@ def device_named(text: str) -> Iterator[None]:
         raise NotFound(f"Device with id {text[:64]} does not exist") from None
 
 
-def no_content() -> Response:
-    return Response(204, b"")
-
-
 class DialectD:
     def __init__(
         self,
@@ -119,6 +115,7 @@ class DialectD:
             ("DELETE", "/device/{id}", self.delete_device),
             ("PUT", "/device/{id}/disable", self.disable_device),
             ("PUT", "/device/{id}/enable", self.enable_device),
+            ("PUT", "/device/{id}/restore", self.restore_device),
             ("POST", "/device/{id}/certificate", self.issue_certificate),
             ("GET", "/device/{id}/certificate", self.list_certificates),
             ("PUT", "/device/{id}/certificate/revoke", self.revoke_device_certificates),
@@ -351,10 +348,17 @@ class DialectD:
         return {k: v for k, v in flags.items() if not isinstance(v, msgspec.UnsetType)}
 
     async def delete_device(self, request: Request) -> Response:
+        """An archive (DigiCert's "Delete device"): 200 with the device, status DELETED."""
         caller = await self.api_caller(request)
         with device_named(request.path_params["id"]):
-            await self.devices.delete(caller, self.device_id(request))
-        return no_content()
+            device = await self.devices.delete(caller, self.device_id(request))
+        return await self.render_one(caller, device)
+
+    async def restore_device(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        with device_named(request.path_params["id"]):
+            device = await self.devices.restore(caller, self.device_id(request))
+        return await self.render_one(caller, device)
 
     async def disable_device(self, request: Request) -> Response:
         return await self._set_status(request, DeviceStatus.DISABLED)
@@ -363,10 +367,11 @@ class DialectD:
         return await self._set_status(request, DeviceStatus.ACTIVE)
 
     async def _set_status(self, request: Request, status: DeviceStatus) -> Response:
+        """DigiCert's "Disable device" page answers 200 with the device."""
         caller = await self.api_caller(request)
         with device_named(request.path_params["id"]):
-            await self.devices.set_status(caller, self.device_id(request), status)
-        return no_content()
+            device = await self.devices.set_status(caller, self.device_id(request), status)
+        return await self.render_one(caller, device)
 
     # --- certificates
 

@@ -305,12 +305,24 @@ class SqlDeviceStore:
                 return None
             if deleting:
                 await _add_to_count(tx, account_id, live_mode, device_id, -1)
+                # Like its certificates, its EST secret must not work again after a restore.
+                await tx.rows(sql.REVOKE_ENROLLMENTS, (now, device_id, now))
             if values is not None:
                 await tx.run(sql.DELETE_VALUES, (device_id,))
                 for field_id, value in values.items():
                     await tx.run(sql.INSERT_VALUE, (device_id, field_id, value))
             if revoke_reason is not None:
                 await tx.run(sql.REVOKE_DEVICE_CERTIFICATES, (now, revoke_reason, device_id))
+        return sql.device_from_row(rows[0])
+
+    async def restore_device(
+        self, account_id: bytes, live_mode: bool, device_id: bytes, now: int
+    ) -> Device | None:
+        async with self.transaction() as tx:
+            rows = await tx.rows(sql.RESTORE_DEVICE, (now, device_id, account_id, live_mode))
+            if not rows:
+                return None
+            await _add_to_count(tx, account_id, live_mode, device_id, 1)
         return sql.device_from_row(rows[0])
 
     async def touch_last_seen(self, device_id: bytes, now: int) -> None:
@@ -489,7 +501,8 @@ class SqlDeviceStore:
 async def _add_to_count(
     tx: SqlRunner, account_id: bytes, live_mode: bool, device_id: bytes, change: int
 ) -> None:
-    """Keep device_counts right in the transaction that inserts or deletes the device."""
+    """Keep device_counts right in the transaction that inserts, deletes or restores the
+    device."""
     params = (account_id, live_mode, sql.count_slot(device_id), change)
     await tx.run(sql.ADD_TO_DEVICE_COUNT, params)
 

@@ -406,6 +406,14 @@ def list_devices_query(
     return sql, params, ascending
 
 
+# Restore: only a deleted device; the partial unique indexes decide a clash (DuplicateValue).
+RESTORE_DEVICE = (
+    "UPDATE devices SET status = 'ACTIVE', version = version + 1, updated_at = ?"
+    " WHERE id = ? AND account_id = ? AND live_mode = ? AND status = 'DELETED'"
+    f" RETURNING {DEVICE_COLUMNS}"
+)
+
+
 def update_device_statement(
     changes: dict[str, object],
     account_id: bytes,
