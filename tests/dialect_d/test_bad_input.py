@@ -287,7 +287,7 @@ def test_unknown_path_under_dialect_ds_prefix_is_in_dialect_ds_shape(world: Worl
     response = world.client.get("/devices")
     assert response.status_code == 404
     assert set(response.json()) == {"errors"}
-    assert response.json()["errors"][0]["code"] == "not_found"
+    assert response.json()["errors"][0]["code"] == "resource_not_found"  # DigiCert ONE's
 
 
 def test_nothing_went_wrong_on_the_server(world: World) -> None:

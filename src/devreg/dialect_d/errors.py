@@ -29,6 +29,10 @@ def error_response(
     return json_response(status, ErrorsOut(errors=[ErrorItem(code=code, message=message)]), headers)
 
 
+# DigiCert ONE's own names for protocol-level failures, where its error page gives one.
+DIGICERT_CODES = {"not_found": "resource_not_found"}
+
+
 def render_error(exc: Exception) -> Response:
     if isinstance(exc, InvalidInput | Conflict):
         # Seed 003 reports a taken device_identifier like any other invalid input.
@@ -61,6 +65,7 @@ def render_error(exc: Exception) -> Response:
             [(b"retry-after", b"1")],
         )  # fmt: skip
     if isinstance(exc, HttpError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        code = DIGICERT_CODES.get(exc.code, exc.code)
+        return error_response(exc.status, code, exc.message, exc.headers)
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "Internal error")

@@ -245,6 +245,15 @@ _LIST = [
     _query("created_to", _TIME, "Created at or before"),
     _query("updated_from", _TIME, "Updated at or after"),
     _query("updated_to", _TIME, "Updated at or before"),
+    {
+        **_query(
+            "upated_to",
+            _TIME,
+            "`updated_to` as DigiCert's list page spells it; sent with `updated_to`, the two"
+            " must be equal",
+        ),
+        "deprecated": True,
+    },
 ]
 _PAGE_TEXT = (
     f"Oldest first, `limit` records from `offset`. An answer is at most {MAX_LIST_BYTES}"

@@ -12,7 +12,7 @@ from devreg.core.store import DeviceFilter
 LIST_PARAMS = frozenset(
     {
         "limit", "offset", "device_identifier", "division_id", "device_profile_id",
-        "created_from", "created_to", "updated_from", "updated_to",
+        "created_from", "created_to", "updated_from", "updated_to", "upated_to",
     }
 )  # fmt: skip
 PAGE_PARAMS = frozenset({"limit", "offset"})
@@ -81,5 +81,14 @@ def device_filter(params: dict[str, str]) -> DeviceFilter:
         created_from=time_param(params, "created_from", end_of_day=False),
         created_to=time_param(params, "created_to", end_of_day=True),
         updated_from=time_param(params, "updated_from", end_of_day=False),
-        updated_to=time_param(params, "updated_to", end_of_day=True),
+        updated_to=time_param(params, updated_to_name(params), end_of_day=True),
     )
+
+
+def updated_to_name(params: dict[str, str]) -> str:
+    """DigiCert's list page spells it `upated_to`: either spelling, not two that differ."""
+    if "upated_to" not in params:
+        return "updated_to"
+    if "updated_to" in params and params["updated_to"] != params["upated_to"]:
+        raise InvalidInput("updated_to and upated_to (its other spelling) differ", "upated_to")
+    return "upated_to"

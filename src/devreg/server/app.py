@@ -17,7 +17,6 @@ from devreg.core.errors import Unavailable
 from devreg.core.quotas import Quotas
 from devreg.core.store import DeviceStore
 from devreg.dialect_d.errors import render_error as render_d_error
-from devreg.dialect_d.routes import BASE as DIALECT_D_BASE
 from devreg.dialect_d.routes import DialectD
 from devreg.dialect_f.errors import render_error as render_f_error
 from devreg.dialect_f.routes import DialectF
@@ -265,8 +264,9 @@ def _loggable(text: str) -> str:
 
 
 def unmatched_renderer(path: str) -> ErrorRenderer:
-    """An unknown path is answered in the envelope of the dialect whose space it is in."""
-    return render_d_error if path.startswith(DIALECT_D_BASE + "/") else render_f_error
+    """An unknown path is answered in the envelope of the dialect whose space it is in:
+    all of `/iot/` is DigiCert's (its v1 paths too), the rest Flatpeak's."""
+    return render_d_error if path == "/iot" or path.startswith("/iot/") else render_f_error
 
 
 def _host(scope: Scope) -> str:

@@ -148,6 +148,11 @@ def test_date_filters_take_days_and_the_upated_to_spelling(vendors: Vendors) -> 
         assert page.json()["total"] == 0, name
     bad = vendors.d.live.get("/device", params={"upated_to": "22/04/2020"})
     assert_errors(bad, 400, "invalid_input", mentions=["upated_to"])
+    # both spellings: the same bound is fine, two bounds are a mistake worth naming
+    both = vendors.d.live.get("/device", params={"updated_to": day, "upated_to": day})
+    assert both.status_code == 200 and both.json()["total"] == 1, both.text
+    differ = vendors.d.live.get("/device", params={"updated_to": day, "upated_to": "2020-04-21"})
+    assert_errors(differ, 400, "invalid_input", mentions=["upated_to", "updated_to"])
 
 
 def test_get_device_details(vendors: Vendors) -> None:
