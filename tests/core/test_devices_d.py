@@ -10,7 +10,7 @@ import pytest
 
 from devreg.core.devices import MAX_FIELD_VALUE, MAX_IDENTIFIER, DeviceService
 from devreg.core.errors import Conflict, InvalidInput, NotFound
-from devreg.core.ids import new_id
+from devreg.core.ids import new_id, render_uuid
 from devreg.core.profiles import FieldSpec, Profile, ProfileFlags
 from devreg.core.records import Caller, Device, DeviceStatus
 from devreg.core.store import DeviceFilter
@@ -221,7 +221,10 @@ async def test_identifier_is_unique_per_division_and_mode(
     with pytest.raises(Conflict) as caught:
         await new_device(service, tenant.live, plant, "gw-1", serial="other")
     assert caught.value.code == "duplicate_device_identifier"
-    assert "device_identifier" in caught.value.message
+    division = render_uuid(first.division_id)
+    assert caught.value.message == (  # DigiCert's create page, word for word
+        f"Device with division {division} and identifier gw-1 already exists"
+    )
     assert await everything(service, tenant.live) == [first]
     assert await values_of(service, tenant.live, first) == {plant.serial: "S-1"}
     # The same identifier is free in another division, and in the other mode.
@@ -447,6 +450,7 @@ async def test_taken_identifier_on_replace_changes_nothing(
             {"allow_renew": False},
         )
     assert caught.value.code == "duplicate_device_identifier"
+    assert "identifier taken already exists" in caught.value.message  # the new name
     assert await service.get(tenant.live, meter.id) == meter
     assert await values_of(service, tenant.live, meter) == {
         plant.serial: "SN-1",

@@ -28,6 +28,8 @@ MAX_FIELD_VALUE = 1024
 # unfiltered total comes from the device counter and is always exact.
 TOTAL_COUNT_BOUND = 10_000
 FLAG_COLUMNS = ("allow_read", "allow_write", "allow_renew")
+# DigiCert's create page, word for word
+DUPLICATE_IDENTIFIER = "Device with division {division} and identifier {identifier} already exists"
 NOT_DELETED = "Device with id {id} is not deleted: only a deleted device can be restored"
 
 
@@ -110,12 +112,15 @@ def _restore_clash(device: Device, field: str) -> str:
     return f"Cannot restore: {field} is now used by another device"
 
 
-def _conflict(exc: DuplicateValue) -> Conflict:
+def _conflict(exc: DuplicateValue, device: Device | None = None) -> Conflict:
+    """`device` is the one being written, when its identifier could be the clash."""
     if exc.field == "reference_id":
         return Conflict(DUPLICATE_REFERENCE, "duplicate_reference")
-    if exc.field == "device_identifier":
+    if exc.field == "device_identifier" and device is not None:
         return Conflict(
-            "device_identifier is already used by another device of this division",
+            DUPLICATE_IDENTIFIER.format(
+                division=render_uuid(device.division_id), identifier=device.device_identifier
+            ),
             "duplicate_device_identifier",
         )
     return Conflict(f"{exc.field} already exists", f"duplicate_{exc.field}")
@@ -322,7 +327,7 @@ class DeviceService:
         try:
             await self.store.insert_device(device, values)
         except DuplicateValue as exc:
-            raise _conflict(exc) from exc
+            raise _conflict(exc, device) from exc
         except MissingReference:
             raise InvalidInput(FIELD_REMOVED, "fields") from None
         return device
@@ -361,7 +366,11 @@ class DeviceService:
                 writable_only=device_writing,
             )  # fmt: skip
         except DuplicateValue as exc:
-            raise _conflict(exc) from exc
+            # only a new identifier can clash: the device as it would have been named
+            renamed = None
+            if isinstance(new_identifier := changes.get("device_identifier"), str):
+                renamed = msgspec.structs.replace(device, device_identifier=new_identifier)
+            raise _conflict(exc, renamed) from exc
         except MissingReference:
             raise InvalidInput(FIELD_REMOVED, "fields") from None
         if updated is None:
