@@ -203,6 +203,23 @@ def assert_denied(answer: httpx.Response, words: str) -> None:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_device_puts_back_the_record_it_read(world: World, transport: str) -> None:
+    """DigiCert's read-modify-write: the record as GET showed it, one value changed, is
+    accepted (its read-only keys ignored, its flags as they are); a flag changed is not."""
+    keys = world.new_device(f"read-back-{transport}")
+    with world.device_client(transport, keys) as device:
+        read = device.get(f"{API}/device/{keys.device_id}").json()
+        read["fields"][1]["value"] = "changed by the device"
+        put = device.put(f"{API}/device/{keys.device_id}", json=read)
+        assert put.status_code == 201, put.text
+        assert [f["value"] for f in put.json()["fields"]] == ["m0", "changed by the device"]
+        before = world.record(keys.device_id)
+        read["device_api_allow_renew_certificate"] = False
+        assert_denied(device.put(f"{API}/device/{keys.device_id}", json=read), "flags")
+    assert world.record(keys.device_id) == before
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_another_devices_certificate_is_refused_and_changes_nothing(
     world: World, transport: str
 ) -> None:

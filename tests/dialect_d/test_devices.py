@@ -143,7 +143,10 @@ def test_identifier_is_unique_per_division_until_deleted(seeded: Seeded) -> None
             "fields": [{"id": seeded.mandatory, "value": "x"}],
         },
     )
-    assert_errors(response, 400, "invalid_input", mentions=["device_identifier"])
+    division = seeded.profile["division"]["id"]
+    assert_errors(response, 400, "invalid_input", mentions=[
+        f"Device with division {division} and identifier Old Device already exists"
+    ])  # fmt: skip
     assert [d["id"] for d in all_devices(client)] == [seeded.device["id"]]
     # Free in another division, and in test mode.
     elsewhere = make_device(client, "Old Device")
@@ -472,7 +475,7 @@ PUT_REFUSALS = [
      ["more than once"]),
     ("identifier taken",
      lambda s: {"device_identifier": "Taken", "fields": [{"id": s.mandatory, "value": "m"}]},
-     ["device_identifier"]),
+     ["identifier Taken already exists"]),
     ("identifier too long",
      lambda s: {"device_identifier": "x" * 256, "fields": [{"id": s.mandatory, "value": "m"}]},
      ["device_identifier", "255"]),
@@ -486,8 +489,17 @@ PUT_REFUSALS = [
     ("flag not bool",
      lambda s: {"device_api_allow_read": "false", "fields": [{"id": s.mandatory, "value": "m"}]},
      ["device_api_allow_read"]),
-    ("status given", lambda s: {"status": "DISABLED"}, ["status"]),
-    ("id given", lambda s: {"id": str(uuid.uuid4())}, ["id"]),
+    # read-only keys of the device object are ignored (a read record sent back), but an
+    # id that is not the path's, a key no page documents, or a label that is not the
+    # profile's, are refused
+    ("another id given", lambda s: {"id": str(uuid.uuid4())}, ["id"]),
+    ("a typo", lambda s: {"device_identifer": "x"}, ["device_identifer"]),
+    ("a field renamed",
+     lambda s: {"fields": [{"id": s.mandatory, "value": "m", "name": "other"}]},
+     ["fields[0].name", "other"]),
+    ("a field made optional",
+     lambda s: {"fields": [{"id": s.mandatory, "value": "m", "mandatory": False}]},
+     ["fields[0].mandatory"]),
     ("profile given", lambda s: {"device_profile_id": s.profile["id"]}, ["device_profile_id"]),
     ("fields null", lambda s: {"fields": None}, ["fields"]),
     ("NUL in value",

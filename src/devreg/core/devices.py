@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 
 import msgspec
@@ -62,6 +63,37 @@ def check_device_identifier(value: str) -> str:
     if not identifier:
         raise InvalidInput("device_identifier must not be empty", "device_identifier")
     return identifier
+
+
+class FieldLabel(msgspec.Struct, frozen=True):
+    """The name and mandatory flag a client sent beside a value (as a GET showed them)."""
+
+    field_id: bytes
+    name: str | None
+    mandatory: bool | None
+
+
+def check_field_labels(profile: Profile, labels: list[FieldLabel]) -> None:
+    """What a client sends back beside a value must still be true of the profile's field:
+    a field is renamed or made mandatory in its profile, never through a device."""
+    by_id: dict[bytes, ProfileField] = {field.id: field for field in profile.fields}
+    for index, label in enumerate(labels):
+        field = by_id.get(label.field_id)
+        if field is None:
+            continue  # check_field_values names it
+        if label.name is not None and unicodedata.normalize("NFC", label.name) != field.name:
+            raise InvalidInput(
+                f"fields[{index}].name is {label.name[:64]!r} but the field is {field.name!r}:"
+                " a field is renamed in its device profile",
+                "fields",
+            )
+        if label.mandatory is not None and label.mandatory != field.mandatory:
+            raise InvalidInput(
+                f"fields[{index}].mandatory is {str(label.mandatory).lower()} but field"
+                f" {field.name!r} is {'' if field.mandatory else 'not '}mandatory in its"
+                " device profile",
+                "fields",
+            )
 
 
 def check_field_values(profile: Profile, given: list[tuple[bytes, str]]) -> dict[bytes, str]:
@@ -341,15 +373,18 @@ class DeviceService:
         flags: dict[str, bool] | None = None,
         seen_at: int | None = None,
         current: Device | None = None,
+        labels: list[FieldLabel] | None = None,
     ) -> DeviceView:
         """Seed 003's update: the identifier changes only when given, the field values
         become exactly `given` (omitted ones are deleted), and `flags` (API key only) may
         set the device_api_allow_* columns. `current` is the device as the caller has just
         read it, if it has (it only tells the profile: the write itself re-checks every
-        condition). Returns the device as written, with its profile and values."""
+        condition). `labels` are the names and flags sent beside the values, which must
+        agree with the profile. Returns the device as written, with its profile and values."""
         device = current if current is not None else await self.get(caller, device_id)
         profile = await self.profiles.profile(caller, device.profile_id)
         values = check_field_values(profile, given)
+        check_field_labels(profile, labels or [])
         changes: dict[str, object] = {}
         if device_identifier is not None:
             changes["device_identifier"] = check_device_identifier(device_identifier)

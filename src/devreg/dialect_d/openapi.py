@@ -279,7 +279,9 @@ _UPDATE_TEXT = (
     "Seed 003's update: the ID never changes; `fields` is destructive (every value not sent"
     " is deleted). With an API key the device_api_allow_* flags may be set too; a device"
     " calling with its own certificate (client-auth listener) may not change them."
-    " Answers 201, as the seed documents."
+    " The device object as GET shows it may be sent back: `name` and `mandatory` beside a"
+    " value must be the profile's, `id` the path's, and the other keys the server sets are"
+    " ignored. Answers 201, as the seed documents."
 )
 
 

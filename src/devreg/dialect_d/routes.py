@@ -15,7 +15,7 @@ from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
 from devreg.core.access import Action, check_certificate, check_device_access
 from devreg.core.clock import now_us, render_rfc3339
-from devreg.core.devices import DeviceService
+from devreg.core.devices import DeviceService, FieldLabel
 from devreg.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from devreg.core.ids import new_id, parse_uuid, render_uuid
 from devreg.core.profiles import FieldSpec, Profile, ProfileFlags
@@ -32,6 +32,7 @@ from devreg.dialect_d.shapes import (
     EnrollmentSecretOut,
     EnrollmentSecretsRevokedOut,
     FieldValueIn,
+    FieldValueUpdateIn,
     ProfileIn,
     ProfileUpdateIn,
     RenewIn,
@@ -55,7 +56,19 @@ from devreg.web.routing import Router
 BASE = "/iot/api/v2"
 
 
-def field_values(fields: list[FieldValueIn]) -> list[tuple[bytes, str]]:
+def field_labels(fields: list[FieldValueUpdateIn]) -> list[FieldLabel]:
+    """The names and flags a client sent back beside its values (ids checked before)."""
+    return [
+        FieldLabel(
+            field_id=parse_uuid(field.id) or b"",
+            name=None if isinstance(field.name, msgspec.UnsetType) else field.name,
+            mandatory=None if isinstance(field.mandatory, msgspec.UnsetType) else field.mandatory,
+        )
+        for field in fields
+    ]
+
+
+def field_values(fields: Sequence[FieldValueIn | FieldValueUpdateIn]) -> list[tuple[bytes, str]]:
     given = []
     for index, field in enumerate(fields):
         field_id = parse_uuid(field.id)
@@ -319,7 +332,9 @@ class DialectD:
             await request.body()
             caller, current, _ = await self.device_caller(request, cert, "write")
             body = await decode_body(request, DeviceUpdateIn)
-            if self.flags_of(body):
+            # the flags as they are (a record read and sent back) change nothing
+            sent = self.flags_of(body)
+            if any(getattr(current, column) != value for column, value in sent.items()):
                 raise Forbidden("A device cannot change its own device_api_allow_* flags")
             seen_at = now_us()
         else:
@@ -330,10 +345,13 @@ class DialectD:
             None if isinstance(body.device_identifier, msgspec.UnsetType)
             else body.device_identifier
         )  # fmt: skip
+        device_id = self.device_id(request)
+        if not isinstance(body.id, msgspec.UnsetType) and parse_uuid(body.id) != device_id:
+            raise InvalidInput("id must be the device's own id, the one in the path", "id")
         with device_named(request.path_params["id"]):
             view = await self.devices.replace(
-                caller, self.device_id(request), identifier, field_values(body.fields),
-                flags, seen_at, current,
+                caller, device_id, identifier, field_values(body.fields),
+                flags, seen_at, current, field_labels(body.fields),
             )  # fmt: skip
         # Seed 003 documents 201 Created for this update.
         return json_response(201, render_device(view))

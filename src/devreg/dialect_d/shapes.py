@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -90,14 +90,38 @@ class DeviceIn(msgspec.Struct, forbid_unknown_fields=True):
     fields: list[FieldValueIn] = []
 
 
+class FieldValueUpdateIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A value, perhaps with the `name` and `mandatory` a GET showed beside it: sent back,
+    they must still be the profile's (a field is renamed in its profile)."""
+
+    id: Uuid
+    value: Value
+    name: str | UnsetType = UNSET
+    mandatory: bool | UnsetType = UNSET
+
+
+# A key of the device object that the server sets: a client that PUTs back what it read
+# sends it, and it is accepted and ignored (any other unknown key is still refused).
+ReadOnly = Annotated[Any, Meta(description="Read-only: accepted and ignored")]
+
+
 class DeviceUpdateIn(msgspec.Struct, forbid_unknown_fields=True):
-    """Seed 003's update: `fields` is destructive (omitted values are deleted)."""
+    """Seed 003's update: `fields` is destructive (omitted values are deleted). The device
+    object as GET shows it is accepted too, so a client may change it and PUT it back."""
 
     device_identifier: Identifier | UnsetType = UNSET
-    fields: list[FieldValueIn] = []
+    fields: list[FieldValueUpdateIn] = []
     device_api_allow_read: bool | UnsetType = UNSET
     device_api_allow_write: bool | UnsetType = UNSET
     device_api_allow_renew_certificate: bool | UnsetType = UNSET
+    id: Annotated[Uuid | UnsetType, Meta(description="Must be the path's id")] = UNSET
+    account_id: ReadOnly = UNSET
+    division: ReadOnly = UNSET
+    device_profile: ReadOnly = UNSET
+    created: ReadOnly = UNSET
+    updated: ReadOnly = UNSET
+    status: ReadOnly = UNSET
+    last_seen: ReadOnly = UNSET
 
 
 class CertificateIn(msgspec.Struct, forbid_unknown_fields=True):
