@@ -140,8 +140,10 @@ WRONG_TYPES = [
      {"device_identifier": "x", "fields": [{"id": "417c328e", "value": "v"}]}, ["fields[0].id"]),
     ("put fields string", 3, {"fields": "all"}, ["fields"]),
     ("put flag string", 3, {"device_api_allow_write": "true"}, ["device_api_allow_write"]),
-    ("put last_seen", 3, {"last_seen": "2022-03-22T11:12:21Z"}, ["last_seen"]),
-    ("put account", 3, {"account_id": "1d1ec1ec-6502-11e9-a923-1681be663d3e"}, ["account_id"]),
+    # the server's keys, sent back from a read, are ignored, but of the type GET shows
+    ("put last_seen number", 3, {"last_seen": 1647947541}, ["last_seen"]),
+    ("put account list", 3, {"account_id": ["1d1ec1ec-6502-11e9-a923"]}, ["account_id"]),
+    ("put division string", 3, {"division": "Default"}, ["division"]),
     ("put division", 3, {"division_id": "fd5faa1e-623a-47a9-831b-b9397c33395f"}, ["division_id"]),
     ("put field value number", 3, {"fields": [{"id": "x", "value": 1}]}, ["value"]),
     ("certificate csr list", 4, {"csr": ["x"]}, ["csr"]),

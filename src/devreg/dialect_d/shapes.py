@@ -100,9 +100,12 @@ class FieldValueUpdateIn(msgspec.Struct, forbid_unknown_fields=True):
     mandatory: bool | UnsetType = UNSET
 
 
-# A key of the device object that the server sets: a client that PUTs back what it read
-# sends it, and it is accepted and ignored (any other unknown key is still refused).
-ReadOnly = Annotated[Any, Meta(description="Read-only: accepted and ignored")]
+# The keys of the device object that the server sets: a client that PUTs back what it read
+# sends them, and they are accepted (of the type GET shows) and ignored; any other unknown
+# key is still refused.
+_IGNORED = Meta(description="Read-only: accepted and ignored")
+ReadOnlyText = Annotated[str, _IGNORED]
+ReadOnlyRef = Annotated[dict[str, Any], _IGNORED]
 
 
 class DeviceUpdateIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -115,13 +118,13 @@ class DeviceUpdateIn(msgspec.Struct, forbid_unknown_fields=True):
     device_api_allow_write: bool | UnsetType = UNSET
     device_api_allow_renew_certificate: bool | UnsetType = UNSET
     id: Annotated[Uuid | UnsetType, Meta(description="Must be the path's id")] = UNSET
-    account_id: ReadOnly = UNSET
-    division: ReadOnly = UNSET
-    device_profile: ReadOnly = UNSET
-    created: ReadOnly = UNSET
-    updated: ReadOnly = UNSET
-    status: ReadOnly = UNSET
-    last_seen: ReadOnly = UNSET
+    account_id: ReadOnlyText | UnsetType = UNSET
+    division: ReadOnlyRef | UnsetType = UNSET
+    device_profile: ReadOnlyRef | UnsetType = UNSET
+    created: ReadOnlyText | UnsetType = UNSET
+    updated: ReadOnlyText | UnsetType = UNSET
+    status: ReadOnlyText | UnsetType = UNSET
+    last_seen: ReadOnlyText | UnsetType | None = UNSET
 
 
 class CertificateIn(msgspec.Struct, forbid_unknown_fields=True):
