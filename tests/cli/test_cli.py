@@ -290,3 +290,59 @@ def test_unreachable_postgres_is_a_clear_failure(
         devreg_env(tmp_path / "data", "postgresql://postgres@127.0.0.1:1/devreg"), *command
     )
     assert_clean_failure(refused, "connect")
+
+
+# --- account api versions (dialect F) -----------------------------------------------------
+
+
+def stored_version(data: Path, account_id: str) -> str:
+    with sqlite3.connect(f"file:{data / 'devreg.sqlite3'}?mode=ro", uri=True) as conn:
+        row = conn.execute(
+            "SELECT api_version FROM accounts WHERE id = ?", (bytes.fromhex(account_id[4:]),)
+        ).fetchone()
+    return str(row[0])
+
+
+def test_account_create_takes_a_default_api_version(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = devreg_env(data, None)
+    plain = create(env, "Acme")
+    done = run_cli(env, "account", "create", "--name", "Old", "--api-version",
+                   "2024-08-24.zero", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    old = json.loads(done.stdout)
+    assert set(old) == {"account_id", "live_key", "test_key"}  # the JSON keeps its keys
+    assert stored_version(data, plain["account_id"]) == "2025-09-14.anode"
+    assert stored_version(data, old["account_id"]) == "2024-08-24.zero"
+    changed = run_cli(env, "account", "set-version", old["account_id"], "2025-09-14.anode")
+    assert changed.returncode == 0, changed.stderr
+    assert old["account_id"] in changed.stdout and "2025-09-14.anode" in changed.stdout
+    assert stored_version(data, old["account_id"]) == "2025-09-14.anode"
+    as_json = run_cli(env, "account", "set-version", old["account_id"], "2024-08-24.zero",
+                      "--json")  # fmt: skip
+    assert json.loads(as_json.stdout) == {
+        "account_id": old["account_id"], "api_version": "2024-08-24.zero"
+    }  # fmt: skip
+    assert stored_version(data, old["account_id"]) == "2024-08-24.zero"
+
+
+@pytest.mark.parametrize("version", ["2026-01-01.busbar", "yotta", "2025-09-14", ""])
+def test_a_version_not_served_is_refused_and_changes_nothing(tmp_path: Path, version: str) -> None:
+    data = tmp_path / "data"
+    env = devreg_env(data, None)
+    made = create(env, "Acme")
+    before = accounts_in(data)
+    refused = run_cli(env, "account", "create", "--name", "X", "--api-version", version)
+    assert_clean_failure(refused, "2024-08-24.zero", "2025-09-14.anode")
+    assert accounts_in(data) == before
+    refused = run_cli(env, "account", "set-version", made["account_id"], version)
+    assert_clean_failure(refused, "2024-08-24.zero", "2025-09-14.anode")
+    assert stored_version(data, made["account_id"]) == "2025-09-14.anode"
+
+
+@pytest.mark.parametrize("account_id", ["acc_" + "0" * 32, "acc_nope", "nope"])
+def test_set_version_of_no_such_account_fails_cleanly(tmp_path: Path, account_id: str) -> None:
+    env = devreg_env(tmp_path / "data", None)
+    create(env, "Acme")
+    refused = run_cli(env, "account", "set-version", account_id, "2024-08-24.zero")
+    assert_clean_failure(refused, "no such account")

@@ -21,7 +21,7 @@ ACCOUNT_ID = re.compile(r"^acc_[0-9a-f]{32}$")
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 # Seed 000's Device schema; last_seen only once the device itself has called us.
 DEVICE_FIELDS = {"id", "object", "live_mode", "reference_id", "time_created", "account_id"}
-ERROR_FIELDS = {"object", "type", "code", "message", "time_created"}
+ERROR_FIELDS = {"object", "live_mode", "context", "type", "code", "message", "time_created"}
 
 
 # Plain HTTP needs no TLS, but every httpx.Client builds a context unless given one (20 ms).
@@ -97,9 +97,17 @@ def assert_device(body: Any, *, account_id: str, live_mode: bool, reference_id: 
 
 
 def assert_error(
-    response: httpx.Response, status: int, type_: str, code: str, *, mentions: Iterable[str] = ()
+    response: httpx.Response,
+    status: int,
+    type_: str,
+    code: str,
+    *,
+    mentions: Iterable[str] = (),
+    live_mode: bool | None = None,
+    context: str | None = None,
 ) -> dict[str, Any]:
-    """Seed 000's error object, with a message that names the problem."""
+    """Flatpeak's whole error object (seed 000's fields, `live_mode`, `context`), with a
+    message that names the problem; `live_mode` and `context` checked when given."""
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json"), response.headers
     body: dict[str, Any] = response.json()
@@ -107,6 +115,12 @@ def assert_error(
     assert body["object"] == "error"
     assert body["type"] == type_, body
     assert body["code"] == code, body
+    assert isinstance(body["live_mode"], bool), body
+    assert body["context"] == "api" or body["context"].startswith("api."), body
+    if live_mode is not None:
+        assert body["live_mode"] is live_mode, body
+    if context is not None:
+        assert body["context"] == context, body
     assert isinstance(body["message"], str) and body["message"].strip(), body
     for word in mentions:
         assert word.lower() in body["message"].lower(), (word, body["message"])

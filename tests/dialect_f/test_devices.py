@@ -53,9 +53,13 @@ def get(client: httpx.Client, device_id: str) -> dict[str, Any]:
     return found
 
 
-def assert_duplicate(response: httpx.Response) -> None:
+def assert_duplicate(response: httpx.Response, context: str | None = None) -> None:
+    """Seed 000's 409, from a live caller; `context` names the endpoint when given."""
     assert response.status_code == 409, response.text
     body = response.json()
+    assert body.pop("live_mode") is True, body
+    where = body.pop("context")
+    assert where == context if context else where.startswith("api.device_"), body
     assert {k: v for k, v in body.items() if k != "time_created"} == DUPLICATE
     parse_time(body["time_created"])
 
@@ -407,10 +411,12 @@ def test_other_versions_are_refused_and_change_nothing(tenant: Tenant, version: 
 
 def test_duplicate_reference_is_a_conflict(tenant: Tenant) -> None:
     first = create(tenant.live, "DEV-DUP")
-    assert_duplicate(tenant.live.post("/devices", json={"reference_id": "DEV-DUP"}))
+    duplicate = tenant.live.post("/devices", json={"reference_id": "DEV-DUP"})
+    assert_duplicate(duplicate, "api.device_create")
     second = create(tenant.live, "DEV-OTHER")
     assert_duplicate(
-        tenant.live.patch(f"/devices/{second['id']}", json={"reference_id": "DEV-DUP"})
+        tenant.live.patch(f"/devices/{second['id']}", json={"reference_id": "DEV-DUP"}),
+        "api.device_update",
     )
     assert get(tenant.live, second["id"]) == second  # the refused PATCH changed nothing
     assert get(tenant.live, first["id"]) == first

@@ -32,7 +32,7 @@ T = TypeVar("T")
 D_BASE = "/iot/api/v2"
 # Plain HTTP needs no TLS, but every httpx client builds a context unless given one (20 ms).
 PLAIN_TLS = ssl.create_default_context()
-F_ERROR_KEYS = {"object", "type", "code", "message", "time_created"}
+F_ERROR_KEYS = {"object", "live_mode", "context", "type", "code", "message", "time_created"}
 
 
 # --- the figures the run reports (tests/reliability/conftest.py prints them)

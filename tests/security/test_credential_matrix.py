@@ -940,7 +940,7 @@ def check_success(world: World, case: Case, endpoint: Endpoint, response: httpx.
 
 F_CODES = {403: "access_denied", 404: "not_found"}
 D_CODES = {400: "entity_not_found", 401: "invalid_api_key", 403: "access_denied"}
-F_ERROR_KEYS = {"object", "type", "code", "message", "time_created"}
+F_ERROR_KEYS = {"object", "live_mode", "context", "type", "code", "message", "time_created"}
 
 
 def check_refusal(column: Column, response: httpx.Response, status: int) -> None:
@@ -952,6 +952,8 @@ def check_refusal(column: Column, response: httpx.Response, status: int) -> None
             "error", "invalid_request", F_CODES[status],
         ), body  # fmt: skip
         assert isinstance(body["message"], str) and body["message"], body
+        assert isinstance(body["live_mode"], bool), body
+        assert body["context"] == "api" or body["context"].startswith("api."), body
     elif column.envelope == "D":
         body = response.json()
         assert set(body) == {"errors"} and len(body["errors"]) == 1, body

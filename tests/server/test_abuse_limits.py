@@ -160,7 +160,15 @@ class Reply:
         document: Any = json.loads(self.body)
         if dialect == "F":
             assert document["object"] == "error", document
-            assert set(document) == {"object", "type", "code", "message", "time_created"}
+            assert set(document) == {
+                "object",
+                "live_mode",
+                "context",
+                "type",
+                "code",
+                "message",
+                "time_created",
+            }
             code: str = document["code"]
             return code
         assert set(document) == {"errors"} and len(document["errors"]) == 1, document

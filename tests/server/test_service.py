@@ -108,10 +108,12 @@ def test_openapi_describes_dialect_f_as_the_seed_does(spec: dict[str, Any]) -> N
     update = resolve(spec, body["schema"])
     assert set(update["properties"]) == {"reference_id"}
     assert update.get("additionalProperties") is False
-    # Errors are seed 000's error object.
+    # Errors are Flatpeak's whole error object: seed 000's fields, live_mode and context.
     error = paths["/devices/{id}"]["patch"]["responses"]["404"]["content"]["application/json"]
     assert set(resolve(spec, error["schema"])["properties"]) == {
         "object",
+        "live_mode",
+        "context",
         "type",
         "code",
         "message",

@@ -168,7 +168,9 @@ def placeholders(statement: str) -> list[int]:
 @pytest.mark.parametrize(
     ("statement", "arity"),
     [
-        (sql.INSERT_ACCOUNT, 3),
+        (sql.INSERT_ACCOUNT, 4),
+        (sql.SELECT_ACCOUNT_VERSION, 1),
+        (sql.UPDATE_ACCOUNT_VERSION, 2),
         (sql.INSERT_API_KEY, 7),
         (sql.INSERT_DIVISION, 6),
         (sql.INSERT_PROFILE, len(sql.PROFILE_COLUMNS.split(","))),

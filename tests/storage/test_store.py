@@ -35,6 +35,19 @@ async def test_create_account_then_find_its_keys(store: DeviceStore) -> None:
     assert live.revoked_at is None
 
 
+async def test_an_account_keeps_its_default_api_version(store: DeviceStore) -> None:
+    plain = await stored_account(store)
+    assert await store.account_api_version(plain.id) == "2025-09-14.anode"
+    old = build_account("Old", NOW, "2024-08-24.zero")
+    await store.create_account(old.account, [], old.division, old.profile)
+    assert await store.account_api_version(old.account.id) == "2024-08-24.zero"
+    assert await store.set_account_api_version(old.account.id, "2025-09-14.anode") is True
+    assert await store.account_api_version(old.account.id) == "2025-09-14.anode"
+    assert await store.account_api_version(plain.id) == "2025-09-14.anode"  # only that one
+    assert await store.account_api_version(b"\x00" * 16) is None
+    assert await store.set_account_api_version(b"\x00" * 16, "2024-08-24.zero") is False
+
+
 async def test_unknown_key_hash_finds_nothing(store: DeviceStore) -> None:
     account = await stored_account(store)
     assert await store.find_api_key(hash_key(account.live_secret + "x")) is None

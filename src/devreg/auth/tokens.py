@@ -19,6 +19,7 @@ from devreg.core.accounts import account_exists
 from devreg.core.errors import Unauthenticated
 from devreg.core.records import ApiKey, Caller
 from devreg.core.store import DeviceStore
+from devreg.core.versions import DEFAULT_VERSION, SERVED
 
 TOKEN_TTL_SECONDS = 3600
 ALGORITHM = "HS256"
@@ -87,7 +88,7 @@ class TokenSigner:
         self._cache_size = cache_size
         self._verified: dict[str, tuple[Caller, int]] = {}
 
-    def issue(self, api_key: ApiKey, now_seconds: int) -> str:
+    def issue(self, api_key: ApiKey, now_seconds: int, api_version: str = DEFAULT_VERSION) -> str:
         claims = {
             "iss": ISSUER,
             "aud": AUDIENCE,
@@ -97,6 +98,9 @@ class TokenSigner:
             "account_id": "acc_" + api_key.account_id.hex(),
             "kid": api_key.id.hex(),
             "live_mode": api_key.live_mode,
+            # The account's default version at login: no look-up per request; a new default
+            # (devreg account set-version) holds from the next login, within the TTL.
+            "api_version": api_version,
             "iat": now_seconds,
             "nbf": now_seconds,
             "exp": now_seconds + self.ttl,
@@ -155,7 +159,15 @@ class TokenSigner:
             account_id = bytes.fromhex(sub[4:])
         except ValueError:
             raise Unauthenticated("Bearer token is not valid") from None
-        caller = Caller(account_id=account_id, live_mode=live_mode, credential_id="key:" + kid)
+        version = claims.get("api_version", DEFAULT_VERSION)  # tokens made before versions
+        if version not in SERVED:
+            raise Unauthenticated("Bearer token is not valid")
+        caller = Caller(
+            account_id=account_id,
+            live_mode=live_mode,
+            credential_id="key:" + kid,
+            api_version=version,
+        )
         return caller, int(claims["exp"])
 
 

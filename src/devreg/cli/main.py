@@ -1,5 +1,5 @@
-"""`devreg init | serve | account create | import | export | certificates revoke`: the
-stable command line of PRODUCT.md."""
+"""`devreg init | serve | account create | account set-version | import | export |
+certificates revoke`: the stable command line of PRODUCT.md."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from pathlib import Path
 from devreg.auth.api_keys import new_api_key
 from devreg.auth.tokens import load_or_create_signing_key
 from devreg.cli import bulk, certificates
-from devreg.core.accounts import build_account
+from devreg.core.accounts import build_account, set_default_version
 from devreg.core.clock import now_us
 from devreg.core.errors import DomainError
+from devreg.core.versions import DEFAULT_VERSION, SERVED
 from devreg.server.config import Config, ensure_data_dir, load_config
 from devreg.storage import migrate_store, open_store
 from devreg.tls.server_cert import ensure_server_certificate
@@ -121,7 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     create = account_commands.add_parser("create", help="create an account and its two API keys")
     _common(create)
     create.add_argument("--name", required=True)
+    create.add_argument(
+        "--api-version",
+        default=DEFAULT_VERSION,
+        help=f"default dialect F version (Flatpeak-Version): one of {', '.join(SERVED)};"
+        f" {DEFAULT_VERSION} unless given",
+    )
     create.add_argument("--json", action="store_true", help="print JSON")
+    set_version = account_commands.add_parser(
+        "set-version",
+        help="change an account's default dialect F version (holds from the next login)",
+    )
+    _common(set_version)
+    set_version.add_argument("account_id", metavar="ACCOUNT_ID")
+    set_version.add_argument("api_version", metavar="VERSION", help=" or ".join(SERVED))
+    set_version.add_argument("--json", action="store_true", help="print JSON")
 
     bulk.add_commands(commands, _common)
     certificates.add_commands(commands, _common)
@@ -165,10 +180,19 @@ async def _init(config: Config) -> list[int]:
     return applied
 
 
-async def _create_account(config: Config, name: str) -> dict[str, str]:
+async def _set_version(config: Config, account_id: str, version: str) -> None:
+    await _prepare(config)
+    store = await open_store(config.database_url, config.data_dir)
+    try:
+        await set_default_version(store, account_id, version)
+    finally:
+        await store.close()
+
+
+async def _create_account(config: Config, name: str, api_version: str) -> dict[str, str]:
     await _prepare(config)
     now = now_us()
-    new = build_account(name, now)
+    new = build_account(name, now, api_version)
     live_secret, live_key = new_api_key(new.account.id, True, now)
     test_secret, test_key = new_api_key(new.account.id, False, now)
     store = await open_store(config.database_url, config.data_dir)
@@ -198,8 +222,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from devreg.server.run import serve
 
             serve(config)
+        elif args.command == "account" and args.account_command == "set-version":
+            asyncio.run(_set_version(config, args.account_id, args.api_version))
+            if args.json:
+                print(json.dumps({"account_id": args.account_id, "api_version": args.api_version}))
+            else:
+                print(f"account {args.account_id}: default API version {args.api_version}")
         elif args.command == "account":
-            created = asyncio.run(_create_account(config, args.name))
+            created = asyncio.run(_create_account(config, args.name, args.api_version))
             if args.json:
                 print(json.dumps(created))
             else:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import msgspec
 
-from devreg.core.errors import InvalidInput
-from devreg.core.ids import new_id
+from devreg.core.errors import InvalidInput, NotFound
+from devreg.core.ids import new_id, parse_prefixed
 from devreg.core.records import Account, DeviceProfile, Division
 from devreg.core.store import DeviceStore
 from devreg.core.text import check_text
+from devreg.core.versions import DEFAULT_VERSION, check_served
 
 MAX_NAME = 200
 DEFAULT_DIVISION_NAME = "Default"
@@ -37,8 +38,10 @@ async def account_exists(store: DeviceStore, account_id: bytes) -> bool:
     return await store.default_profile(account_id) is not None
 
 
-def build_account(name: str, now: int) -> NewAccount:
-    account = Account(id=new_id(), name=check_name(name), created_at=now)
+def build_account(name: str, now: int, api_version: str = DEFAULT_VERSION) -> NewAccount:
+    account = Account(
+        id=new_id(), name=check_name(name), created_at=now, api_version=check_served(api_version)
+    )
     division = Division(
         id=new_id(),
         account_id=account.id,
@@ -62,3 +65,13 @@ def build_account(name: str, now: int) -> NewAccount:
         updated_at=now,
     )
     return NewAccount(account=account, division=division, profile=profile)
+
+
+async def set_default_version(store: DeviceStore, account_id_text: str, version: str) -> bytes:
+    """Makes `version` the account's default dialect F version; the account's id. Tokens
+    carry the default they were issued with: the new one holds from the next login."""
+    check_served(version)
+    account_id = parse_prefixed("acc", account_id_text)
+    if account_id is None or not await store.set_account_api_version(account_id, version):
+        raise NotFound(f"No such account: {account_id_text[:64]!r}")
+    return account_id

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 import msgspec
 
+from devreg.core.versions import DEFAULT_VERSION
+
 
 class DeviceStatus(StrEnum):
     ACTIVE = "ACTIVE"
@@ -17,6 +19,7 @@ class Account(msgspec.Struct, frozen=True):
     id: bytes
     name: str
     created_at: int
+    api_version: str = DEFAULT_VERSION  # dialect F's default for this account
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -117,3 +120,4 @@ class Caller(msgspec.Struct, frozen=True):
     account_id: bytes
     live_mode: bool
     credential_id: str  # stable, non-secret name of the credential, for limits and logs
+    api_version: str = DEFAULT_VERSION  # dialect F: the account's default, as of the token

@@ -135,6 +135,12 @@ class DeviceStore(Protocol):
 
     async def find_api_key(self, key_hash: bytes) -> ApiKey | None: ...
 
+    async def account_api_version(self, account_id: bytes) -> str | None:
+        """The account's default dialect F version; None if there is no such account."""
+
+    async def set_account_api_version(self, account_id: bytes, version: str) -> bool:
+        """Whether the account exists (and now has `version` as its default)."""
+
     # --- divisions and profiles (per account, not per mode)
     async def insert_division(self, division: Division) -> None:
         """Raises DuplicateValue("division_name")."""

@@ -7,8 +7,8 @@ from typing import Any
 from devreg.core.quotas import DEVICES_SETTING
 from devreg.core.store import STORAGE_FULL_RETRY_AFTER
 from devreg.core.text import TEXT_PATTERN, TEXT_RULE
+from devreg.core.versions import SERVED
 from devreg.dialect_f.shapes import (
-    API_VERSION,
     Accepted,
     DeviceCreate,
     DeviceList,
@@ -37,7 +37,8 @@ _ERRORS = {
     f" account is at its device quota ({DEVICES_SETTING}; code quota_exceeded)",
     "413": "Request body over 1 MiB",
     "415": "Content-Type is not application/json",
-    "422": "Unsupported Flatpeak-Version",
+    "422": "Flatpeak-Version not served, or older than the account's default (code"
+    " api_version_not_supported, context api)",
     "429": "Over the credential's rate limit; see Retry-After",
     "507": "insufficient_storage: the database is out of disk space and nothing was written;"
     f" retry after Retry-After ({STORAGE_FULL_RETRY_AFTER} s)",
@@ -71,7 +72,10 @@ _VERSION_HEADER = {
     "in": "header",
     "name": "Flatpeak-Version",
     "required": False,
-    "schema": {"type": "string", "enum": [API_VERSION]},
+    "schema": {"type": "string", "enum": list(SERVED)},
+    "description": "The API version to answer in; the account's default when absent. One"
+    " older than the default is refused. Every answer names the version used in its own"
+    " Flatpeak-Version header.",
 }
 _DEVICE_ID = {
     "in": "path",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import msgspec
 
 from devreg.auth.api_keys import authenticate_key, parse_basic
@@ -14,9 +16,9 @@ from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import parse_prefixed
 from devreg.core.records import Caller
 from devreg.core.store import DeviceStore
-from devreg.dialect_f.errors import UnsupportedVersion, render_error
+from devreg.core.versions import DEFAULT_VERSION, SERVED, version_for
+from devreg.dialect_f.errors import render_error, render_failure
 from devreg.dialect_f.shapes import (
-    API_VERSION,
     Accepted,
     DeviceCreate,
     DeviceList,
@@ -27,15 +29,48 @@ from devreg.dialect_f.shapes import (
 from devreg.web.body import decode_body
 from devreg.web.request import Request
 from devreg.web.response import NO_STORE, Response, json_response
-from devreg.web.routing import Router
+from devreg.web.routing import Handler, Router
 
 LIST_PARAMS = frozenset({"limit", "starting_after", "ending_before", "reference_id"})
+VERSION_HEADER = b"flatpeak-version"
 
 
-def check_version(request: Request) -> None:
-    version = request.header(b"flatpeak-version")
-    if version is not None and version != API_VERSION:
-        raise UnsupportedVersion(version)
+class Exchange:
+    """What an answer needs of its request whatever happens: the caller's mode (once a
+    credential is verified) and the version the answer is in."""
+
+    __slots__ = ("live_mode", "requested", "version")
+
+    def __init__(self, request: Request) -> None:
+        self.live_mode = False
+        self.requested = request.header(VERSION_HEADER)
+        # Until the account's default is known: the version asked for if served
+        self.version = self.requested if self.requested in SERVED else DEFAULT_VERSION
+
+    def settle(self, default: str) -> None:
+        """The version of this answer, once the caller's account default is known; refused
+        (VersionRefused) if older than it or not served. Auth is judged before this."""
+        self.version = default
+        self.version = version_for(self.requested, default)
+
+
+FHandler = Callable[[Request, Exchange], Awaitable[Response]]
+
+
+def endpoint(context: str, handler: FHandler) -> Handler:
+    """`handler` answering in the whole error object (the caller's mode, `context`), with
+    the version used in a Flatpeak-Version header on every answer."""
+
+    async def run(request: Request) -> Response:
+        exchange = Exchange(request)
+        try:
+            response = await handler(request, exchange)
+        except Exception as exc:
+            response = render_failure(exc, context=context, live_mode=exchange.live_mode)
+        response.headers = [*response.headers, (VERSION_HEADER, exchange.version.encode())]
+        return response
+
+    return run
 
 
 def device_id_of(request: Request) -> bytes:
@@ -83,43 +118,52 @@ class DialectF:
         self.limiter = limiter
 
     def mount(self, router: Router) -> None:
-        router.add("GET", "/login", self.login, render_error)
-        router.add("POST", "/devices", self.create_device, render_error)
-        router.add("GET", "/devices", self.list_devices, render_error)
-        router.add("GET", "/devices/{id}", self.get_device, render_error)
-        router.add("PATCH", "/devices/{id}", self.update_device, render_error)
-        router.add("DELETE", "/devices/{id}", self.delete_device, render_error)
+        # A path's renderer answers what fails before its handler runs (a wrong method, a
+        # head the server refused): no credential was looked at, so live_mode false.
+        for method, path, handler, context in (
+            ("GET", "/login", self.login, "api.login"),
+            ("POST", "/devices", self.create_device, "api.device_create"),
+            ("GET", "/devices", self.list_devices, "api.device_list"),
+            ("GET", "/devices/{id}", self.get_device, "api.device_get"),
+            ("PATCH", "/devices/{id}", self.update_device, "api.device_update"),
+            ("DELETE", "/devices/{id}", self.delete_device, "api.device_delete"),
+        ):
+            router.add(method, path, endpoint(context, handler), render_error)
 
-    async def caller(self, request: Request) -> Caller:
-        check_version(request)
+    async def caller(self, request: Request, exchange: Exchange) -> Caller:
         # BearerTokens.caller, in its two steps: no coroutine once the account is known.
         caller = self.signer.verify(parse_bearer(request.credential_header(b"authorization")))
         if self.tokens.unconfirmed(caller):
             await self.tokens.confirm(caller)
+        exchange.live_mode = caller.live_mode
         request.credential = caller.credential_id
         await self.limiter.check(caller.credential_id)
+        exchange.settle(caller.api_version)  # carried in the token: no look-up
         return caller
 
-    async def login(self, request: Request) -> Response:
-        check_version(request)
+    async def login(self, request: Request, exchange: Exchange) -> Response:
         user, secret = parse_basic(request.credential_header(b"authorization"))
         key = await guarded(
             self.limiter, request.scope, lambda: authenticate_key(self.store, user, secret)
         )
+        exchange.live_mode = key.live_mode
         request.credential = "key:" + key.id.hex()
-        token = self.signer.issue(key, now_us() // 1_000_000)
+        # Off the hot path: looked up once per login, then carried in the token.
+        default = await self.store.account_api_version(key.account_id) or DEFAULT_VERSION
+        exchange.settle(default)
+        token = self.signer.issue(key, now_us() // 1_000_000, default)
         out = LoginOut(bearer_token=token, expires_in=self.signer.ttl, live_mode=key.live_mode)
         return json_response(200, out, [NO_STORE])
 
-    async def create_device(self, request: Request) -> Response:
-        caller = await self.caller(request)
+    async def create_device(self, request: Request, exchange: Exchange) -> Response:
+        caller = await self.caller(request, exchange)
         body = await decode_body(request, DeviceCreate)
         reference = None if isinstance(body.reference_id, msgspec.UnsetType) else body.reference_id
         device = await self.devices.create(caller, reference)
         return json_response(201, render_device(device))
 
-    async def list_devices(self, request: Request) -> Response:
-        caller = await self.caller(request)
+    async def list_devices(self, request: Request, exchange: Exchange) -> Response:
+        caller = await self.caller(request, exchange)
         params = request.query()
         unknown = sorted(set(params) - LIST_PARAMS)
         if unknown:
@@ -137,13 +181,13 @@ class DialectF:
             200, DeviceList(object="list", url="/devices", has_more=page.has_more, data=data)
         )
 
-    async def get_device(self, request: Request) -> Response:
-        caller = await self.caller(request)
+    async def get_device(self, request: Request, exchange: Exchange) -> Response:
+        caller = await self.caller(request, exchange)
         device = await self.devices.get(caller, device_id_of(request))
         return json_response(200, render_device(device))
 
-    async def update_device(self, request: Request) -> Response:
-        caller = await self.caller(request)
+    async def update_device(self, request: Request, exchange: Exchange) -> Response:
+        caller = await self.caller(request, exchange)
         device_id = device_id_of(request)
         body = await decode_body(request, DeviceUpdate)
         changes: dict[str, object] = {}
@@ -152,7 +196,7 @@ class DialectF:
         device = await self.devices.update(caller, device_id, changes)
         return json_response(200, render_device(device))
 
-    async def delete_device(self, request: Request) -> Response:
-        caller = await self.caller(request)
+    async def delete_device(self, request: Request, exchange: Exchange) -> Response:
+        caller = await self.caller(request, exchange)
         await self.devices.delete(caller, device_id_of(request))
         return json_response(202, Accepted(message="Accepted"))

@@ -16,8 +16,6 @@ from devreg.core.devices import MAX_REFERENCE_ID
 from devreg.core.records import Device
 from devreg.core.text import TEXT_PATTERN, TEXT_RULE
 
-API_VERSION = "2025-09-14.anode"
-
 # TEXT_PATTERN: the text rule of the core (which refuses, naming the fault), documented in
 # the schema only, so that the answer keeps the core's message.
 ReferenceId = Annotated[
@@ -80,6 +78,17 @@ class Accepted(msgspec.Struct):
 
 class ErrorOut(msgspec.Struct):
     object: Literal["error"]
+    live_mode: Annotated[
+        bool, Meta(description="The caller's mode; false when no valid credential was shown.")
+    ]
+    context: Annotated[
+        str,
+        Meta(
+            description="Where it failed: the endpoint (`api.device_update`), or `api` for an"
+            " unknown path, a wrong method or a version error.",
+            examples=["api.device_update"],
+        ),
+    ]
     type: Annotated[str, Meta(examples=["invalid_request"])]
     code: Annotated[str, Meta(examples=["access_denied"])]
     message: str

@@ -77,7 +77,10 @@ class SqlDeviceStore:
         self, account: Account, keys: list[ApiKey], division: Division, profile: DeviceProfile
     ) -> None:
         async with self.transaction() as tx:
-            await tx.run(sql.INSERT_ACCOUNT, (account.id, account.name, account.created_at))
+            await tx.run(
+                sql.INSERT_ACCOUNT,
+                (account.id, account.name, account.created_at, account.api_version),
+            )
             for key in keys:
                 await tx.run(
                     sql.INSERT_API_KEY,
@@ -86,6 +89,14 @@ class SqlDeviceStore:
                 )  # fmt: skip
             await tx.run(sql.INSERT_DIVISION, sql.division_row(division))
             await tx.run(sql.INSERT_PROFILE, sql.profile_row(profile))
+
+    async def account_api_version(self, account_id: bytes) -> str | None:
+        row = await self._one(sql.SELECT_ACCOUNT_VERSION, (account_id,))
+        return None if row is None else str(row[0])
+
+    async def set_account_api_version(self, account_id: bytes, version: str) -> bool:
+        async with self.transaction() as tx:
+            return bool(await tx.rows(sql.UPDATE_ACCOUNT_VERSION, (version, account_id)))
 
     async def find_api_key(self, key_hash: bytes) -> ApiKey | None:
         row = await self._one(sql.SELECT_API_KEY, (key_hash,))

@@ -29,7 +29,9 @@ PROFILE_COLUMNS = (
     " created_at, updated_at"
 )
 
-INSERT_ACCOUNT = "INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)"
+INSERT_ACCOUNT = "INSERT INTO accounts (id, name, created_at, api_version) VALUES (?, ?, ?, ?)"
+SELECT_ACCOUNT_VERSION = "SELECT api_version FROM accounts WHERE id = ?"
+UPDATE_ACCOUNT_VERSION = "UPDATE accounts SET api_version = ? WHERE id = ? RETURNING id"
 INSERT_API_KEY = (
     "INSERT INTO api_keys (id, account_id, live_mode, key_hash, prefix, created_at, revoked_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
