@@ -4,13 +4,17 @@ reference and identifier, and the certificates that stay revoked."""
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import pytest
 
+from devreg.core.clock import now_us
 from devreg.core.devices import DeviceService
 from devreg.core.errors import InvalidInput, NotFound, QuotaExceeded, Unauthenticated
 from devreg.core.ids import new_id
 from devreg.core.quotas import Quotas
-from devreg.core.records import DeviceStatus
+from devreg.core.records import Certificate, DeviceStatus
 from devreg.core.store import DeviceStore
 from devreg.est.enrollment import authenticate_secret, create_secret
 from tests.core.conftest import StepClock, Tenant
@@ -108,5 +112,44 @@ async def test_an_enrollment_secret_made_before_the_delete_stays_revoked_after_r
     assert (await authenticate_secret(store, made.id, secret.secret)).id == made.id
     await service.delete(tenant.live, made.id)
     await service.restore(tenant.live, made.id)
+    with pytest.raises(Unauthenticated):
+        await authenticate_secret(store, made.id, secret.secret)
+
+
+class DeletedBeforeTheWrite:
+    """The store, with the device deleted just before an issuance writes: an issuance that
+    read the device before the delete committed, and wrote after it."""
+
+    def __init__(
+        self, store: DeviceStore, service: DeviceService, tenant: Tenant, device_id: bytes
+    ):
+        self.store, self.service, self.tenant, self.device_id = store, service, tenant, device_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def insert_enrollment_secret(self, *args: Any, **kwargs: Any) -> int:
+        await self.service.delete(self.tenant.live, self.device_id)
+        return await self.store.insert_enrollment_secret(*args, **kwargs)
+
+
+async def test_what_was_issued_while_the_delete_committed_is_revoked_by_the_restore(
+    service: DeviceService, store: DeviceStore, tenant: Tenant
+) -> None:
+    made = await service.create_in_profile(tenant.live, "racing", None, None, [])
+    racing = DeletedBeforeTheWrite(store, service, tenant, made.id)
+    secret = await create_secret(racing, tenant.live, made.id)  # type: ignore[arg-type]
+    now = now_us()
+    late = Certificate(
+        id=new_id(), account_id=tenant.account_id, device_id=made.id, serial="0A",
+        fingerprint=os.urandom(32), public_key_hash=os.urandom(32), pem="(not read here)",
+        not_before=now, not_after=now + 86_400_000_000, issuer="devreg", created_at=now,
+    )  # fmt: skip
+    await store.insert_certificate(late)  # written after the delete's revocation ran
+    (unrevoked,) = await store.list_certificates(tenant.account_id, made.id)
+    assert unrevoked.revoked_at is None  # so the restore must be the one to revoke it
+    await service.restore(tenant.live, made.id)
+    (after,) = await store.list_certificates(tenant.account_id, made.id)
+    assert after.revoked_at is not None and after.revocation_reason == "cessationOfOperation"
     with pytest.raises(Unauthenticated):
         await authenticate_secret(store, made.id, secret.secret)

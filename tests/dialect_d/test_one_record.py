@@ -16,6 +16,7 @@ from tests.dialect_d.helpers import (
     FLAGS,
     Account,
     all_devices,
+    assert_errors,
     assert_no_such_device,
     get_device,
     make_device,
@@ -81,6 +82,24 @@ def test_a_device_made_in_f_shows_in_d_with_the_defaults(both: Both) -> None:
     # Test mode to test mode.
     in_test = both.f_test.post("/devices", json={}).json()
     assert [d["id"] for d in all_devices(both.d.test)] == [d_id(in_test["id"])]
+
+
+def test_a_device_made_in_f_read_in_d_can_be_put_back(both: Both) -> None:
+    """D shows it with device_identifier "": sent back so, it stays without one; it can
+    be given one, but not an empty one once it has it."""
+    made = both.f_live.post("/devices", json={"reference_id": "meter-43"}).json()
+    device_id = d_id(made["id"])
+    read = get_device(both.d.live, device_id)
+    assert read["device_identifier"] == ""
+    put = both.d.live.put(f"/device/{device_id}", json=read)
+    assert put.status_code == 201, put.text
+    assert put.json()["device_identifier"] == ""
+    named = both.d.live.put(f"/device/{device_id}", json=dict(read, device_identifier="m-43"))
+    assert named.status_code == 201 and named.json()["device_identifier"] == "m-43"
+    emptied = both.d.live.put(f"/device/{device_id}", json=read)
+    assert_errors(emptied, 400, "invalid_input", mentions=["device_identifier", "empty"])
+    assert get_device(both.d.live, device_id)["device_identifier"] == "m-43"
+    assert f_get(both.f_live, made["id"])["reference_id"] == "meter-43"
 
 
 def test_a_device_made_in_d_shows_in_f(both: Both) -> None:

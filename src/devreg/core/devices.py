@@ -29,6 +29,9 @@ MAX_FIELD_VALUE = 1024
 # unfiltered total comes from the device counter and is always exact.
 TOTAL_COUNT_BOUND = 10_000
 FLAG_COLUMNS = ("allow_read", "allow_write", "allow_renew")
+# Why a deleted device's certificates are revoked (RFC 5280), at the delete and again at a
+# restore (for any issued while the delete committed)
+DELETED_REASON = "cessationOfOperation"
 # DigiCert's create page, word for word
 DUPLICATE_IDENTIFIER = "Device with division {division} and identifier {identifier} already exists"
 NOT_DELETED = "Device with id {id} is not deleted: only a deleted device can be restored"
@@ -292,7 +295,7 @@ class DeviceService:
             device_id,
             {"status": DeviceStatus.DELETED},
             self.clock(),
-            revoke_reason="cessationOfOperation",
+            revoke_reason=DELETED_REASON,
         )
         if deleted is None:
             raise NotFound("No such device")
@@ -312,7 +315,7 @@ class DeviceService:
         await self.check_room(caller)
         try:
             restored = await self.store.restore_device(
-                caller.account_id, caller.live_mode, device_id, self.clock()
+                caller.account_id, caller.live_mode, device_id, self.clock(), DELETED_REASON
             )
         except DuplicateValue as exc:
             raise InvalidInput(_restore_clash(device, exc.field), exc.field) from exc
@@ -386,7 +389,10 @@ class DeviceService:
         values = check_field_values(profile, given)
         check_field_labels(profile, labels or [])
         changes: dict[str, object] = {}
-        if device_identifier is not None:
+        # "" is how dialect D shows a device without an identifier (made in dialect F):
+        # sent back, it changes nothing; for any other device it is refused as empty
+        unchanged = device_identifier == "" and device.device_identifier is None
+        if device_identifier is not None and not unchanged:
             changes["device_identifier"] = check_device_identifier(device_identifier)
         for column, value in (flags or {}).items():
             if column not in FLAG_COLUMNS:

@@ -253,11 +253,13 @@ class DeviceStore(Protocol):
         MissingReference."""
 
     async def restore_device(
-        self, account_id: bytes, live_mode: bool, device_id: bytes, now: int
+        self, account_id: bytes, live_mode: bool, device_id: bytes, now: int, revoke_reason: str
     ) -> Device | None:
         """A deleted device made ACTIVE again, counted again, in one transaction; None when
-        there is no deleted device of that id. Its certificates are left as they are.
-        Raises DuplicateValue when its identifier or reference is taken meanwhile."""
+        there is no deleted device of that id. Every certificate and enrollment secret of
+        it still unrevoked is revoked (`revoke_reason`) in that transaction: one issued
+        while the delete committed was never revoked by it. Raises DuplicateValue when its
+        identifier or reference is taken meanwhile."""
 
     async def touch_last_seen(self, device_id: bytes, now: int) -> None: ...
 

@@ -108,11 +108,24 @@ ReadOnlyText = Annotated[str, _IGNORED]
 ReadOnlyRef = Annotated[dict[str, Any], _IGNORED]
 
 
+# A device made in dialect F has no identifier, and GET shows it as "": sent back so, it
+# stays without one (any other device refuses an empty identifier).
+UpdatedIdentifier = Annotated[
+    str,
+    Meta(
+        max_length=MAX_IDENTIFIER,
+        description=f"Unique among the division's devices of one mode. {TEXT_RULE} Empty"
+        " only for a device that has none (made in dialect F): it stays without one.",
+        extra_json_schema={"pattern": TEXT_PATTERN},
+    ),
+]
+
+
 class DeviceUpdateIn(msgspec.Struct, forbid_unknown_fields=True):
     """Seed 003's update: `fields` is destructive (omitted values are deleted). The device
     object as GET shows it is accepted too, so a client may change it and PUT it back."""
 
-    device_identifier: Identifier | UnsetType = UNSET
+    device_identifier: UpdatedIdentifier | UnsetType = UNSET
     fields: list[FieldValueUpdateIn] = []
     device_api_allow_read: bool | UnsetType = UNSET
     device_api_allow_write: bool | UnsetType = UNSET

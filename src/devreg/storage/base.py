@@ -327,13 +327,18 @@ class SqlDeviceStore:
         return sql.device_from_row(rows[0])
 
     async def restore_device(
-        self, account_id: bytes, live_mode: bool, device_id: bytes, now: int
+        self, account_id: bytes, live_mode: bool, device_id: bytes, now: int, revoke_reason: str
     ) -> Device | None:
         async with self.transaction() as tx:
             rows = await tx.rows(sql.RESTORE_DEVICE, (now, device_id, account_id, live_mode))
             if not rows:
                 return None
             await _add_to_count(tx, account_id, live_mode, device_id, 1)
+            # An issuance reads the device, then writes: one that read it before the delete
+            # and wrote after it is in no revocation yet. Nothing issued before the restore
+            # works after it.
+            await tx.run(sql.REVOKE_DEVICE_CERTIFICATES, (now, revoke_reason, device_id))
+            await tx.rows(sql.REVOKE_ENROLLMENTS, (now, device_id, now))
         return sql.device_from_row(rows[0])
 
     async def touch_last_seen(self, device_id: bytes, now: int) -> None:
