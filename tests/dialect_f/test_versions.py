@@ -5,6 +5,7 @@ used, and one older than the default or not served is refused with 422, changing
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
 import pytest
@@ -128,3 +129,30 @@ def test_set_version_holds_from_the_next_login(f_server: RunningServer) -> None:
         assert after.get("/devices").headers["flatpeak-version"] == ZERO
         older = after.get("/devices", headers={"flatpeak-version": ZERO})
         assert older.status_code == 200
+
+
+def test_the_header_is_read_without_its_spaces_and_refused_twice(tenant: Tenant) -> None:
+    # httpx will not send a value with spaces around it: a socket does
+    host, port = tenant.server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            f"GET /devices HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tenant.live_token}"
+            f"\r\nFlatpeak-Version: {ANODE} \t \r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head = answer.split(b"\r\n\r\n")[0].decode().lower()
+    assert head.startswith("http/1.1 200"), head
+    assert f"flatpeak-version: {ANODE}" in head
+    for pair in ((ANODE, "2026-01-01.busbar"), ("2026-01-01.busbar", ANODE), (ANODE, ANODE)):
+        twice = tenant.live.post(
+            "/devices",
+            json={"reference_id": "never-made"},
+            headers=[("flatpeak-version", pair[0]), ("flatpeak-version", pair[1])],
+        )
+        body = assert_error(twice, 422, "invalid_request", "api_version_not_supported",
+                            mentions=["more than once"])  # fmt: skip
+        assert body["context"] == "api" and body["live_mode"] is True  # as Flatpeak shows it
+    listed = tenant.live.get("/devices", params={"reference_id": "never-made"}).json()
+    assert listed["data"] == []

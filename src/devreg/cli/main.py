@@ -17,7 +17,7 @@ from devreg.cli import bulk, certificates
 from devreg.core.accounts import build_account, set_default_version
 from devreg.core.clock import now_us
 from devreg.core.errors import DomainError
-from devreg.core.versions import DEFAULT_VERSION, SERVED
+from devreg.core.versions import DEFAULT_VERSION, SERVED, check_served
 from devreg.server.config import Config, ensure_data_dir, load_config
 from devreg.storage import migrate_store, open_store
 from devreg.tls.server_cert import ensure_server_certificate
@@ -181,6 +181,7 @@ async def _init(config: Config) -> list[int]:
 
 
 async def _set_version(config: Config, account_id: str, version: str) -> None:
+    check_served(version)  # before the data directory is touched
     await _prepare(config)
     store = await open_store(config.database_url, config.data_dir)
     try:
@@ -190,6 +191,7 @@ async def _set_version(config: Config, account_id: str, version: str) -> None:
 
 
 async def _create_account(config: Config, name: str, api_version: str) -> dict[str, str]:
+    check_served(api_version)  # before the data directory is touched
     await _prepare(config)
     now = now_us()
     new = build_account(name, now, api_version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -16,7 +17,7 @@ from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import parse_prefixed
 from devreg.core.records import Caller
 from devreg.core.store import DeviceStore
-from devreg.core.versions import DEFAULT_VERSION, SERVED, version_for
+from devreg.core.versions import DEFAULT_VERSION, SERVED, VersionRefused, version_for
 from devreg.dialect_f.errors import render_error, render_failure
 from devreg.dialect_f.shapes import (
     Accepted,
@@ -31,6 +32,7 @@ from devreg.web.request import Request
 from devreg.web.response import NO_STORE, Response, json_response
 from devreg.web.routing import Handler, Router
 
+log = logging.getLogger("devreg")
 LIST_PARAMS = frozenset({"limit", "starting_after", "ending_before", "reference_id"})
 VERSION_HEADER = b"flatpeak-version"
 
@@ -39,18 +41,25 @@ class Exchange:
     """What an answer needs of its request whatever happens: the caller's mode (once a
     credential is verified) and the version the answer is in."""
 
-    __slots__ = ("live_mode", "requested", "version")
+    __slots__ = ("live_mode", "repeated", "requested", "version")
 
     def __init__(self, request: Request) -> None:
         self.live_mode = False
-        self.requested = request.header(VERSION_HEADER)
-        # Until the account's default is known: the version asked for if served
-        self.version = self.requested if self.requested in SERVED else DEFAULT_VERSION
+        # HTTP's optional whitespace is not part of the value; given twice, which one
+        # counts would be up to each proxy on the way, so that is refused (in settle)
+        asked = [v.decode("latin-1").strip(" \t") for k, v in request.scope["headers"]
+                 if k == VERSION_HEADER]  # fmt: skip
+        self.repeated = len(asked) > 1
+        self.requested = asked[0] if asked else None
+        self.version = DEFAULT_VERSION  # until the caller's account default is known
 
     def settle(self, default: str) -> None:
         """The version of this answer, once the caller's account default is known; refused
-        (VersionRefused) if older than it or not served. Auth is judged before this."""
+        (VersionRefused) if older than it, not served, or asked for twice. Auth is judged
+        before this."""
         self.version = default
+        if self.repeated:
+            raise VersionRefused("The Flatpeak-Version header is given more than once")
         self.version = version_for(self.requested, default)
 
 
@@ -150,6 +159,9 @@ class DialectF:
         request.credential = "key:" + key.id.hex()
         # Off the hot path: looked up once per login, then carried in the token.
         default = await self.store.account_api_version(key.account_id) or DEFAULT_VERSION
+        if default not in SERVED:  # a row edited by hand, or a version no longer served
+            log.warning("account %s: stored API version is not served", key.account_id.hex())
+            default = DEFAULT_VERSION
         exchange.settle(default)
         token = self.signer.issue(key, now_us() // 1_000_000, default)
         out = LoginOut(bearer_token=token, expires_in=self.signer.ttl, live_mode=key.live_mode)
