@@ -17,7 +17,8 @@ import jwt
 
 from devreg.core.accounts import account_exists
 from devreg.core.errors import Unauthenticated
-from devreg.core.records import ApiKey, Caller
+from devreg.core.ids import render_uuid
+from devreg.core.records import Actor, ActorKind, ApiKey, Caller
 from devreg.core.store import DeviceStore
 from devreg.core.versions import DEFAULT_VERSION, SERVED
 
@@ -157,8 +158,11 @@ class TokenSigner:
             raise Unauthenticated("Bearer token is not valid")
         try:
             account_id = bytes.fromhex(sub[4:])
+            key_id = bytes.fromhex(kid)
         except ValueError:
             raise Unauthenticated("Bearer token is not valid") from None
+        if len(key_id) != 16:
+            raise Unauthenticated("Bearer token is not valid")
         version = claims.get("api_version", DEFAULT_VERSION)  # tokens made before versions
         if version not in SERVED:
             raise Unauthenticated("Bearer token is not valid")
@@ -166,6 +170,9 @@ class TokenSigner:
             account_id=account_id,
             live_mode=live_mode,
             credential_id="key:" + kid,
+            # The key the token was made from; the request's id is set per request.
+            actor=Actor(ActorKind.BEARER_TOKEN, render_uuid(key_id)),
+            request_id="",
             api_version=version,
         )
         return caller, int(claims["exp"])

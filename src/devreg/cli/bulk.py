@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from devreg.cli.origin import cli_origin
 from devreg.core.bulk import export_devices
 from devreg.core.bulk_import import ImportRefused, import_devices
 from devreg.core.ids import parse_prefixed
@@ -94,7 +95,9 @@ async def _import_from(config: Config, account_id: bytes, lines: BinaryIO) -> in
     await migrate_store(config.database_url, config.data_dir)
     store = await open_store(config.database_url, config.data_dir)
     try:
-        return await import_devices(store, account_id, lines, quotas=config.quotas)
+        return await import_devices(
+            store, account_id, lines, quotas=config.quotas, origin=cli_origin()
+        )
     finally:
         await store.close()
 

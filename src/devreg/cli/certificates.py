@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Callable
 
+from devreg.cli.origin import cli_origin
 from devreg.core.clock import now_us
 from devreg.core.errors import NotFound
 from devreg.core.ids import parse_prefixed, parse_uuid, render_uuid
@@ -70,9 +71,13 @@ async def _revoke(
 ) -> list[Certificate]:
     await migrate_store(config.database_url, config.data_dir)
     store = await open_store(config.database_url, config.data_dir)
+    origin = cli_origin()
     try:
         for live_mode in (True, False):  # the operator names the device, not its mode
-            caller = Caller(account_id, live_mode, OPERATOR_CREDENTIAL)
+            caller = Caller(
+                account_id=account_id, live_mode=live_mode, credential_id=OPERATOR_CREDENTIAL,
+                actor=origin.actor, request_id=origin.request_id,
+            )  # fmt: skip
             try:
                 return await revoke_device_certificates(store, caller, device_id, reason, now_us())
             except NotFound:

@@ -14,6 +14,7 @@ from pathlib import Path
 from devreg.auth.api_keys import new_api_key
 from devreg.auth.tokens import load_or_create_signing_key
 from devreg.cli import bulk, certificates
+from devreg.cli.origin import cli_origin
 from devreg.core.accounts import build_account, set_default_version
 from devreg.core.clock import now_us
 from devreg.core.errors import DomainError
@@ -185,7 +186,7 @@ async def _set_version(config: Config, account_id: str, version: str) -> None:
     await _prepare(config)
     store = await open_store(config.database_url, config.data_dir)
     try:
-        await set_default_version(store, account_id, version)
+        await set_default_version(store, account_id, version, cli_origin())
     finally:
         await store.close()
 
@@ -199,7 +200,9 @@ async def _create_account(config: Config, name: str, api_version: str) -> dict[s
     test_secret, test_key = new_api_key(new.account.id, False, now)
     store = await open_store(config.database_url, config.data_dir)
     try:
-        await store.create_account(new.account, [live_key, test_key], new.division, new.profile)
+        await store.create_account(
+            new.account, [live_key, test_key], new.division, new.profile, cli_origin()
+        )
     finally:
         await store.close()
     return {

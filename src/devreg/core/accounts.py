@@ -7,7 +7,7 @@ import msgspec
 
 from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import new_id, parse_prefixed
-from devreg.core.records import Account, DeviceProfile, Division
+from devreg.core.records import Account, DeviceProfile, Division, Origin
 from devreg.core.store import DeviceStore
 from devreg.core.text import check_text
 from devreg.core.versions import DEFAULT_VERSION, check_served
@@ -67,11 +67,13 @@ def build_account(name: str, now: int, api_version: str = DEFAULT_VERSION) -> Ne
     return NewAccount(account=account, division=division, profile=profile)
 
 
-async def set_default_version(store: DeviceStore, account_id_text: str, version: str) -> bytes:
+async def set_default_version(
+    store: DeviceStore, account_id_text: str, version: str, origin: Origin
+) -> bytes:
     """Makes `version` the account's default dialect F version; the account's id. Tokens
     carry the default they were issued with: the new one holds from the next login."""
     check_served(version)
     account_id = parse_prefixed("acc", account_id_text)
-    if account_id is None or not await store.set_account_api_version(account_id, version):
+    if account_id is None or not await store.set_account_api_version(account_id, version, origin):
         raise NotFound(f"No such account: {account_id_text[:64]!r}")
     return account_id

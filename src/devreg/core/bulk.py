@@ -19,7 +19,7 @@ from devreg.core.clock import datetime_of_us
 from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import parse_uuid, render_prefixed, render_uuid
 from devreg.core.profiles import Profile, ProfileService
-from devreg.core.records import Caller, Device, DeviceStatus, Division
+from devreg.core.records import Actor, ActorKind, Caller, Device, DeviceStatus, Division
 from devreg.core.store import DeviceStore
 from devreg.core.text import nfc
 
@@ -149,7 +149,13 @@ async def load_account(store: DeviceStore, account_id: bytes) -> AccountProfiles
     if await store.default_profile(account_id) is None:
         raise NotFound(f"no account {render_prefixed('acc', account_id)} in this database")
     # Profiles and divisions are the account's, shared by both modes.
-    caller = Caller(account_id, True, "bulk")
+    caller = Caller(
+        account_id=account_id,
+        live_mode=True,
+        credential_id="bulk",
+        actor=Actor(ActorKind.SYSTEM, "bulk"),
+        request_id="",
+    )  # a reader: it changes nothing
     service = ProfileService(store)
     return AccountProfiles(
         account_id, await service.profiles(caller), await service.divisions(caller)

@@ -24,7 +24,7 @@ from devreg.core.errors import Conflict, DomainError, InvalidInput
 from devreg.core.ids import IdSequence, parse_prefixed, parse_uuid, render_uuid
 from devreg.core.profiles import Profile
 from devreg.core.quotas import DEFAULT_QUOTAS, Quotas, check_devices
-from devreg.core.records import Device, DeviceStatus
+from devreg.core.records import Device, DeviceStatus, Origin
 from devreg.core.store import DeviceImport, DeviceStore, DuplicateValue, MissingReference
 
 MAX_SHOWN = 100  # bad lines described; the rest are counted
@@ -53,7 +53,8 @@ class _Row(msgspec.Struct):
 
 
 class _Importer:
-    def __init__(self, account: AccountProfiles, now: int, quotas: Quotas) -> None:
+    def __init__(self, account: AccountProfiles, now: int, quotas: Quotas, origin: Origin) -> None:
+        self._origin = origin
         self._account = account
         self._quotas = quotas
         self._now = now
@@ -270,7 +271,7 @@ class _Importer:
             for field_id, value in row.values.items()
         ]
         try:
-            await writer.insert_devices_bulk(devices, values)
+            await writer.insert_devices_bulk(devices, values, self._origin)
         except DuplicateValue as exc:
             # Looked up in this transaction a moment ago: another process wrote it since.
             raise Conflict(
@@ -304,13 +305,14 @@ async def import_devices(
     clock: Callable[[], int] = now_us,
     chunk: int = CHUNK,
     quotas: Quotas = DEFAULT_QUOTAS,
+    origin: Origin,
 ) -> int:
     """Import every line into the account in one transaction; returns how many devices.
     Raises ImportRefused (nothing written) when any line is bad, NotFound for an unknown
     account, Conflict when another writer took a value during the import, QuotaExceeded
     (nothing written) when the account would hold more devices than its quota."""
     account = await load_account(store, account_id)
-    importer = _Importer(account, clock(), quotas)
+    importer = _Importer(account, clock(), quotas, origin)
     async with store.bulk_import() as writer:
         for number, raw in enumerate(lines, 1):
             importer.add(number, raw)

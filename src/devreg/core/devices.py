@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from devreg.changelog.entries import Action
+from devreg.core.access import DeviceFlags, check_own_flags, own_record
 from devreg.core.clock import now_us
 from devreg.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from devreg.core.ids import new_id, render_uuid
@@ -14,7 +16,13 @@ from devreg.core.paging import check_page
 from devreg.core.profiles import Profile, ProfileService
 from devreg.core.quotas import DEFAULT_QUOTAS, Quotas, check_devices
 from devreg.core.records import Caller, Device, DeviceStatus, ProfileField
-from devreg.core.store import DeviceFilter, DeviceStore, DuplicateValue, MissingReference
+from devreg.core.store import (
+    DeviceChange,
+    DeviceFilter,
+    DeviceStore,
+    DuplicateValue,
+    MissingReference,
+)
 from devreg.core.text import check_text
 
 MAX_REFERENCE_ID = 255
@@ -28,7 +36,6 @@ MAX_FIELD_VALUE = 1024
 # count costs what reading that many index entries does, not what the account holds. The
 # unfiltered total comes from the device counter and is always exact.
 TOTAL_COUNT_BOUND = 10_000
-FLAG_COLUMNS = ("allow_read", "allow_write", "allow_renew")
 # Why a deleted device's certificates are revoked (RFC 5280), at the delete and again at a
 # restore (for any issued while the delete committed)
 DELETED_REASON = "cessationOfOperation"
@@ -205,7 +212,7 @@ class DeviceService:
             version=1,
         )
         try:
-            await self.store.insert_device(device)
+            await self.store.insert_device(device, {}, caller.origin)
         except DuplicateValue as exc:
             raise _conflict(exc) from exc
         return device
@@ -265,18 +272,20 @@ class DeviceService:
             found = found[1:] if newer else found[:limit]
         return DevicePage(devices=found, has_more=has_more)
 
-    async def update(self, caller: Caller, device_id: bytes, changes: dict[str, object]) -> Device:
-        """Partial update: only the columns named in `changes` are written."""
-        checked = dict(changes)
-        if "reference_id" in checked:
-            value = checked["reference_id"]
-            checked["reference_id"] = check_reference_id(value) if isinstance(value, str) else None
-        if not checked:
+    async def update(
+        self, caller: Caller, device_id: bytes, reference_id: str | msgspec.UnsetType | None
+    ) -> Device:
+        """Dialect F's partial update: only what is sent is written (its one field)."""
+        if reference_id is msgspec.UNSET:
             return await self.get(caller, device_id)
+        change = DeviceChange(
+            reference_id=check_reference_id(reference_id) if reference_id is not None else None
+        )
         try:
-            device = await self.store.update_fields(
-                caller.account_id, caller.live_mode, device_id, checked, self.clock()
-            )
+            device = await self.store.update_device(
+                caller.account_id, caller.live_mode, device_id, change, self.clock(),
+                caller.origin, Action.DEVICE_UPDATE,
+            )  # fmt: skip
         except DuplicateValue as exc:
             raise _conflict(exc) from exc
         if device is None:
@@ -289,14 +298,11 @@ class DeviceService:
         quota, and its reference_id and device_identifier are free again. Its
         certificates are revoked (cessationOfOperation), so the CRL says so too. Returns
         the device as archived (status DELETED)."""
-        deleted = await self.store.update_fields(
-            caller.account_id,
-            caller.live_mode,
-            device_id,
-            {"status": DeviceStatus.DELETED},
-            self.clock(),
-            revoke_reason=DELETED_REASON,
-        )
+        deleted = await self.store.update_device(
+            caller.account_id, caller.live_mode, device_id,
+            DeviceChange(status=DeviceStatus.DELETED), self.clock(), caller.origin,
+            Action.DEVICE_DELETE, revoke_reason=DELETED_REASON,
+        )  # fmt: skip
         if deleted is None:
             raise NotFound("No such device")
         return deleted
@@ -315,8 +321,9 @@ class DeviceService:
         await self.check_room(caller)
         try:
             restored = await self.store.restore_device(
-                caller.account_id, caller.live_mode, device_id, self.clock(), DELETED_REASON
-            )
+                caller.account_id, caller.live_mode, device_id, self.clock(), DELETED_REASON,
+                caller.origin,
+            )  # fmt: skip
         except DuplicateValue as exc:
             raise InvalidInput(_restore_clash(device, exc.field), exc.field) from exc
         if restored is None:  # restored by a concurrent call since it was read
@@ -360,7 +367,7 @@ class DeviceService:
             created_at=now, updated_at=now, version=1,
         )  # fmt: skip
         try:
-            await self.store.insert_device(device, values)
+            await self.store.insert_device(device, values, caller.origin)
         except DuplicateValue as exc:
             raise _conflict(exc, device) from exc
         except MissingReference:
@@ -373,61 +380,77 @@ class DeviceService:
         device_id: bytes,
         device_identifier: str | None,
         given: list[tuple[bytes, str]],
-        flags: dict[str, bool] | None = None,
-        seen_at: int | None = None,
-        current: Device | None = None,
+        flags: DeviceFlags,
         labels: list[FieldLabel] | None = None,
     ) -> DeviceView:
         """Seed 003's update: the identifier changes only when given, the field values
-        become exactly `given` (omitted ones are deleted), and `flags` (API key only) may
-        set the device_api_allow_* columns. `current` is the device as the caller has just
-        read it, if it has (it only tells the profile: the write itself re-checks every
-        condition). `labels` are the names and flags sent beside the values, which must
-        agree with the profile. Returns the device as written, with its profile and values."""
-        device = current if current is not None else await self.get(caller, device_id)
+        become exactly `given` (omitted ones are deleted), and `flags` may set the
+        device_api_allow_* columns (a back office only: the device itself may send its own
+        only unchanged, `core/access.py`). `labels` are the names and flags sent beside the
+        values, which must agree with the profile. Returns the device as written, with its
+        profile and values."""
+        if caller.is_device:
+            device = own_record(caller, device_id, "write")
+            check_own_flags(device, flags)
+            writes = DeviceFlags()  # the flags sent are the flags it has
+        else:
+            device = await self.get(caller, device_id)
+            writes = flags
         profile = await self.profiles.profile(caller, device.profile_id)
         values = check_field_values(profile, given)
         check_field_labels(profile, labels or [])
-        changes: dict[str, object] = {}
         # "" is how dialect D shows a device without an identifier (made in dialect F):
         # sent back, it changes nothing; for any other device it is refused as empty
         unchanged = device_identifier == "" and device.device_identifier is None
+        identifier: str | msgspec.UnsetType = msgspec.UNSET
         if device_identifier is not None and not unchanged:
-            changes["device_identifier"] = check_device_identifier(device_identifier)
-        for column, value in (flags or {}).items():
-            if column not in FLAG_COLUMNS:
-                raise ValueError(f"not a flag: {column}")
-            changes[column] = value
-        if seen_at is not None:  # the device itself is calling: one write, not two
-            changes["last_seen"] = seen_at
-        device_writing = seen_at is not None
+            identifier = check_device_identifier(device_identifier)
+        now = self.clock()
+        change = DeviceChange(
+            device_identifier=identifier, allow_read=writes.allow_read,
+            allow_write=writes.allow_write, allow_renew=writes.allow_renew, values=values,
+            # the device itself: last_seen in the same write, not a second one
+            last_seen=now if caller.is_device else msgspec.UNSET,
+        )  # fmt: skip
         try:
-            updated = await self.store.update_fields(
-                caller.account_id, caller.live_mode, device_id, changes, self.clock(), values,
-                writable_only=device_writing,
+            updated = await self.store.update_device(
+                caller.account_id, caller.live_mode, device_id, change, now, caller.origin,
+                Action.DEVICE_UPDATE, writable_only=caller.is_device,
             )  # fmt: skip
         except DuplicateValue as exc:
             # only a new identifier can clash: the device as it would have been named
             renamed = None
-            if isinstance(new_identifier := changes.get("device_identifier"), str):
-                renamed = msgspec.structs.replace(device, device_identifier=new_identifier)
+            if isinstance(identifier, str):
+                renamed = msgspec.structs.replace(device, device_identifier=identifier)
             raise _conflict(exc, renamed) from exc
         except MissingReference:
             raise InvalidInput(FIELD_REMOVED, "fields") from None
         if updated is None:
-            if device_writing:  # disabled, or allow_write cleared, since access was checked
+            if caller.is_device:  # disabled, or allow_write cleared, since access was checked
                 raise Forbidden("The device may no longer write its record")
             raise NotFound("No such device")
         # The values are now exactly `values`: nothing needs to be read back.
         return DeviceView(device=updated, profile=profile, values=values)
 
+    async def seen(self, caller: Caller) -> Device:
+        """The device itself made an accepted call (a read, a renewal, an EST enrollment):
+        its `last_seen` moves. Not a change of its record, so not in the change log."""
+        device = caller.device
+        if device is None:
+            raise ValueError("seen() is for a device's own calls")
+        now = self.clock()
+        await self.store.touch_last_seen(device.id, now)
+        return msgspec.structs.replace(device, last_seen=now)
+
     async def set_status(self, caller: Caller, device_id: bytes, status: DeviceStatus) -> Device:
         """Enable or disable; a disabled device is refused on the client-auth listener."""
         if status is DeviceStatus.DELETED:
             raise ValueError("use delete()")
-        updated = await self.store.update_fields(
-            caller.account_id, caller.live_mode, device_id, {"status": status}, self.clock()
-        )
+        action = Action.DEVICE_ENABLE if status is DeviceStatus.ACTIVE else Action.DEVICE_DISABLE
+        updated = await self.store.update_device(
+            caller.account_id, caller.live_mode, device_id, DeviceChange(status=status),
+            self.clock(), caller.origin, action,
+        )  # fmt: skip
         if updated is None:
             raise NotFound("No such device")
         return updated

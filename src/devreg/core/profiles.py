@@ -87,7 +87,7 @@ class ProfileService:
         )  # fmt: skip
         check_divisions(self.quotas, await self.store.count_divisions(caller.account_id))
         try:
-            await self.store.insert_division(division)
+            await self.store.insert_division(division, caller.origin)
         except DuplicateValue:
             raise Conflict(
                 f"a division named {division.name!r} already exists", "duplicate_division_name"
@@ -138,7 +138,7 @@ class ProfileService:
         made = build_fields(profile.id, fields)
         check_profiles(self.quotas, await self.store.count_profiles(caller.account_id))
         try:
-            await self.store.insert_profile(profile, made)
+            await self.store.insert_profile(profile, made, caller.origin)
         except DuplicateValue:
             raise Conflict(
                 f"a device profile named {profile.name!r} already exists",
@@ -177,7 +177,7 @@ class ProfileService:
         kept = {field.id for field in made}
         removed = [field.id for field in current.fields if field.id not in kept]
         try:
-            await self.store.update_profile(updated, made, removed)
+            await self.store.update_profile(updated, made, removed, caller.origin)
         except DuplicateValue:
             raise Conflict(
                 f"a device profile named {updated.name!r} already exists",

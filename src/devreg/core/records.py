@@ -114,10 +114,54 @@ class RevokedEntry(msgspec.Struct, frozen=True):
     reason: str | None
 
 
-class Caller(msgspec.Struct, frozen=True):
-    """Who is asking, as the core sees it: one account in one mode, through one credential."""
+class ActorKind(StrEnum):
+    """Who made a change, as the change log records it."""
+
+    API_KEY = "api_key"  # dialect D's x-api-key: the key's id
+    # dialect F's token: the id of the key it was made from
+    BEARER_TOKEN = "bearer_token"  # noqa: S105
+    DEVICE_CERTIFICATE = "device_certificate"  # a device over mTLS or EST: the certificate id
+    # EST with a one-time secret: the secret's id
+    ENROLLMENT_SECRET = "enrollment_secret"  # noqa: S105
+    CLI = "cli"  # an operator's command: the OS user
+    SYSTEM = "system"  # devreg itself (migrations, retention)
+
+
+class Actor(msgspec.Struct, frozen=True):
+    kind: ActorKind
+    id: str  # never a secret: a key's or certificate's id (UUID), an OS user name
+
+
+class Origin(msgspec.Struct, frozen=True):
+    """What every change carries into the change log: who, and in which request."""
+
+    actor: Actor
+    request_id: str
+
+
+def operator_origin(user: str, request_id: str) -> Origin:
+    """A change made by an operator's command (`devreg …`)."""
+    return Origin(Actor(ActorKind.CLI, user), request_id)
+
+
+class Caller(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is asking, as the core sees it: one account in one mode, through one credential,
+    in one request. `actor.kind` says whether the device itself is calling."""
 
     account_id: bytes
     live_mode: bool
     credential_id: str  # stable, non-secret name of the credential, for limits and logs
+    actor: Actor
+    request_id: str
     api_version: str = DEFAULT_VERSION  # dialect F: the account's default, as of the token
+    # The device itself: its record as checked when it authenticated (core/access.py)
+    device: Device | None = None
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(self.actor, self.request_id)
+
+    @property
+    def is_device(self) -> bool:
+        """The device itself (its certificate or its enrollment secret), not a back office."""
+        return self.actor.kind in (ActorKind.DEVICE_CERTIFICATE, ActorKind.ENROLLMENT_SECRET)

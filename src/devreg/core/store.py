@@ -8,6 +8,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from devreg.changelog.entries import Action
 from devreg.core.errors import Unavailable
 from devreg.core.records import (
     Account,
@@ -15,23 +16,40 @@ from devreg.core.records import (
     Certificate,
     Device,
     DeviceProfile,
+    DeviceStatus,
     Division,
+    Origin,
     ProfileField,
     RevokedEntry,
 )
 
-# Columns of a device that `update_fields` may set; anything else is a programming error.
-UPDATABLE_DEVICE_COLUMNS = frozenset(
-    {
-        "reference_id",
-        "device_identifier",
-        "status",
-        "allow_read",
-        "allow_write",
-        "allow_renew",
-        "last_seen",
-    }
-)
+
+class DeviceChange(msgspec.Struct, frozen=True):
+    """What an update writes to a device: each field left UNSET keeps its value. `values`
+    (field id → value) replaces the device's field values whole."""
+
+    reference_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    device_identifier: str | msgspec.UnsetType = msgspec.UNSET
+    status: DeviceStatus | msgspec.UnsetType = msgspec.UNSET
+    allow_read: bool | msgspec.UnsetType = msgspec.UNSET
+    allow_write: bool | msgspec.UnsetType = msgspec.UNSET
+    allow_renew: bool | msgspec.UnsetType = msgspec.UNSET
+    last_seen: int | msgspec.UnsetType = msgspec.UNSET
+    values: dict[bytes, str] | msgspec.UnsetType = msgspec.UNSET
+
+    def columns(self) -> dict[str, object]:
+        """The device columns set (their names are the fields'), values excluded."""
+        return {
+            name: value
+            for name in DEVICE_CHANGE_COLUMNS
+            if (value := getattr(self, name)) is not msgspec.UNSET
+        }
+
+
+DEVICE_CHANGE_COLUMNS = (
+    "reference_id", "device_identifier", "status", "allow_read", "allow_write",
+    "allow_renew", "last_seen",
+)  # fmt: skip
 
 ListDirection = Literal["older", "newer"]
 
@@ -113,7 +131,7 @@ class DeviceImport(Protocol):
         """The account's non-deleted devices in this mode, the import's so far included."""
 
     async def insert_devices_bulk(
-        self, devices: list[Device], field_values: list[tuple[bytes, bytes, str]]
+        self, devices: list[Device], field_values: list[tuple[bytes, bytes, str]], origin: Origin
     ) -> None:
         """Insert the devices and their (device_id, field_id, value)s. Raises DuplicateValue
         or MissingReference; the transaction is then spoilt and must be left."""
@@ -130,7 +148,12 @@ class DeviceStore(Protocol):
 
     # --- accounts and keys
     async def create_account(
-        self, account: Account, keys: list[ApiKey], division: Division, profile: DeviceProfile
+        self,
+        account: Account,
+        keys: list[ApiKey],
+        division: Division,
+        profile: DeviceProfile,
+        origin: Origin,
     ) -> None: ...
 
     async def find_api_key(self, key_hash: bytes) -> ApiKey | None: ...
@@ -138,11 +161,13 @@ class DeviceStore(Protocol):
     async def account_api_version(self, account_id: bytes) -> str | None:
         """The account's default dialect F version; None if there is no such account."""
 
-    async def set_account_api_version(self, account_id: bytes, version: str) -> bool:
+    async def set_account_api_version(
+        self, account_id: bytes, version: str, origin: Origin
+    ) -> bool:
         """Whether the account exists (and now has `version` as its default)."""
 
     # --- divisions and profiles (per account, not per mode)
-    async def insert_division(self, division: Division) -> None:
+    async def insert_division(self, division: Division, origin: Origin) -> None:
         """Raises DuplicateValue("division_name")."""
 
     async def get_division(self, account_id: bytes, division_id: bytes) -> Division | None: ...
@@ -154,13 +179,19 @@ class DeviceStore(Protocol):
 
     async def count_divisions(self, account_id: bytes) -> int: ...
 
-    async def insert_profile(self, profile: DeviceProfile, fields: list[ProfileField]) -> None:
+    async def insert_profile(
+        self, profile: DeviceProfile, fields: list[ProfileField], origin: Origin
+    ) -> None:
         """Raises DuplicateValue("profile_name")."""
 
     async def get_profile(self, account_id: bytes, profile_id: bytes) -> DeviceProfile | None: ...
 
     async def update_profile(
-        self, profile: DeviceProfile, fields: list[ProfileField], removed: list[bytes]
+        self,
+        profile: DeviceProfile,
+        fields: list[ProfileField],
+        removed: list[bytes],
+        origin: Origin,
     ) -> None:
         """Store `profile` (name, flags) with exactly `fields` (kept ones updated, new ones
         added) and delete the `removed` fields with every device's value for them, in one
@@ -179,7 +210,7 @@ class DeviceStore(Protocol):
         """Each profile's fields in their declared order."""
 
     # --- devices
-    async def insert_device(self, device: Device, values: dict[bytes, str] | None = None) -> None:
+    async def insert_device(self, device: Device, values: dict[bytes, str], origin: Origin) -> None:
         """Raises DuplicateValue when reference_id or device_identifier is taken."""
 
     async def get_device(
@@ -232,28 +263,34 @@ class DeviceStore(Protocol):
     async def field_values(self, device_ids: list[bytes]) -> dict[bytes, dict[bytes, str]]:
         """Each device's values by field id (devices without values are absent)."""
 
-    async def update_fields(
+    async def update_device(
         self,
         account_id: bytes,
         live_mode: bool,
         device_id: bytes,
-        changes: dict[str, object],
+        change: DeviceChange,
         now: int,
-        values: dict[bytes, str] | None = None,
+        origin: Origin,
+        action: Action,
         *,
         writable_only: bool = False,
         revoke_reason: str | None = None,
     ) -> Device | None:
-        """Set `changes` on a non-deleted device, bump its version and updated_at, and
-        return the new record (None when there is no such device). With `values`, the
-        device's field values become exactly these; with `revoke_reason`, its certificates
-        are revoked; both in the same transaction (a delete, status DELETED, also leaves
-        the counter and revokes its outstanding enrollment secret there). `writable_only`:
-        only while the device is ACTIVE with allow_write. Raises DuplicateValue,
-        MissingReference."""
+        """Write `change` to a non-deleted device, bump its version and updated_at, log
+        it as `action`, and return the new record (None when there is no such device).
+        With `revoke_reason`, its certificates are revoked in the same transaction (a
+        delete, status DELETED, also leaves the counter and revokes its outstanding
+        enrollment secret there). `writable_only`: only while the device is ACTIVE with
+        allow_write. Raises DuplicateValue, MissingReference."""
 
     async def restore_device(
-        self, account_id: bytes, live_mode: bool, device_id: bytes, now: int, revoke_reason: str
+        self,
+        account_id: bytes,
+        live_mode: bool,
+        device_id: bytes,
+        now: int,
+        revoke_reason: str,
+        origin: Origin,
     ) -> Device | None:
         """A deleted device made ACTIVE again, counted again, in one transaction; None when
         there is no deleted device of that id. Every certificate and enrollment secret of
@@ -274,7 +311,12 @@ class DeviceStore(Protocol):
 
     # --- certificates
     async def insert_certificate(
-        self, certificate: Certificate, *, max_active: int | None = None
+        self,
+        certificate: Certificate,
+        origin: Origin,
+        action: Action,
+        *,
+        max_active: int | None = None,
     ) -> None:
         """Raises DuplicateValue("public_key") when another device holds its key, OverLimit
         when the device already holds `max_active` unrevoked, unexpired certificates
@@ -298,15 +340,25 @@ class DeviceStore(Protocol):
         """A certificate of a device (deleted or not) of this account and mode."""
 
     async def revoke_certificate(
-        self, account_id: bytes, live_mode: bool, cert_id: bytes, reason: str, now: int
+        self,
+        account_id: bytes,
+        live_mode: bool,
+        cert_id: bytes,
+        reason: str,
+        now: int,
+        origin: Origin,
     ) -> Certificate | None:
         """Mark an unrevoked certificate of a device of this account and mode revoked; None
         when there is none to revoke."""
 
-    async def revoke_device_certificates(self, device_id: bytes, reason: str, now: int) -> None: ...
-
     async def revoke_with_minted(
-        self, account_id: bytes, live_mode: bool, cert_id: bytes, reason: str, now: int
+        self,
+        account_id: bytes,
+        live_mode: bool,
+        cert_id: bytes,
+        reason: str,
+        now: int,
+        origin: Origin,
     ) -> tuple[Certificate, list[Certificate]] | None:
         """In one transaction: revoke the caller's certificate (kept as it is when already
         revoked) and every certificate it minted, transitively (`parent_id`), for `reason`.
@@ -314,7 +366,7 @@ class DeviceStore(Protocol):
         caller's."""
 
     async def revoke_all_certificates(
-        self, account_id: bytes, device_id: bytes, reason: str, now: int
+        self, account_id: bytes, device_id: bytes, reason: str, now: int, origin: Origin
     ) -> list[Certificate]:
         """Revoke every unrevoked certificate of the account's device; those revoked now."""
 
@@ -335,6 +387,7 @@ class DeviceStore(Protocol):
         secret_hash: bytes,
         now: int,
         expires_at: int,
+        origin: Origin,
         *,
         max_outstanding: int,
     ) -> int:
@@ -342,14 +395,17 @@ class DeviceStore(Protocol):
         them; returns how many), then insert the new one unless the account already has
         `max_outstanding` outstanding secrets (OverLimit, and nothing changes)."""
 
-    async def revoke_enrollment_secrets(self, device_id: bytes, now: int) -> int:
+    async def revoke_enrollment_secrets(self, device: Device, now: int, origin: Origin) -> int:
         """Revoke the device's outstanding secrets; how many there were."""
 
-    async def enrollment_secret_valid(self, device_id: bytes, secret_hash: bytes, now: int) -> bool:
-        """Whether the device has this outstanding secret, without spending it."""
+    async def enrollment_secret_valid(
+        self, device_id: bytes, secret_hash: bytes, now: int
+    ) -> bytes | None:
+        """The id of the device's outstanding secret with this hash (None: there is none),
+        without spending it."""
 
     async def consume_enrollment_secret(
-        self, device_id: bytes, secret_hash: bytes, now: int
+        self, device: Device, secret_hash: bytes, now: int, origin: Origin
     ) -> bytes | None:
         """Use the device's outstanding secret with this hash, once: its id if it was."""
 

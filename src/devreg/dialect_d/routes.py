@@ -13,13 +13,21 @@ from cryptography import x509
 from devreg.auth.api_keys import find_key
 from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
-from devreg.core.access import Action, check_certificate, check_device_access
+from devreg.core.access import Action, DeviceFlags, authenticate_device
 from devreg.core.clock import now_us, render_rfc3339
 from devreg.core.devices import DeviceService, FieldLabel
 from devreg.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from devreg.core.ids import new_id, parse_uuid, render_uuid
 from devreg.core.profiles import FieldSpec, Profile, ProfileFlags
-from devreg.core.records import Caller, Certificate, Device, DeviceProfile, DeviceStatus
+from devreg.core.records import (
+    Actor,
+    ActorKind,
+    Caller,
+    Certificate,
+    Device,
+    DeviceProfile,
+    DeviceStatus,
+)
 from devreg.core.store import DeviceStore
 from devreg.dialect_d import params as query
 from devreg.dialect_d.errors import render_error
@@ -149,27 +157,24 @@ class DialectD:
         key = await guarded(
             self.limiter, request.scope, lambda: find_key(self.store, secret, "Invalid API key")
         )
-        caller = Caller(account_id=key.account_id, live_mode=key.live_mode,
-                        credential_id="key:" + key.id.hex())  # fmt: skip
+        caller = Caller(
+            account_id=key.account_id, live_mode=key.live_mode,
+            credential_id="key:" + key.id.hex(),
+            actor=Actor(ActorKind.API_KEY, render_uuid(key.id)), request_id=request.request_id,
+        )  # fmt: skip
         request.credential = caller.credential_id
         await self.limiter.check(caller.credential_id)
         return caller
 
     async def device_caller(
         self, request: Request, cert: x509.Certificate, action: Action
-    ) -> tuple[Caller, Device, Certificate]:
+    ) -> tuple[Caller, Certificate]:
         """The device that owns `cert`, if it may do `action` on the device in the path."""
         digest = fingerprint(cert)
         request.credential = "cert:" + digest.hex()[:32]
         await self.limiter.check(request.credential)
-        now = now_us()
-        record = check_certificate(await self.store.find_certificate(digest), now)
-        device = await self.store.get_device_by_id(record.device_id)
         path_id = parse_uuid(request.path_params["id"]) or b""
-        device = check_device_access(record, device, path_id, action)
-        caller = Caller(account_id=device.account_id, live_mode=device.live_mode,
-                        credential_id=request.credential)  # fmt: skip
-        return caller, device, record
+        return await authenticate_device(self.store, digest, path_id, action, request.request_id)
 
     def device_id(self, request: Request) -> bytes:
         text = request.path_params["id"]
@@ -311,11 +316,8 @@ class DialectD:
     async def get_device(self, request: Request) -> Response:
         cert = peer_certificate(request.scope)
         if cert is not None:
-            caller, device, _ = await self.device_caller(request, cert, "read")
-            now = now_us()
-            await self.store.touch_last_seen(device.id, now)
-            device = msgspec.structs.replace(device, last_seen=now)
-            return await self.render_one(caller, device)
+            caller, _ = await self.device_caller(request, cert, "read")
+            return await self.render_one(caller, await self.devices.seen(caller))
         caller = await self.api_caller(request)
         with device_named(request.path_params["id"]):
             device = await self.devices.get(caller, self.device_id(request))
@@ -323,24 +325,14 @@ class DialectD:
 
     async def update_device(self, request: Request) -> Response:
         cert = peer_certificate(request.scope)
-        flags: dict[str, bool] | None = None
-        seen_at: int | None = None
-        current: Device | None = None
         if cert is not None:
             # The body first, the certificate after it: an update whose body was held back
             # across the certificate's revocation (or the device's disabling) must not land.
             await request.body()
-            caller, current, _ = await self.device_caller(request, cert, "write")
-            body = await decode_body(request, DeviceUpdateIn)
-            # the flags as they are (a record read and sent back) change nothing
-            sent = self.flags_of(body)
-            if any(getattr(current, column) != value for column, value in sent.items()):
-                raise Forbidden("A device cannot change its own device_api_allow_* flags")
-            seen_at = now_us()
+            caller, _ = await self.device_caller(request, cert, "write")
         else:
             caller = await self.api_caller(request)
-            body = await decode_body(request, DeviceUpdateIn)
-            flags = self.flags_of(body)
+        body = await decode_body(request, DeviceUpdateIn)
         identifier = (
             None if isinstance(body.device_identifier, msgspec.UnsetType)
             else body.device_identifier
@@ -351,19 +343,18 @@ class DialectD:
         with device_named(request.path_params["id"]):
             view = await self.devices.replace(
                 caller, device_id, identifier, field_values(body.fields),
-                flags, seen_at, current, field_labels(body.fields),
+                self.flags_of(body), field_labels(body.fields),
             )  # fmt: skip
         # Seed 003 documents 201 Created for this update.
         return json_response(201, render_device(view))
 
     @staticmethod
-    def flags_of(body: DeviceUpdateIn) -> dict[str, bool]:
-        flags = {
-            "allow_read": body.device_api_allow_read,
-            "allow_write": body.device_api_allow_write,
-            "allow_renew": body.device_api_allow_renew_certificate,
-        }
-        return {k: v for k, v in flags.items() if not isinstance(v, msgspec.UnsetType)}
+    def flags_of(body: DeviceUpdateIn) -> DeviceFlags:
+        return DeviceFlags(
+            allow_read=body.device_api_allow_read,
+            allow_write=body.device_api_allow_write,
+            allow_renew=body.device_api_allow_renew_certificate,
+        )
 
     async def delete_device(self, request: Request) -> Response:
         """An archive (DigiCert's "Delete device"): 200 with the device, status DELETED."""
@@ -436,10 +427,10 @@ class DialectD:
         cert = peer_certificate(request.scope)
         if cert is None:
             raise Forbidden("Renewal needs the device's own client certificate")
-        _, device, current = await self.device_caller(request, cert, "renew")
+        caller, current = await self.device_caller(request, cert, "renew")
         body = await decode_body(request, RenewIn)
-        renewed = await self.certificates.renew(device, current, body.csr)
-        await self.store.touch_last_seen(device.id, now_us())
+        renewed = await self.certificates.renew(caller, current, body.csr)
+        await self.devices.seen(caller)
         out = RenewOut(
             certificate_request_id=render_uuid(new_id()),
             status="AUTO_APPROVED",

@@ -148,7 +148,8 @@ class DialectF:
         request.credential = caller.credential_id
         await self.limiter.check(caller.credential_id)
         exchange.settle(caller.api_version)  # carried in the token: no look-up
-        return caller
+        # The verified token's caller is cached across requests; the request id is this one's.
+        return msgspec.structs.replace(caller, request_id=request.request_id)
 
     async def login(self, request: Request, exchange: Exchange) -> Response:
         user, secret = parse_basic(request.credential_header(b"authorization"))
@@ -202,10 +203,7 @@ class DialectF:
         caller = await self.caller(request, exchange)
         device_id = device_id_of(request)
         body = await decode_body(request, DeviceUpdate)
-        changes: dict[str, object] = {}
-        if not isinstance(body.reference_id, msgspec.UnsetType):
-            changes["reference_id"] = body.reference_id
-        device = await self.devices.update(caller, device_id, changes)
+        device = await self.devices.update(caller, device_id, body.reference_id)
         return json_response(200, render_device(device))
 
     async def delete_device(self, request: Request, exchange: Exchange) -> Response:

@@ -14,10 +14,11 @@ import secrets
 import msgspec
 from cryptography import x509
 
+from devreg.changelog.entries import Action
 from devreg.core.clock import now_us
 from devreg.core.errors import LimitReached, NotFound, Unauthenticated
-from devreg.core.ids import new_id
-from devreg.core.records import Caller, Certificate, Device, DeviceStatus
+from devreg.core.ids import new_id, render_uuid
+from devreg.core.records import Actor, ActorKind, Caller, Certificate, Device, DeviceStatus
 from devreg.core.store import DeviceStore, OverLimit
 from devreg.pki.issuing import CertificateService, check_csr, csr_key
 from devreg.pki.provenance import IssuedBy
@@ -59,8 +60,9 @@ async def create_secret(
     expires_at = now + SECRET_LIFETIME_US
     try:
         replaced = await store.insert_enrollment_secret(
-            new_id(), device, _hash(secret), now, expires_at, max_outstanding=max_outstanding
-        )
+            new_id(), device, _hash(secret), now, expires_at, caller.origin,
+            max_outstanding=max_outstanding,
+        )  # fmt: skip
     except OverLimit:
         raise LimitReached(
             f"The account already has {max_outstanding} outstanding enrollment secrets, the"
@@ -73,37 +75,50 @@ async def create_secret(
 async def revoke_secrets(store: DeviceStore, caller: Caller, device_id: bytes) -> int:
     """Revoke the device's outstanding secret(s); how many there were (0: nothing to do)."""
     device = await _device(store, caller, device_id)
-    return await store.revoke_enrollment_secrets(device.id, now_us())
+    return await store.revoke_enrollment_secrets(device, now_us(), caller.origin)
 
 
-async def authenticate_secret(store: DeviceStore, device_id: bytes, secret: str) -> Device:
-    """The device, if it is ACTIVE and `secret` is its outstanding secret; the secret is not
-    spent. A disabled device is refused like a wrong secret, so that nobody without the
-    secret learns the device's status; its secret works once it is enabled again."""
+async def authenticate_secret(
+    store: DeviceStore, device_id: bytes, secret: str, credential_id: str, request_id: str
+) -> Caller:
+    """The device as a caller, if it is ACTIVE and `secret` is its outstanding secret; the
+    secret is not spent. A disabled device is refused like a wrong secret, so that nobody
+    without the secret learns the device's status; its secret works once it is enabled
+    again."""
     device = await store.get_device_by_id(device_id)
-    if (
-        device is None
-        or device.status is not DeviceStatus.ACTIVE
-        or not await store.enrollment_secret_valid(device.id, _hash(secret), now_us())
-    ):
+    secret_id = None
+    if device is not None and device.status is DeviceStatus.ACTIVE:
+        secret_id = await store.enrollment_secret_valid(device.id, _hash(secret), now_us())
+    if device is None or secret_id is None:
         raise Unauthenticated(_REFUSED)
-    return device
+    return Caller(
+        account_id=device.account_id, live_mode=device.live_mode, credential_id=credential_id,
+        actor=Actor(ActorKind.ENROLLMENT_SECRET, render_uuid(secret_id)),
+        request_id=request_id, device=device,
+    )  # fmt: skip
 
 
 async def enroll_with_secret(
     store: DeviceStore,
     certificates: CertificateService,
-    device: Device,
+    caller: Caller,
     secret: str,
     csr: x509.CertificateSigningRequest,
 ) -> Certificate:
     """EST simpleenroll for a device `authenticate_secret` accepted: the device's limits,
     the request (key policy, then signature, then the key's owner), and only then the
     secret is spent, so a refused request leaves it usable."""
+    device = caller.device
+    assert device is not None  # authenticate_secret made the caller
     await certificates.admit(device)
     key = csr_key(check_csr(csr))
     await certificates.check_key_free(device, key)
-    secret_id = await store.consume_enrollment_secret(device.id, _hash(secret), now_us())
+    secret_id = await store.consume_enrollment_secret(
+        device, _hash(secret), now_us(), caller.origin
+    )
     if secret_id is None:  # spent, revoked or replaced since it was checked
         raise Unauthenticated(_REFUSED)
-    return await certificates.issue(device, key, IssuedBy.enrollment_secret(secret_id))
+    return await certificates.issue(
+        device, key, IssuedBy.enrollment_secret(secret_id), caller.origin,
+        Action.CERTIFICATE_ENROLL,
+    )  # fmt: skip

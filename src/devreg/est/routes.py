@@ -8,11 +8,11 @@ from cryptography import x509
 
 from devreg.auth.api_keys import parse_basic
 from devreg.auth.rate_limit import RateLimiter
-from devreg.core.access import Action, check_certificate, check_device_access
-from devreg.core.clock import now_us
+from devreg.core.access import Action, authenticate_device
+from devreg.core.devices import DeviceService
 from devreg.core.errors import Unauthenticated
 from devreg.core.ids import parse_uuid
-from devreg.core.records import Certificate, Device
+from devreg.core.records import Caller, Certificate
 from devreg.core.store import DeviceStore
 from devreg.est.enrollment import authenticate_secret, enroll_with_secret
 from devreg.est.errors import render_error
@@ -45,7 +45,9 @@ class Est:
         ca: CertificateAuthority,
         certificates: CertificateService,
         limiter: RateLimiter,
+        devices: DeviceService,
     ) -> None:
+        self.devices = devices
         self.store = store
         self.ca = ca
         self.certificates = certificates
@@ -67,38 +69,36 @@ class Est:
         # lookup, never a signature check.
         cert = peer_certificate(request.scope)
         if cert is not None:
-            device, current = await self.certificate_holder(request, cert, "renew")
+            caller, current = await self.certificate_holder(request, cert, "renew")
             csr = await self.read_csr(request)
-            return self.answer(
-                await self.certificates.enroll(device, csr, IssuedBy.certificate(current))
-            )
-        device, secret = await self.secret_holder(request)
-        csr = await self.read_csr(request)
-        return self.answer(
-            await enroll_with_secret(self.store, self.certificates, device, secret, csr)
-        )
+            issued = await self.certificates.enroll(caller, csr, IssuedBy.certificate(current))
+        else:
+            caller, secret = await self.secret_holder(request)
+            csr = await self.read_csr(request)
+            issued = await enroll_with_secret(self.store, self.certificates, caller, secret, csr)
+        await self.devices.seen(caller)
+        return self.answer(issued)
 
     async def simplereenroll(self, request: Request) -> Response:
         require_tls(request)
         cert = peer_certificate(request.scope)
         if cert is None:
             raise Unauthenticated("simplereenroll needs the certificate being renewed")
-        device, current = await self.certificate_holder(request, cert, "renew")
+        caller, current = await self.certificate_holder(request, cert, "renew")
         csr = await self.read_csr(request)
-        return self.answer(await self.certificates.renew(device, current, csr))
+        issued = await self.certificates.renew(caller, current, csr)
+        await self.devices.seen(caller)
+        return self.answer(issued)
 
     async def certificate_holder(
         self, request: Request, cert: x509.Certificate, action: Action
-    ) -> tuple[Device, Certificate]:
+    ) -> tuple[Caller, Certificate]:
         digest = fingerprint(cert)
         request.credential = "cert:" + digest.hex()[:32]
         await self.limiter.check(request.credential)
-        record = check_certificate(await self.store.find_certificate(digest), now_us())
-        device = await self.store.get_device_by_id(record.device_id)
-        device = check_device_access(record, device, record.device_id, action)
-        return device, record
+        return await authenticate_device(self.store, digest, None, action, request.request_id)
 
-    async def secret_holder(self, request: Request) -> tuple[Device, str]:
+    async def secret_holder(self, request: Request) -> tuple[Caller, str]:
         """The device whose outstanding secret the request carries (not spent yet)."""
         if not on_est_listener(request.scope):
             raise Unauthenticated("Enrollment with a secret is served on the EST port")
@@ -108,9 +108,11 @@ class Est:
         device_id = parse_uuid(user)
         if device_id is None:
             raise Unauthenticated("The Basic user name must be the device's UUID")
-        device = await authenticate_secret(self.store, device_id, secret)
         request.credential = "est-secret:" + user
-        return device, secret
+        caller = await authenticate_secret(
+            self.store, device_id, secret, request.credential, request.request_id
+        )
+        return caller, secret
 
     async def read_csr(self, request: Request) -> x509.CertificateSigningRequest:
         content_type = (request.header(b"content-type") or "").split(";")[0].strip().lower()

@@ -14,11 +14,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from devreg.changelog.entries import Action
 from devreg.core.clock import now_us
 from devreg.core.errors import Forbidden, InvalidInput, NotFound
 from devreg.core.ids import new_id, render_uuid
 from devreg.core.paging import check_page
-from devreg.core.records import Caller, Certificate, Device
+from devreg.core.records import Caller, Certificate, Device, Origin
 from devreg.core.store import DeviceStore, DuplicateValue, OverLimit, ParentRevoked
 from devreg.pki.admission import IssuanceLimits, over_cap
 from devreg.pki.ca import CertificateAuthority
@@ -125,13 +126,18 @@ class CertificateService:
         device = await self._device(caller, device_id)
         await self.admit(device)
         csr = parse_csr(csr_pem)
-        return Issued(await self.issue(device, csr_key(csr), IssuedBy.api_key(caller)))
+        by = IssuedBy.api_key(caller)
+        issued = await self.issue(device, csr_key(csr), by, caller.origin, Action.CERTIFICATE_ISSUE)
+        return Issued(issued)
 
     async def issue_with_new_key(self, caller: Caller, device_id: bytes) -> Issued:
         device = await self._device(caller, device_id)
         await self.admit(device)
         key = ec.generate_private_key(ec.SECP256R1())
-        issued = await self.issue(device, key.public_key(), IssuedBy.api_key(caller))
+        issued = await self.issue(
+            device, key.public_key(), IssuedBy.api_key(caller), caller.origin,
+            Action.CERTIFICATE_ISSUE,
+        )  # fmt: skip
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -162,11 +168,11 @@ class CertificateService:
             device, cert, public_key_hash(key), cert.issuer.rfc4514_string(), by
         )
         await self.limits.take(device)
-        await self._record(record)
+        await self._record(record, caller.origin, Action.CERTIFICATE_REGISTER)
         return record
 
     async def renew(
-        self, device: Device, current: Certificate, csr: str | x509.CertificateSigningRequest
+        self, caller: Caller, current: Certificate, csr: str | x509.CertificateSigningRequest
     ) -> Certificate:
         """Re-enrollment by the device itself (RFC 7030 section 4.2.2): the request's
         subject and subjectAltName must be identical to those of the certificate it renews;
@@ -177,6 +183,7 @@ class CertificateService:
                 " CA that issued it",
                 "csr",
             )
+        device = _own_device(caller)
         await self.admit(device)
         csr = parse_csr(csr) if isinstance(csr, str) else check_csr(csr)
         key = csr_key(csr)
@@ -197,16 +204,21 @@ class CertificateService:
                 " (RFC 7030 section 4.2.2)",
                 "csr",
             )
-        return await self.issue(device, key, IssuedBy.certificate(current))
+        return await self.issue(
+            device, key, IssuedBy.certificate(current), caller.origin, Action.CERTIFICATE_RENEW
+        )
 
     async def enroll(
-        self, device: Device, csr: x509.CertificateSigningRequest, by: IssuedBy
+        self, caller: Caller, csr: x509.CertificateSigningRequest, by: IssuedBy
     ) -> Certificate:
-        """Initial enrollment (EST simpleenroll) by an already authenticated caller: devreg
+        """Initial enrollment (EST simpleenroll) by an already authenticated device: devreg
         names the certificate after the device, whatever subject the request asked for
         (RFC 7030 lets the CA decide)."""
+        device = _own_device(caller)
         await self.admit(device)
-        return await self.issue(device, csr_key(check_csr(csr)), by)
+        return await self.issue(
+            device, csr_key(check_csr(csr)), by, caller.origin, Action.CERTIFICATE_ENROLL
+        )
 
     async def certificates(self, caller: Caller, device_id: bytes) -> list[Certificate]:
         device = await self._device(caller, device_id)
@@ -228,7 +240,9 @@ class CertificateService:
         if await self.store.key_holders(public_key_hash(public_key)) - {device.id}:
             raise InvalidInput("this public key already belongs to another device", "csr")
 
-    async def issue(self, device: Device, public_key: PublicKey, by: IssuedBy) -> Certificate:
+    async def issue(
+        self, device: Device, public_key: PublicKey, by: IssuedBy, origin: Origin, action: Action
+    ) -> Certificate:
         """Sign and record a certificate for an admitted device and an accepted key."""
         await self.check_key_free(device, public_key)
         await self.limits.take(device)
@@ -244,7 +258,7 @@ class CertificateService:
             uris=(f"urn:uuid:{uuid}",), crl_url=self.crl_url,
         )  # fmt: skip
         record = self._record_of(device, cert, public_key_hash(public_key), ISSUER_DEVREG, by)
-        await self._record(record)
+        await self._record(record, origin, action)
         return record
 
     def _record_of(
@@ -266,9 +280,11 @@ class CertificateService:
             parent_id=by.parent_id,
         )
 
-    async def _record(self, record: Certificate) -> None:
+    async def _record(self, record: Certificate, origin: Origin, action: Action) -> None:
         try:
-            await self.store.insert_certificate(record, max_active=self.limits.max_active)
+            await self.store.insert_certificate(
+                record, origin, action, max_active=self.limits.max_active
+            )
         except OverLimit:  # another issuance took the last place meanwhile
             raise over_cap(self.limits.max_active) from None
         except ParentRevoked:  # the authenticating certificate was revoked meanwhile
@@ -279,3 +295,10 @@ class CertificateService:
                     "this public key already belongs to another device", "csr"
                 ) from None
             raise InvalidInput("this certificate is already registered", "pem") from None
+
+
+def _own_device(caller: Caller) -> Device:
+    """The device renewing or enrolling: the caller it authenticated as."""
+    if caller.device is None:
+        raise Forbidden("Only the device itself renews or enrolls its certificate")
+    return caller.device

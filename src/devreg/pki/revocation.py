@@ -90,13 +90,13 @@ async def revoke_with_minted(
     name = reason_name(reason)
     if name == CASCADING_REASON:
         found = await store.revoke_with_minted(
-            caller.account_id, caller.live_mode, cert_id, name, now
+            caller.account_id, caller.live_mode, cert_id, name, now, caller.origin
         )
         if found is None:
             raise NotFound("Certificate does not exist")
         return Revocation(certificate=found[0], minted=found[1])
     revoked = await store.revoke_certificate(
-        caller.account_id, caller.live_mode, cert_id, name, now
+        caller.account_id, caller.live_mode, cert_id, name, now, caller.origin
     )
     if revoked is not None:
         return Revocation(certificate=revoked, minted=[])
@@ -116,7 +116,9 @@ async def revoke_device_certificates(
     device = await store.get_device(caller.account_id, caller.live_mode, device_id)
     if device is None:
         raise NotFound("No such device")
-    return await store.revoke_all_certificates(device.account_id, device.id, name, now)
+    return await store.revoke_all_certificates(
+        device.account_id, device.id, name, now, caller.origin
+    )
 
 
 class Crl(msgspec.Struct, frozen=True):

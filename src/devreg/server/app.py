@@ -40,6 +40,8 @@ from devreg.web.request import (
     Send,
     check_query_size,
 )
+from devreg.web.request_id import HEADER as REQUEST_ID
+from devreg.web.request_id import request_id_of
 from devreg.web.response import Response, json_response
 from devreg.web.routing import ErrorRenderer, Router
 
@@ -109,7 +111,7 @@ def build_router(services: Services) -> Router:
         max_enrollment_secrets=services.max_enrollment_secrets,
     ).mount(router)  # fmt: skip
     DialectF(services.store, devices, services.signer, services.limiter).mount(router)
-    Est(services.store, services.ca, services.certificates, services.limiter).mount(router)
+    Est(services.store, services.ca, services.certificates, services.limiter, devices).mount(router)
     spec = msgspec.json.encode(build_openapi())
 
     async def openapi(request: Request) -> Response:
@@ -216,19 +218,21 @@ class DevregApp:
             response = await handler(request)
         except Exception as exc:  # every failure is rendered in the route's dialect
             response = render(exc)
+        response.headers = [*response.headers, (REQUEST_ID, request.request_id.encode())]
         await response.send(send, head=request.method == "HEAD")
         if self.config.access_log:
             if response.status == TOO_MANY_REQUESTS and self.refusals.counted(_host(scope)):
                 return  # in its address's next summary line instead
             # The path only: query strings and headers may carry secrets or personal data.
             access_log.info(
-                '%s "%s %s" %d %.1fms %s',
+                '%s "%s %s" %d %.1fms %s %s',
                 _client(scope),
                 request.method,
                 _loggable(request.path[:200]),
                 response.status,
                 (time.perf_counter() - started) * 1000,
                 request.credential or "-",
+                request.request_id,
             )
 
     def refusal(self, client: str, method: str, path: str, error: HttpError) -> Response:
@@ -238,13 +242,15 @@ class DevregApp:
         found = self.router.match(path)
         render = found[0].render_error if found else unmatched_renderer(path)
         response = render(error)
+        request_id = request_id_of(())  # its headers were not read, or not readable
+        response.headers = [*response.headers, (REQUEST_ID, request_id.encode())]
         if self.config.access_log:
             host = client.rpartition(":")[0] or client  # "host:port"
             if response.status == TOO_MANY_REQUESTS and self.refusals.counted(host):
                 return response
             access_log.info(
-                '%s "%s %s" %d - -', client, _loggable(method[:16]), _loggable(path[:200]),
-                response.status,
+                '%s "%s %s" %d - - %s', client, _loggable(method[:16]), _loggable(path[:200]),
+                response.status, request_id,
             )  # fmt: skip
         return response
 

@@ -12,6 +12,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from itertools import chain
 from typing import Any, Protocol, TypeVar
 
+import msgspec
+
+from devreg.changelog import changes
+from devreg.changelog.entries import Action, Change
+from devreg.core.clock import now_us
 from devreg.core.records import (
     Account,
     ApiKey,
@@ -20,11 +25,12 @@ from devreg.core.records import (
     DeviceProfile,
     DeviceStatus,
     Division,
+    Origin,
     ProfileField,
     RevokedEntry,
 )
 from devreg.core.store import (
-    UPDATABLE_DEVICE_COLUMNS,
+    DeviceChange,
     DeviceFilter,
     DeviceImport,
     DuplicateValue,
@@ -32,7 +38,7 @@ from devreg.core.store import (
     OverLimit,
     ParentRevoked,
 )
-from devreg.storage import sql
+from devreg.storage import change_log, sql
 
 Params = Sequence[Any]
 T = TypeVar("T")
@@ -71,12 +77,36 @@ class SqlDeviceStore:
     async def close(self) -> None:
         raise NotImplementedError
 
+    async def atomic(self, work: Callable[[SqlRunner], Awaitable[T]]) -> T:
+        """`work` in one transaction; it awaits only the runner it is given."""
+        raise NotImplementedError
+
+    async def _logged(
+        self,
+        origin: Origin,
+        work: Callable[[SqlRunner], Awaitable[tuple[T, list[Change]]]],
+    ) -> T:
+        """The one way a change is written: `work` makes it and says what changed, and the
+        change log's entries are appended in the same transaction, last."""
+
+        async def logged(tx: SqlRunner) -> T:
+            result, changes = await work(tx)
+            await change_log.append(tx, origin, changes, now_us())
+            return result
+
+        return await self.atomic(logged)
+
     # --- accounts and keys
 
     async def create_account(
-        self, account: Account, keys: list[ApiKey], division: Division, profile: DeviceProfile
+        self,
+        account: Account,
+        keys: list[ApiKey],
+        division: Division,
+        profile: DeviceProfile,
+        origin: Origin,
     ) -> None:
-        async with self.transaction() as tx:
+        async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
             await tx.run(
                 sql.INSERT_ACCOUNT,
                 (account.id, account.name, account.created_at, account.api_version),
@@ -89,14 +119,31 @@ class SqlDeviceStore:
                 )  # fmt: skip
             await tx.run(sql.INSERT_DIVISION, sql.division_row(division))
             await tx.run(sql.INSERT_PROFILE, sql.profile_row(profile))
+            return None, [
+                changes.created_account(account),
+                *(changes.created_key(key) for key in keys),
+                changes.created_division(division),
+                changes.created_profile(profile, []),
+            ]
+
+        await self._logged(origin, work)
 
     async def account_api_version(self, account_id: bytes) -> str | None:
         row = await self._one(sql.SELECT_ACCOUNT_VERSION, (account_id,))
         return None if row is None else str(row[0])
 
-    async def set_account_api_version(self, account_id: bytes, version: str) -> bool:
-        async with self.transaction() as tx:
-            return bool(await tx.rows(sql.UPDATE_ACCOUNT_VERSION, (version, account_id)))
+    async def set_account_api_version(
+        self, account_id: bytes, version: str, origin: Origin
+    ) -> bool:
+        async def work(tx: SqlRunner) -> tuple[bool, list[Change]]:
+            before = await tx.rows(sql.SELECT_ACCOUNT, (account_id,))
+            if not await tx.rows(sql.UPDATE_ACCOUNT_VERSION, (version, account_id)):
+                return False, []
+            old = sql.account_from_row(before[0])
+            new = msgspec.structs.replace(old, api_version=version)
+            return True, [changes.updated_account(old, new)]
+
+        return await self._logged(origin, work)
 
     async def find_api_key(self, key_hash: bytes) -> ApiKey | None:
         row = await self._one(sql.SELECT_API_KEY, (key_hash,))
@@ -109,8 +156,12 @@ class SqlDeviceStore:
 
     # --- divisions and profiles
 
-    async def insert_division(self, division: Division) -> None:
-        await self.runner().run(sql.INSERT_DIVISION, sql.division_row(division))
+    async def insert_division(self, division: Division, origin: Origin) -> None:
+        async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
+            await tx.run(sql.INSERT_DIVISION, sql.division_row(division))
+            return None, [changes.created_division(division)]
+
+        await self._logged(origin, work)
 
     async def get_division(self, account_id: bytes, division_id: bytes) -> Division | None:
         row = await self._one(sql.SELECT_DIVISION, (account_id, division_id))
@@ -136,26 +187,48 @@ class SqlDeviceStore:
         row = await self._one(statement, params)
         return 0 if row is None else int(row[0])
 
-    async def insert_profile(self, profile: DeviceProfile, fields: list[ProfileField]) -> None:
-        async with self.transaction() as tx:
+    async def insert_profile(
+        self, profile: DeviceProfile, fields: list[ProfileField], origin: Origin
+    ) -> None:
+        async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
             await tx.run(sql.INSERT_PROFILE, sql.profile_row(profile))
             for field in fields:
                 await tx.run(sql.INSERT_FIELD, sql.field_row(field))
+            return None, [changes.created_profile(profile, fields)]
+
+        await self._logged(origin, work)
 
     async def update_profile(
-        self, profile: DeviceProfile, fields: list[ProfileField], removed: list[bytes]
+        self,
+        profile: DeviceProfile,
+        fields: list[ProfileField],
+        removed: list[bytes],
+        origin: Origin,
     ) -> None:
-        existing = {f.id for f in (await self.profile_fields([profile.id]))[profile.id]}
-        async with self.transaction() as tx:
+        async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
+            before_rows = await tx.rows(sql.SELECT_PROFILE, (profile.account_id, profile.id))
+            old_fields = [
+                sql.field_from_row(row)
+                for row in await tx.rows(sql.in_list(sql.SELECT_FIELDS_OF, 1), (profile.id,))
+            ]
+            existing = {f.id for f in old_fields}
+            logged: list[Change] = []
             await tx.run(
                 sql.UPDATE_PROFILE,
                 (profile.name, profile.allow_read, profile.allow_write, profile.allow_renew,
                  profile.updated_at, profile.account_id, profile.id),
             )  # fmt: skip
             for field_id in removed:
-                # The devices losing a value are written too: their version moves.
+                # The devices losing a value are written too: their version moves, and
+                # each is in the log with the value it lost.
+                affected = await tx.rows(sql.DEVICES_WITH_FIELD, (field_id,))
+                olds = await _device_states(tx, [bytes(row[0]) for row in affected])
                 await tx.run(sql.BUMP_DEVICES_WITH_FIELD, (profile.updated_at, field_id))
                 await tx.run(sql.DELETE_FIELD_VALUES, (field_id,))
+                news = await _device_states(tx, list(olds))
+                logged += [
+                    changes.updated_device(Action.DEVICE_UPDATE, olds[i], news[i]) for i in olds
+                ]
                 await tx.run(sql.DELETE_FIELD, (field_id,))
             for field in fields:
                 if field.id in existing:
@@ -167,6 +240,11 @@ class SqlDeviceStore:
                     )
                 else:
                     await tx.run(sql.INSERT_FIELD, sql.field_row(field))
+            old = sql.profile_from_row(before_rows[0])
+            logged.insert(0, changes.updated_profile(old, old_fields, profile, fields))
+            return None, logged
+
+        await self._logged(origin, work)
 
     async def get_profile(self, account_id: bytes, profile_id: bytes) -> DeviceProfile | None:
         row = await self._one(sql.SELECT_PROFILE, (account_id, profile_id))
@@ -197,17 +275,19 @@ class SqlDeviceStore:
 
     # --- devices
 
-    async def insert_device(self, device: Device, values: dict[bytes, str] | None = None) -> None:
-        """The device, its values and its place in the counter: one write (on SQLite one
-        item of a group commit, not a transaction waiting for its turn)."""
+    async def insert_device(self, device: Device, values: dict[bytes, str], origin: Origin) -> None:
+        """The device, its values, its place in the counter and its log entry: one write
+        (on SQLite one item of a group commit, not a transaction waiting for its turn)."""
         counted = (device.account_id, device.live_mode, sql.count_slot(device.id), 1)
-        await self.runner().run_together(
-            [
-                (sql.INSERT_DEVICE, sql.device_row(device)),
-                *((sql.INSERT_VALUE, (device.id, f, v)) for f, v in (values or {}).items()),
-                (sql.ADD_TO_DEVICE_COUNT, counted),
-            ]
-        )
+
+        async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
+            await tx.run(sql.INSERT_DEVICE, sql.device_row(device))
+            for field_id, value in values.items():
+                await tx.run(sql.INSERT_VALUE, (device.id, field_id, value))
+            await tx.run(sql.ADD_TO_DEVICE_COUNT, counted)
+            return None, [changes.created_device(Action.DEVICE_CREATE, device, values)]
+
+        await self._logged(origin, work)
 
     async def get_device(
         self, account_id: bytes, live_mode: bool, device_id: bytes, *, include_deleted: bool = False
@@ -288,58 +368,73 @@ class SqlDeviceStore:
             found.setdefault(bytes(device_id), {})[bytes(field_id)] = value
         return found
 
-    async def update_fields(
+    async def update_device(
         self,
         account_id: bytes,
         live_mode: bool,
         device_id: bytes,
-        changes: dict[str, object],
+        change: DeviceChange,
         now: int,
-        values: dict[bytes, str] | None = None,
+        origin: Origin,
+        action: Action,
         *,
         writable_only: bool = False,
         revoke_reason: str | None = None,
     ) -> Device | None:
-        unknown = set(changes) - UPDATABLE_DEVICE_COLUMNS
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
         statement, params = sql.update_device_statement(
-            changes, account_id, live_mode, device_id, now, writable_only
+            change, account_id, live_mode, device_id, now, writable_only
         )
-        deleting = changes.get("status") is DeviceStatus.DELETED
-        if values is None and revoke_reason is None and not deleting:
-            rows = await self.runner().rows(statement, params)
-            return sql.device_from_row(rows[0]) if rows else None
-        async with self.transaction() as tx:
+        deleting = change.status is DeviceStatus.DELETED
+
+        async def work(tx: SqlRunner) -> tuple[Device | None, list[Change]]:
+            olds = await _device_states(tx, [device_id])
             rows = await tx.rows(statement, params)
             if not rows:
-                return None
+                return None, []
+            updated = sql.device_from_row(rows[0])
+            _, old_values = olds[device_id]
+            values = old_values if change.values is msgspec.UNSET else change.values
+            logged = [changes.updated_device(action, olds[device_id], (updated, values))]
             if deleting:
                 await _add_to_count(tx, account_id, live_mode, device_id, -1)
                 # Like its certificates, its EST secret must not work again after a restore.
-                await tx.rows(sql.REVOKE_ENROLLMENTS, (now, device_id, now))
-            if values is not None:
+                logged += await _revoke_secrets(tx, updated, now)
+            if change.values is not msgspec.UNSET:
                 await tx.run(sql.DELETE_VALUES, (device_id,))
-                for field_id, value in values.items():
+                for field_id, value in change.values.items():
                     await tx.run(sql.INSERT_VALUE, (device_id, field_id, value))
             if revoke_reason is not None:
-                await tx.run(sql.REVOKE_DEVICE_CERTIFICATES, (now, revoke_reason, device_id))
-        return sql.device_from_row(rows[0])
+                logged += await _revoke_of_device(tx, updated, revoke_reason, now)
+            return updated, logged
+
+        return await self._logged(origin, work)
 
     async def restore_device(
-        self, account_id: bytes, live_mode: bool, device_id: bytes, now: int, revoke_reason: str
+        self,
+        account_id: bytes,
+        live_mode: bool,
+        device_id: bytes,
+        now: int,
+        revoke_reason: str,
+        origin: Origin,
     ) -> Device | None:
-        async with self.transaction() as tx:
+        async def work(tx: SqlRunner) -> tuple[Device | None, list[Change]]:
+            olds = await _device_states(tx, [device_id])
             rows = await tx.rows(sql.RESTORE_DEVICE, (now, device_id, account_id, live_mode))
             if not rows:
-                return None
+                return None, []
+            restored = sql.device_from_row(rows[0])
+            old = olds[device_id]
+            logged = [changes.updated_device(Action.DEVICE_RESTORE, old, (restored, old[1]))]
             await _add_to_count(tx, account_id, live_mode, device_id, 1)
             # An issuance reads the device, then writes: one that read it before the delete
             # and wrote after it is in no revocation yet. Nothing issued before the restore
             # works after it.
-            await tx.run(sql.REVOKE_DEVICE_CERTIFICATES, (now, revoke_reason, device_id))
-            await tx.rows(sql.REVOKE_ENROLLMENTS, (now, device_id, now))
-        return sql.device_from_row(rows[0])
+            logged += await _revoke_of_device(tx, restored, revoke_reason, now)
+            logged += await _revoke_secrets(tx, restored, now)
+            return restored, logged
+
+        return await self._logged(origin, work)
 
     async def touch_last_seen(self, device_id: bytes, now: int) -> None:
         await self.runner().run(sql.TOUCH_LAST_SEEN, (now, device_id))
@@ -374,16 +469,22 @@ class SqlDeviceStore:
     # --- certificates
 
     async def insert_certificate(
-        self, certificate: Certificate, *, max_active: int | None = None
+        self,
+        certificate: Certificate,
+        origin: Origin,
+        action: Action,
+        *,
+        max_active: int | None = None,
     ) -> None:
         """Records the certificate and claims its key for the device; raises
         DuplicateValue("public_key") when another device holds the key, OverLimit when the
         device is at `max_active`."""
-        async with self.transaction() as tx:
+
+        async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
             # The device's row lock serialises issuance with revoke-all (which takes it
             # too), and the parent's with its revocation: a certificate minted by one that
             # is being revoked is either refused here or revoked with it, never left over.
-            await tx.run(sql.LOCK_DEVICE, (certificate.device_id,))
+            device = await tx.rows(sql.LOCK_DEVICE_RETURNING, (certificate.device_id,))
             if certificate.parent_id is not None:
                 parent = await tx.rows(sql.LOCK_PARENT_CERTIFICATE, (certificate.parent_id,))
                 if not parent or parent[0][0] is not None or parent[0][1] <= certificate.created_at:
@@ -399,6 +500,10 @@ class SqlDeviceStore:
             if bytes(holder[0][0]) != certificate.device_id:
                 raise DuplicateValue("public_key")
             await tx.run(sql.INSERT_CERTIFICATE, sql.certificate_row(certificate))
+            live_mode = bool(device[0][0]) if device else None
+            return None, [changes.certificate(action, None, certificate, live_mode)]
+
+        await self._logged(origin, work)
 
     async def list_certificates(
         self, account_id: bytes, device_id: bytes, *, limit: int | None = None, offset: int = 0
@@ -421,14 +526,22 @@ class SqlDeviceStore:
         return None if row is None else sql.certificate_from_row(row)
 
     async def revoke_certificate(
-        self, account_id: bytes, live_mode: bool, cert_id: bytes, reason: str, now: int
+        self,
+        account_id: bytes,
+        live_mode: bool,
+        cert_id: bytes,
+        reason: str,
+        now: int,
+        origin: Origin,
     ) -> Certificate | None:
         params = (now, reason, account_id, cert_id, account_id, live_mode)
-        rows = await self.runner().rows(sql.REVOKE_CERTIFICATE, params)
-        return sql.certificate_from_row(rows[0]) if rows else None
 
-    async def revoke_device_certificates(self, device_id: bytes, reason: str, now: int) -> None:
-        await self.runner().run(sql.REVOKE_DEVICE_CERTIFICATES, (now, reason, device_id))
+        async def work(tx: SqlRunner) -> tuple[Certificate | None, list[Change]]:
+            rows = await tx.rows(sql.REVOKE_CERTIFICATE, params)
+            revoked = [sql.certificate_from_row(row) for row in rows]
+            return (revoked[0] if revoked else None), _revocations(revoked, live_mode)
+
+        return await self._logged(origin, work)
 
     async def count_active_certificates(self, device_id: bytes, now: int) -> int:
         row = await self._one(sql.COUNT_ACTIVE_CERTIFICATES, (device_id, now))
@@ -436,32 +549,48 @@ class SqlDeviceStore:
         return int(row[0])
 
     async def revoke_with_minted(
-        self, account_id: bytes, live_mode: bool, cert_id: bytes, reason: str, now: int
+        self,
+        account_id: bytes,
+        live_mode: bool,
+        cert_id: bytes,
+        reason: str,
+        now: int,
+        origin: Origin,
     ) -> tuple[Certificate, list[Certificate]] | None:
-        async with self.transaction() as tx:
+        async def work(
+            tx: SqlRunner,
+        ) -> tuple[tuple[Certificate, list[Certificate]] | None, list[Change]]:
             revoking = (now, reason, account_id, cert_id, account_id, live_mode)
             rows = await tx.rows(sql.REVOKE_CERTIFICATE, revoking)
+            newly = [sql.certificate_from_row(row) for row in rows]
             if not rows:
                 finding = (account_id, cert_id, account_id, live_mode)
                 rows = await tx.rows(sql.SELECT_CERTIFICATE_BY_ID, finding)
                 if not rows:
-                    return None
-            minted = await tx.rows(sql.REVOKE_MINTED, (cert_id, now, reason))
-        return (
-            sql.certificate_from_row(rows[0]),
-            [sql.certificate_from_row(row) for row in minted],
-        )
+                    return None, []
+            minted = [
+                sql.certificate_from_row(row)
+                for row in await tx.rows(sql.REVOKE_MINTED, (cert_id, now, reason))
+            ]
+            found = (sql.certificate_from_row(rows[0]), minted)
+            return found, _revocations(newly + minted, live_mode)
+
+        return await self._logged(origin, work)
 
     async def revoke_all_certificates(
-        self, account_id: bytes, device_id: bytes, reason: str, now: int
+        self, account_id: bytes, device_id: bytes, reason: str, now: int, origin: Origin
     ) -> list[Certificate]:
         params = (now, reason, account_id, device_id)
-        async with self.transaction() as tx:
+
+        async def work(tx: SqlRunner) -> tuple[list[Certificate], list[Change]]:
             # After any issuance in progress for the device (insert_certificate holds this
             # lock), so that what it records is seen, and revoked, by the update.
-            await tx.run(sql.LOCK_DEVICE, (device_id,))
+            device = await tx.rows(sql.LOCK_DEVICE_RETURNING, (device_id,))
             rows = await tx.rows(sql.REVOKE_ALL_OF_DEVICE, params)
-        return [sql.certificate_from_row(row) for row in rows]
+            revoked = [sql.certificate_from_row(row) for row in rows]
+            return revoked, _revocations(revoked, bool(device[0][0]) if device else None)
+
+        return await self._logged(origin, work)
 
     async def revoked_page(
         self, now: int, after: tuple[int, bytes] | None, limit: int
@@ -483,35 +612,98 @@ class SqlDeviceStore:
         secret_hash: bytes,
         now: int,
         expires_at: int,
+        origin: Origin,
         *,
         max_outstanding: int,
     ) -> int:
-        async with self.transaction() as tx:
+        async def work(tx: SqlRunner) -> tuple[int, list[Change]]:
             await tx.run(sql.LOCK_ACCOUNT, (device.account_id,))
-            replaced = await tx.rows(sql.REVOKE_ENROLLMENTS, (now, device.id, now))
+            replaced = await _revoke_secrets(tx, device, now)
             counted = await tx.rows(sql.COUNT_OUTSTANDING_ENROLLMENTS, (device.account_id, now))
             if int(counted[0][0]) >= max_outstanding:
                 raise OverLimit  # rolls the replacement back too
             row = (secret_id, device.account_id, device.id, secret_hash, now, expires_at)
             await tx.run(sql.INSERT_ENROLLMENT, row)
-        return len(replaced)
+            made = changes.secret(
+                Action.SECRET_CREATE, device, (secret_id, device.id, now, expires_at), "outstanding"
+            )
+            return len(replaced), [*replaced, made]
 
-    async def revoke_enrollment_secrets(self, device_id: bytes, now: int) -> int:
-        rows = await self.runner().rows(sql.REVOKE_ENROLLMENTS, (now, device_id, now))
-        return len(rows)
+        return await self._logged(origin, work)
 
-    async def enrollment_secret_valid(self, device_id: bytes, secret_hash: bytes, now: int) -> bool:
-        return bool(await self.runner().rows(sql.FIND_ENROLLMENT, (device_id, secret_hash, now)))
+    async def revoke_enrollment_secrets(self, device: Device, now: int, origin: Origin) -> int:
+        async def work(tx: SqlRunner) -> tuple[int, list[Change]]:
+            revoked = await _revoke_secrets(tx, device, now)
+            return len(revoked), revoked
 
-    async def consume_enrollment_secret(
+        return await self._logged(origin, work)
+
+    async def enrollment_secret_valid(
         self, device_id: bytes, secret_hash: bytes, now: int
     ) -> bytes | None:
-        rows = await self.runner().rows(sql.CONSUME_ENROLLMENT, (now, device_id, secret_hash, now))
+        rows = await self.runner().rows(sql.FIND_ENROLLMENT, (device_id, secret_hash, now))
         return bytes(rows[0][0]) if rows else None
+
+    async def consume_enrollment_secret(
+        self, device: Device, secret_hash: bytes, now: int, origin: Origin
+    ) -> bytes | None:
+        params = (now, device.id, secret_hash, now)
+
+        async def work(tx: SqlRunner) -> tuple[bytes | None, list[Change]]:
+            rows = await tx.rows(sql.CONSUME_ENROLLMENT, params)
+            if not rows:
+                return None, []
+            used = changes.secret(Action.SECRET_USE, device, _secret(rows[0]), "used")
+            return bytes(rows[0][0]), [used]
+
+        return await self._logged(origin, work)
 
     async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
         rows = await self.runner().rows(sql.SELECT_KEY_HOLDERS, (public_key_hash,))
         return {bytes(row[0]) for row in rows}
+
+
+async def _device_states(
+    tx: SqlRunner, device_ids: list[bytes]
+) -> dict[bytes, tuple[Device, dict[bytes, str]]]:
+    """The devices (any status) with their values, as the transaction sees them."""
+    if not device_ids:
+        return {}
+    found: dict[bytes, tuple[Device, dict[bytes, str]]] = {}
+    for batch in _batches(device_ids):
+        for row in await tx.rows(sql.in_list(sql.SELECT_ANY_DEVICES_BY_IDS, len(batch)), batch):
+            device = sql.device_from_row(row)
+            found[device.id] = (device, {})
+        statement = sql.in_list(sql.SELECT_VALUES_OF, len(batch))
+        for device_id, field_id, value in await tx.rows(statement, batch):
+            found[bytes(device_id)][1][bytes(field_id)] = value
+    return found
+
+
+async def _revoke_of_device(tx: SqlRunner, device: Device, reason: str, now: int) -> list[Change]:
+    rows = await tx.rows(sql.REVOKE_DEVICE_CERTIFICATES, (now, reason, device.id))
+    return _revocations([sql.certificate_from_row(row) for row in rows], device.live_mode)
+
+
+def _revocations(revoked: list[Certificate], live_mode: bool | None) -> list[Change]:
+    return [
+        changes.certificate(
+            Action.CERTIFICATE_REVOKE,
+            msgspec.structs.replace(cert, revoked_at=None, revocation_reason=None),
+            cert,
+            live_mode,
+        )
+        for cert in revoked
+    ]
+
+
+def _secret(row: Sequence[Any]) -> tuple[bytes, bytes, int, int]:
+    return bytes(row[0]), bytes(row[1]), int(row[2]), int(row[3])
+
+
+async def _revoke_secrets(tx: SqlRunner, device: Device, now: int) -> list[Change]:
+    rows = await tx.rows(sql.REVOKE_ENROLLMENTS, (now, device.id, now))
+    return [changes.secret(Action.SECRET_REVOKE, device, _secret(row), "revoked") for row in rows]
 
 
 async def _add_to_count(
@@ -572,9 +764,19 @@ class _SqlDeviceImport:
         return int(rows[0][0])
 
     async def insert_devices_bulk(
-        self, devices: list[Device], field_values: list[tuple[bytes, bytes, str]]
+        self, devices: list[Device], field_values: list[tuple[bytes, bytes, str]], origin: Origin
     ) -> None:
         await self._insert_many(self._tx, sql.INSERT_DEVICE, [sql.device_row(d) for d in devices])
+        values: dict[bytes, dict[bytes, str]] = {}
+        for device_id, field_id, value in field_values:
+            values.setdefault(device_id, {})[field_id] = value
+        imported = [
+            changes.created_device(Action.DEVICE_IMPORT, d, values.get(d.id, {})) for d in devices
+        ]
+
+        async def insert_many(statement: str, rows: list[Sequence[Any]]) -> None:
+            await self._insert_many(self._tx, statement, rows)
+
         if field_values:
             await self._insert_many(self._tx, sql.INSERT_VALUE, list(field_values))
         added: Counter[tuple[bytes, bool, int]] = Counter(
@@ -582,3 +784,4 @@ class _SqlDeviceImport:
         )
         for (account_id, live_mode, slot), count in sorted(added.items()):
             await self._tx.run(sql.ADD_TO_DEVICE_COUNT, (account_id, live_mode, slot, count))
+        await change_log.append(self._tx, origin, imported, now_us(), insert_many)

@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from devreg.core.store import StoreUnavailable
 from devreg.storage.base import Params, SqlRunner
 from devreg.storage.disk_full import DiskFullEpisodes, sqlite_disk_full
 
 Rows = list[Sequence[Any]]
+T = TypeVar("T")
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
@@ -38,6 +39,16 @@ class _Statement:
     params: Params
     answer: asyncio.Future[Rows]
     also: Sequence[tuple[str, Params]] = ()  # run after it under the same savepoint
+
+
+@dataclass(slots=True)
+class _Work:
+    """A transaction that reads and writes with no await between (only the writer's own
+    statements, which never suspend): run inline in the batch under its own savepoint,
+    like a statement, with no turn on the writer to wait for."""
+
+    work: Callable[[SqlRunner], Awaitable[Any]]
+    answer: asyncio.Future[Any]
 
 
 @dataclass(slots=True)
@@ -95,7 +106,7 @@ class GroupCommitRunner:
         self._read = execute_read
         self._in_transaction = _InTransaction(writer, execute_write)
         self._commit_thread = ThreadPoolExecutor(1, thread_name_prefix="devreg-commit")
-        self._pending: list[_Statement | _Transaction] = []
+        self._pending: list[_Statement | _Work | _Transaction] = []
         self._flushing: asyncio.Task[None] | None = None
         self.commits = 0  # batches committed: for tests and benchmarks (a count, not a time)
         self.writes = 0  # single-statement writes and transactions committed
@@ -117,6 +128,13 @@ class GroupCommitRunner:
         answer: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
         self._enqueue(_Statement(first, params, answer, rest))
         await answer
+
+    async def atomic(self, work: Callable[[SqlRunner], Awaitable[T]]) -> T:
+        """`work` on the writer, all or nothing, as one item of the batch. `work` may
+        await only the runner it is given (which never suspends)."""
+        answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Work(work, answer))
+        return await answer
 
     def transaction(self) -> AbstractAsyncContextManager[SqlRunner]:
         return self._transaction()
@@ -158,7 +176,7 @@ class GroupCommitRunner:
             await asyncio.shield(self._flushing)
         self._commit_thread.shutdown(wait=True)
 
-    def _enqueue(self, item: _Statement | _Transaction) -> None:
+    def _enqueue(self, item: _Statement | _Work | _Transaction) -> None:
         self._pending.append(item)
         if self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
@@ -176,8 +194,8 @@ class GroupCommitRunner:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._commit_thread, self._execute, statement, ())
 
-    async def _commit_batch(self, batch: list[_Statement | _Transaction]) -> None:
-        outcomes: list[tuple[_Statement, Any, bool]] = []
+    async def _commit_batch(self, batch: list[_Statement | _Work | _Transaction]) -> None:
+        outcomes: list[tuple[_Statement | _Work, Any, bool]] = []
         joined: list[_Transaction] = []
         # During a disk-full episode only a commit that stored a change ends it (a batch of
         # refused duplicates commits without needing a byte).
@@ -187,6 +205,8 @@ class GroupCommitRunner:
             for item in batch:
                 if isinstance(item, _Statement):
                     outcomes.append(self._run_statement(item))
+                elif isinstance(item, _Work):
+                    outcomes.append(self._run_work(item))
                 elif not item.turn.cancelled():
                     item.turn.set_result(None)
                     await item.finished
@@ -199,7 +219,7 @@ class GroupCommitRunner:
                 self._writer.execute("ROLLBACK")
             failure = self._failure(exc)
             for item in batch:
-                waiter = item.answer if isinstance(item, _Statement) else item.committed
+                waiter = item.committed if isinstance(item, _Transaction) else item.answer
                 if not waiter.done():
                     waiter.set_exception(failure)
                 if isinstance(item, _Transaction) and not item.turn.done():
@@ -230,6 +250,26 @@ class GroupCommitRunner:
         if sqlite_disk_full(exc):  # from a statement not run through `execute`, or the OS
             return self._disk_full.refused(str(exc))
         return StoreUnavailable(str(exc))
+
+    def _run_work(self, item: _Work) -> tuple[_Work, Any, bool]:
+        self._writer.execute("SAVEPOINT one_write")
+        try:
+            running = item.work(self._in_transaction)
+            try:
+                running.send(None)  # type: ignore[attr-defined]
+            except StopIteration as done:
+                result = done.value
+            else:
+                running.close()  # type: ignore[attr-defined]
+                raise RuntimeError("an atomic write awaited something else than its runner")
+        except Exception as exc:
+            if not self._writer.in_transaction:
+                raise  # the whole batch was rolled back, as in _run_statement
+            self._writer.execute("ROLLBACK TO one_write")
+            self._writer.execute("RELEASE one_write")
+            return item, exc, False
+        self._writer.execute("RELEASE one_write")
+        return item, result, True
 
     def _run_statement(self, item: _Statement) -> tuple[_Statement, Any, bool]:
         self._writer.execute("SAVEPOINT one_write")

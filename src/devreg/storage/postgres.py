@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -16,6 +16,8 @@ from devreg.storage import sql
 from devreg.storage.base import Params, SqlDeviceStore, SqlRunner
 from devreg.storage.disk_full import DiskFullEpisodes
 from devreg.storage.migrations import migration_scripts
+
+T = TypeVar("T")
 
 log = logging.getLogger("devreg.storage")
 
@@ -191,6 +193,10 @@ class PostgresDeviceStore(SqlDeviceStore):
             yield _PostgresRunner(conn, self.disk_full)
         if self.disk_full.active:  # committed: the transactions here all write
             self.disk_full.wrote()
+
+    async def atomic(self, work: Callable[[SqlRunner], Awaitable[T]]) -> T:
+        async with self.transaction() as tx:
+            return await work(tx)
 
     def storage_full(self) -> bool:
         return self.disk_full.full_now()

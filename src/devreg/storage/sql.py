@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from devreg.core.records import (
+    Account,
     Certificate,
     Device,
     DeviceProfile,
@@ -18,7 +19,7 @@ from devreg.core.records import (
     Division,
     ProfileField,
 )
-from devreg.core.store import DeviceFilter
+from devreg.core.store import DeviceChange, DeviceFilter
 
 DEVICE_COLUMNS = (
     "id, account_id, live_mode, reference_id, device_identifier, division_id, profile_id,"
@@ -31,6 +32,7 @@ PROFILE_COLUMNS = (
 
 INSERT_ACCOUNT = "INSERT INTO accounts (id, name, created_at, api_version) VALUES (?, ?, ?, ?)"
 SELECT_ACCOUNT_VERSION = "SELECT api_version FROM accounts WHERE id = ?"
+SELECT_ACCOUNT = "SELECT id, name, created_at, api_version FROM accounts WHERE id = ?"
 UPDATE_ACCOUNT_VERSION = "UPDATE accounts SET api_version = ? WHERE id = ? RETURNING id"
 INSERT_API_KEY = (
     "INSERT INTO api_keys (id, account_id, live_mode, key_hash, prefix, created_at, revoked_at)"
@@ -102,6 +104,7 @@ DELETE_FIELD_VALUES = "DELETE FROM device_field_values WHERE field_id = ?"
 DELETE_FIELD = "DELETE FROM profile_fields WHERE id = ?"
 INSERT_VALUE = "INSERT INTO device_field_values (device_id, field_id, value) VALUES (?, ?, ?)"
 DELETE_VALUES = "DELETE FROM device_field_values WHERE device_id = ?"
+SELECT_ANY_DEVICES_BY_IDS = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id IN (?)"
 SELECT_DEVICE_BY_ID = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ? AND status <> 'DELETED'"
 TOUCH_LAST_SEEN = "UPDATE devices SET last_seen = ? WHERE id = ? AND status <> 'DELETED'"
 INSERT_CERTIFICATE = (
@@ -127,13 +130,14 @@ REVOKE_CERTIFICATE = (
     "UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
     f" WHERE {_CERTIFICATE_OF_CALLER} AND revoked_at IS NULL RETURNING {CERTIFICATE_COLUMNS}"
 )
+DEVICES_WITH_FIELD = "SELECT device_id FROM device_field_values WHERE field_id = ?"
 BUMP_DEVICES_WITH_FIELD = (
     "UPDATE devices SET version = version + 1, updated_at = ?"
     " WHERE id IN (SELECT device_id FROM device_field_values WHERE field_id = ?)"
 )
 REVOKE_DEVICE_CERTIFICATES = (
     "UPDATE certificates SET revoked_at = ?, revocation_reason = ?"
-    " WHERE device_id = ? AND revoked_at IS NULL"
+    f" WHERE device_id = ? AND revoked_at IS NULL RETURNING {CERTIFICATE_COLUMNS}"
 )
 # The CRL's entries, a page at a time in (revoked_at, id) order after a given key, from the
 # covering partial index certificates_revoked alone: neither the unrevoked certificates nor
@@ -147,7 +151,7 @@ SELECT_REVOKED_PAGE = (
 # Serialises the capped inserts of one account or device (a row lock on PostgreSQL; SQLite
 # has one writer anyway) without changing the row.
 LOCK_ACCOUNT = "UPDATE accounts SET name = name WHERE id = ?"
-LOCK_DEVICE = "UPDATE devices SET version = version WHERE id = ?"
+LOCK_DEVICE_RETURNING = "UPDATE devices SET version = version WHERE id = ? RETURNING live_mode"
 # The certificate that authorised an issuance, locked (a PostgreSQL row lock waits for a
 # revocation in progress to commit) and read as it now is; not a revocation change, so the
 # revocation mark's triggers do not fire.
@@ -181,17 +185,54 @@ INSERT_ENROLLMENT = (
 COUNT_OUTSTANDING_ENROLLMENTS = (
     f"SELECT COUNT(*) FROM enrollment_secrets WHERE account_id = ? AND {_OUTSTANDING}"
 )
+ENROLLMENT_COLUMNS = "id, device_id, created_at, expires_at"
 REVOKE_ENROLLMENTS = (
     "UPDATE enrollment_secrets SET revoked_at = ?"
-    f" WHERE device_id = ? AND {_OUTSTANDING} RETURNING id"
+    f" WHERE device_id = ? AND {_OUTSTANDING} RETURNING {ENROLLMENT_COLUMNS}"
 )
 FIND_ENROLLMENT = (
     f"SELECT id FROM enrollment_secrets WHERE device_id = ? AND secret_hash = ? AND {_OUTSTANDING}"
 )
 CONSUME_ENROLLMENT = (
     "UPDATE enrollment_secrets SET used_at = ?"
-    f" WHERE device_id = ? AND secret_hash = ? AND {_OUTSTANDING} RETURNING id"
+    f" WHERE device_id = ? AND secret_hash = ? AND {_OUTSTANDING} RETURNING {ENROLLMENT_COLUMNS}"
 )
+# The change log (migration 0007). A write takes the next `count` numbers from the head
+# (on PostgreSQL its row lock, held to the commit, orders the writers), appends its entries
+# and moves the head's time and hash to its last entry.
+CHANGE_COLUMNS = (
+    "seq, time, account_id, live_mode, actor_kind, actor_id, request_id, action,"
+    " object_type, object_id, object_version, before, after, prev_hash, hash"
+)
+TAKE_CHANGE_SEQ = "UPDATE change_head SET seq = seq + ? WHERE one = 1 RETURNING seq, time, hash"
+INSERT_CHANGE = (
+    f"INSERT INTO change_log ({CHANGE_COLUMNS})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+MOVE_CHANGE_HEAD = "UPDATE change_head SET time = ?, hash = ? WHERE one = 1"
+SELECT_CHANGE_HEAD = (
+    "SELECT seq, time, hash, pruned_seq, pruned_hash FROM change_head WHERE one = 1"
+)
+SELECT_OBJECT_HISTORY = (
+    f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE object_id = ?"
+    " ORDER BY time DESC, seq DESC LIMIT ? OFFSET ?"
+)
+COUNT_OBJECT_HISTORY = "SELECT COUNT(*) FROM change_log WHERE object_id = ?"
+# The object's last entry at or before a time: one seek backwards in change_log_object
+# (time never goes back as seq grows, so (time, seq) is the log's order).
+SELECT_OBJECT_AS_OF = (
+    f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE object_id = ? AND time <= ?"
+    " ORDER BY time DESC, seq DESC LIMIT 1"
+)
+SELECT_CHANGES_FROM = f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?"
+SELECT_ACCOUNT_CHANGES = f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE account_id = ? AND seq > ?"
+FIRST_SEQ_AT = "SELECT MIN(seq) FROM change_log WHERE time >= ?"
+# Retention: the oldest entries, a small batch per transaction; the head keeps the last
+# pruned entry's seq and hash, so the chain still verifies from the oldest kept entry.
+SELECT_PRUNABLE = "SELECT seq, hash FROM change_log WHERE time < ? AND seq < ? ORDER BY seq LIMIT ?"
+PRUNE_CHANGES = "DELETE FROM change_log WHERE seq <= ?"
+MOVE_PRUNED = "UPDATE change_head SET pruned_seq = ?, pruned_hash = ? WHERE one = 1"
+
 # The device counter (migration 0005): a slot per device id's last byte, summed.
 COUNT_SLOTS = 16
 ADD_TO_DEVICE_COUNT = (
@@ -302,6 +343,10 @@ def query_devices_statements(
     )
     count = f"SELECT COUNT(*) FROM (SELECT 1 FROM devices WHERE {condition} LIMIT ?) AS matching"
     return page, count, [*params, limit, offset], params
+
+
+def account_from_row(row: Sequence[Any]) -> Account:
+    return Account(id=bytes(row[0]), name=row[1], created_at=int(row[2]), api_version=row[3])
 
 
 def division_row(division: Division) -> tuple[Any, ...]:
@@ -417,25 +462,26 @@ RESTORE_DEVICE = (
 
 
 def update_device_statement(
-    changes: dict[str, object],
+    change: DeviceChange,
     account_id: bytes,
     live_mode: bool,
     device_id: bytes,
     now: int,
     writable_only: bool = False,
 ) -> tuple[str, list[Any]]:
-    """`UPDATE ... RETURNING` for a whitelisted set of columns (the caller checks the names).
-    `writable_only`: the device itself is writing, so it must still be ACTIVE with
-    allow_write when the row is written (not only when access was checked)."""
-    columns = sorted(changes)
-    assignments = "".join(f"{column} = ?, " for column in columns)
+    """`UPDATE ... RETURNING` for the columns `change` sets (the field values are written
+    apart). `writable_only`: the device itself is writing, so it must still be ACTIVE
+    with allow_write when the row is written (not only when access was checked)."""
+    columns = change.columns()
+    names = sorted(columns)
+    assignments = "".join(f"{column} = ?, " for column in names)
     guard = " AND status = 'ACTIVE' AND allow_write = ?" if writable_only else ""
     sql = (
         f"UPDATE devices SET {assignments}version = version + 1, updated_at = ?"
         f" WHERE id = ? AND account_id = ? AND live_mode = ? AND status <> 'DELETED'{guard}"
         f" RETURNING {DEVICE_COLUMNS}"
     )
-    params: list[Any] = [_column_value(changes[c]) for c in columns]
+    params: list[Any] = [_column_value(columns[c]) for c in names]
     params += [now, device_id, account_id, live_mode]
     if writable_only:
         params.append(True)

@@ -15,10 +15,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from devreg.core.store import DuplicateValue, MissingReference, StoreUnavailable
 from devreg.storage import sql
@@ -28,6 +28,7 @@ from devreg.storage.group_commit import GroupCommitRunner
 from devreg.storage.migrations import migration_scripts, split_statements
 
 BUSY_TIMEOUT_MS = 5000
+T = TypeVar("T")
 _UMASK_LOCK = threading.Lock()
 
 
@@ -151,6 +152,9 @@ class SqliteDeviceStore(SqlDeviceStore):
 
     def transaction(self) -> AbstractAsyncContextManager[SqlRunner]:
         return self.group.transaction()
+
+    async def atomic(self, work: Callable[[SqlRunner], Awaitable[T]]) -> T:
+        return await self.group.atomic(work)
 
     async def close(self) -> None:
         await self.group.close()

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 
 from devreg.core.errors import InvalidInput
 from devreg.web.errors import payload_too_large
+from devreg.web.request_id import request_id_of
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -19,7 +20,9 @@ MAX_QUERY_PARAMS = 32
 
 
 class Request:
-    __slots__ = ("_body", "_receive", "credential", "method", "path", "path_params", "scope")
+    __slots__ = (
+        "_body", "_receive", "credential", "method", "path", "path_params", "request_id", "scope",
+    )  # fmt: skip
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
@@ -29,6 +32,7 @@ class Request:
         self.path: str = scope["path"]
         self.path_params: dict[str, str] = {}
         self.credential: str | None = None  # set once authenticated, for the access log
+        self.request_id: str = request_id_of(scope["headers"])
 
     def header(self, name: bytes) -> str | None:
         """The first value of header `name` (lowercase), decoded as latin-1 per RFC 9110."""
