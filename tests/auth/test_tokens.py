@@ -84,7 +84,11 @@ def test_issue_then_verify_gives_the_caller(live_mode: bool) -> None:
     key = api_key(live_mode)
     caller = signer.verify(signer.issue(key, now()))
     assert caller == Caller(
-        account_id=key.account_id, live_mode=live_mode, credential_id="key:" + key.id.hex()
+        account_id=key.account_id,
+        live_mode=live_mode,
+        credential_id="key:" + key.id.hex(),
+        actor=Actor(ActorKind.BEARER_TOKEN, render_uuid(key.id)),
+        request_id="",
     )
 
 

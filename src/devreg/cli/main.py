@@ -13,7 +13,7 @@ from pathlib import Path
 
 from devreg.auth.api_keys import new_api_key
 from devreg.auth.tokens import load_or_create_signing_key
-from devreg.cli import bulk, certificates
+from devreg.cli import audit, bulk, certificates
 from devreg.cli.origin import cli_origin
 from devreg.core.accounts import build_account, set_default_version
 from devreg.core.clock import now_us
@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not log each request (DEVREG_ACCESS_LOG=0)",
     )
 
+    serve.add_argument(
+        "--audit-retention-days",
+        type=int,
+        help="prune change log entries older than this, 0 = never"
+        " (DEVREG_AUDIT_RETENTION_DAYS; 400)",
+    )
+
     account = commands.add_parser("account", help="manage accounts")
     account_commands = account.add_subparsers(dest="account_command", required=True)
     create = account_commands.add_parser("create", help="create an account and its two API keys")
@@ -141,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bulk.add_commands(commands, _common)
     certificates.add_commands(commands, _common)
+    audit.add_commands(commands, _common)
     return parser
 
 
@@ -164,6 +172,7 @@ def _config(args: argparse.Namespace) -> Config:
         "cert_lifetime_days",
         "durability",
         "redis_down",
+        "audit_retention_days",
     )
     return load_config({key: getattr(args, key, None) for key in keys})
 
@@ -247,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bulk.run(args, config)
         elif args.command == "certificates":
             return certificates.run(args, config)
+        elif args.command == "audit":
+            return audit.run(args, config)
     except Exception as exc:
         if not _is_operator_error(exc):
             raise

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from devreg.changelog.service import DEFAULT_LOG_PAGE
+from devreg.changelog.store import EntryFilter
+from devreg.core.clock import us_of_datetime
 from devreg.core.errors import InvalidInput
 from devreg.core.ids import parse_uuid
 from devreg.core.paging import DEFAULT_LIST_PAGE
+from devreg.core.records import ActorKind
 from devreg.core.store import DeviceFilter
 
 LIST_PARAMS = frozenset(
@@ -66,6 +70,54 @@ def time_param(params: dict[str, str], name: str, end_of_day: bool) -> int | Non
             f"{name} must be an ISO 8601 date or date-time, like 2020-04-22T07:13:20Z", name
         ) from None
     return int(moment.timestamp() * 1_000_000)
+
+
+def as_of_param(params: dict[str, str]) -> int:
+    """`?as_of=<RFC 3339 time>`, the only parameter of a device's GET: to the microsecond,
+    with its offset (a time without one is ambiguous)."""
+    unknown = sorted(set(params) - {"as_of"})
+    if unknown:
+        raise InvalidInput(f"Unknown query parameter {unknown[0]}", unknown[0])
+    return rfc3339_param(params["as_of"], "as_of")
+
+
+def rfc3339_param(text: str, name: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None or len(text) < 20:
+        raise InvalidInput(
+            f"{name} must be an RFC 3339 time with its offset, like 2026-12-02T18:22:01.123456Z",
+            name,
+        )
+    return us_of_datetime(moment)
+
+
+LOG_PARAMS = frozenset(
+    {"limit", "after_seq", "object_id", "actor_kind", "actor_id", "action", "from", "to"}
+)
+
+
+def log_params(params: dict[str, str]) -> tuple[EntryFilter, int, int]:
+    """The account log's filters, its cursor and its page size."""
+    unknown = sorted(set(params) - LOG_PARAMS)
+    if unknown:
+        raise InvalidInput(f"Unknown query parameter {unknown[0]}", unknown[0])
+    object_id = params.get("object_id")
+    kind = params.get("actor_kind")
+    if kind is not None and kind not in {k.value for k in ActorKind}:
+        raise InvalidInput(
+            "actor_kind must be one of " + ", ".join(k.value for k in ActorKind), "actor_kind"
+        )
+    where = EntryFilter(
+        object_id=None if object_id is None else uuid_param(object_id, "object_id"),
+        actor_kind=kind, actor_id=params.get("actor_id"), action=params.get("action"),
+        time_from=None if "from" not in params else rfc3339_param(params["from"], "from"),
+        time_to=None if "to" not in params else rfc3339_param(params["to"], "to"),
+    )  # fmt: skip
+    after_seq = int_param(params, "after_seq", 0)
+    return where, after_seq, int_param(params, "limit", DEFAULT_LOG_PAGE)
 
 
 def device_filter(params: dict[str, str]) -> DeviceFilter:

@@ -13,6 +13,8 @@ from cryptography import x509
 from devreg.auth.api_keys import find_key
 from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
+from devreg.changelog.export import entry_out
+from devreg.changelog.service import ChangeLogService
 from devreg.core.access import Action, DeviceFlags, authenticate_device
 from devreg.core.clock import now_us, render_rfc3339
 from devreg.core.devices import DeviceService, FieldLabel
@@ -31,6 +33,7 @@ from devreg.core.records import (
 from devreg.core.store import DeviceStore
 from devreg.dialect_d import params as query
 from devreg.dialect_d.errors import render_error
+from devreg.dialect_d.history import DeviceRenderer, HistoryOut, LogPageOut
 from devreg.dialect_d.pages import TOTAL_EXACT_HEADER, ListBody, rendered
 from devreg.dialect_d.shapes import (
     CertificateIn,
@@ -110,6 +113,7 @@ class DialectD:
         devices: DeviceService,
         certificates: CertificateService,
         limiter: RateLimiter,
+        log: ChangeLogService,
         *,
         max_enrollment_secrets: int = DEFAULT_MAX_OUTSTANDING_SECRETS,
     ) -> None:
@@ -119,6 +123,7 @@ class DialectD:
         self.profiles = devices.profiles
         self.certificates = certificates
         self.limiter = limiter
+        self.log = log
 
     def mount(self, router: Router) -> None:
         routes = [
@@ -132,6 +137,8 @@ class DialectD:
             ("POST", "/device", self.create_device),
             ("GET", "/device", self.list_devices),
             ("GET", "/device/{id}", self.get_device),
+            ("GET", "/device/{id}/history", self.device_history),
+            ("GET", "/audit-log", self.audit_log),
             ("PUT", "/device/{id}", self.update_device),
             ("DELETE", "/device/{id}", self.delete_device),
             ("PUT", "/device/{id}/disable", self.disable_device),
@@ -319,9 +326,48 @@ class DialectD:
             caller, _ = await self.device_caller(request, cert, "read")
             return await self.render_one(caller, await self.devices.seen(caller))
         caller = await self.api_caller(request)
+        params = request.query()
+        if params:
+            return await self.device_as_of(request, caller, query.as_of_param(params))
         with device_named(request.path_params["id"]):
             device = await self.devices.get(caller, self.device_id(request))
         return await self.render_one(caller, device)
+
+    # --- the change log
+
+    async def device_as_of(self, request: Request, caller: Caller, time: int) -> Response:
+        """The device as it was at `time` (also one deleted since): its record then, in
+        the history's device shape (dialect D's, plus reference_id, live_mode, version)."""
+        with device_named(request.path_params["id"]):
+            record = await self.log.device_as_of(caller, self.device_id(request), time)
+        renderer = DeviceRenderer(caller, self.profiles, self.log)
+        return json_response(200, await renderer.state(record, time))
+
+    async def device_history(self, request: Request) -> Response:
+        caller = await self.api_caller(request)
+        limit, offset = query.page_params(request.query())
+        with device_named(request.path_params["id"]):
+            entries, total = await self.log.device_history(
+                caller, self.device_id(request), limit=limit, offset=offset
+            )
+        renderer = DeviceRenderer(caller, self.profiles, self.log)
+        records = [await renderer.history_record(entry) for entry in entries]
+        return json_response(
+            200, HistoryOut(limit=limit, offset=offset, total=total, records=records)
+        )
+
+    async def audit_log(self, request: Request) -> Response:
+        """The account's log (the key's mode, and what both modes share), oldest first
+        from `after_seq`; `next_after_seq` continues it."""
+        caller = await self.api_caller(request)
+        where, after_seq, limit = query.log_params(request.query())
+        entries = await self.log.account_page(caller, where, after_seq=after_seq, limit=limit)
+        last = entries[-1].seq if len(entries) == limit else None
+        out = LogPageOut(
+            limit=limit, after_seq=after_seq, next_after_seq=last,
+            records=[entry_out(entry) for entry in entries],
+        )  # fmt: skip
+        return json_response(200, out)
 
     async def update_device(self, request: Request) -> Response:
         cert = peer_certificate(request.scope)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -12,6 +14,8 @@ import msgspec
 from devreg.auth.crl_fetches import check_crl_fetch, make_crl_fetch_limiter
 from devreg.auth.rate_limit import RateLimiter, make_rate_limiter
 from devreg.auth.tokens import TokenSigner, load_or_create_signing_key
+from devreg.changelog.retention import keep_pruning
+from devreg.changelog.service import ChangeLogService
 from devreg.core.devices import DeviceService
 from devreg.core.errors import Unavailable
 from devreg.core.quotas import Quotas
@@ -63,6 +67,7 @@ class Services(msgspec.Struct):
     max_enrollment_secrets: int
     crl_fetches: RateLimiter  # per client address
     quotas: Quotas
+    log: ChangeLogService
 
 
 async def open_services(config: Config) -> Services:
@@ -99,7 +104,7 @@ async def open_services(config: Config) -> Services:
         crl=CrlPublisher(store, ca), issuance_bucket=issuance_bucket,
         max_enrollment_secrets=config.max_enrollment_secrets,
         crl_fetches=crl_fetches,
-        quotas=config.quotas,
+        quotas=config.quotas, log=ChangeLogService(store, store),
     )  # fmt: skip
 
 
@@ -107,7 +112,7 @@ def build_router(services: Services) -> Router:
     router = Router()
     devices = DeviceService(services.store, quotas=services.quotas)
     DialectD(
-        services.store, devices, services.certificates, services.limiter,
+        services.store, devices, services.certificates, services.limiter, services.log,
         max_enrollment_secrets=services.max_enrollment_secrets,
     ).mount(router)  # fmt: skip
     DialectF(services.store, devices, services.signer, services.limiter).mount(router)
@@ -164,12 +169,22 @@ class DevregApp:
         self.services: Services | None = None
         self.router = Router()
         self.refusals = RefusalCounter(config.rate_limit_log_interval)
+        self._pruning: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:
         self.services = await open_services(self.config)
         self.router = build_router(self.services)
+        if self.config.audit_retention_days > 0:
+            self._pruning = asyncio.get_running_loop().create_task(
+                keep_pruning(self.services.log, self.config.audit_retention_days)
+            )
 
     async def shutdown(self) -> None:
+        if self._pruning is not None:
+            self._pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruning
+            self._pruning = None
         self.refusals.close()
         if self.services is not None:
             await self.services.limiter.close()

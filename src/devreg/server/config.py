@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 
+from devreg.changelog.service import DEFAULT_RETENTION_DAYS
 from devreg.core.quotas import (
     DEFAULT_MAX_DEVICES,
     DEFAULT_MAX_DIVISIONS,
@@ -75,6 +76,8 @@ class Config(msgspec.Struct, frozen=True):
     issuance_rate: float = DEFAULT_ISSUANCE_PER_HOUR
     issuance_burst: int = DEFAULT_ISSUANCE_BURST
     max_enrollment_secrets: int = DEFAULT_MAX_OUTSTANDING_SECRETS
+    # Change log entries older than this are pruned (0: kept for ever).
+    audit_retention_days: int = DEFAULT_RETENTION_DAYS
     # Per-account quotas (environment only; core/quotas.py).
     max_devices: int = DEFAULT_MAX_DEVICES
     max_profiles: int = DEFAULT_MAX_PROFILES
@@ -141,6 +144,7 @@ ENV = {
     "issuance_rate": "DEVREG_ISSUANCE_RATE",
     "issuance_burst": "DEVREG_ISSUANCE_BURST",
     "max_enrollment_secrets": "DEVREG_MAX_ENROLLMENT_SECRETS",
+    "audit_retention_days": "DEVREG_AUDIT_RETENTION_DAYS",
     "max_devices": DEVICES_SETTING,
     "max_profiles": PROFILES_SETTING,
     "max_divisions": DIVISIONS_SETTING,
@@ -218,6 +222,8 @@ def load_config(
     for name in ("max_active_certificates", "issuance_burst", "max_enrollment_secrets"):
         if getattr(config, name) < 1:
             raise ValueError(f"{ENV[name]} must be at least 1")
+    if not 0 <= config.audit_retention_days <= 36500:
+        raise ValueError("audit-retention-days must be between 0 (keep for ever) and 36500")
     if config.issuance_rate < 0:
         raise ValueError("DEVREG_ISSUANCE_RATE must be 0 (no bucket) or more")
     if config.public_url and not config.public_url.startswith(("http://", "https://")):

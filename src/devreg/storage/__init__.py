@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devreg.core.store import DeviceStore
+from devreg.storage.base import SqlDeviceStore
 
 SQLITE_FILE = "devreg.sqlite3"
 
@@ -50,8 +50,9 @@ def sqlite_path(database_url: str | None, data_dir: Path) -> Path:
 
 async def open_store(
     database_url: str | None, data_dir: Path, *, durable: bool = True
-) -> DeviceStore:
-    """`durable`: every commit is on disk before it returns (the default); without, a
+) -> SqlDeviceStore:
+    """The store, which is also the change log's (changelog/store.py). `durable`: every
+    commit is on disk before it returns (the default); without, a
     commit survives a crash of this process but maybe not of the machine."""
     if database_url is not None and is_postgres_url(database_url):
         from devreg.storage.postgres import PostgresDeviceStore

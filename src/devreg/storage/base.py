@@ -15,7 +15,8 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from devreg.changelog import changes
-from devreg.changelog.entries import Action, Change
+from devreg.changelog.entries import Action, Change, Entry, Head
+from devreg.changelog.store import EntryFilter
 from devreg.core.clock import now_us
 from devreg.core.records import (
     Account,
@@ -70,6 +71,9 @@ class SqlDeviceStore:
     async def _one(self, statement: str, params: Params = ()) -> Sequence[Any] | None:
         rows = await self.runner().rows(statement, params)
         return rows[0] if rows else None
+
+    def storage_full(self) -> bool:
+        raise NotImplementedError
 
     async def ping(self) -> None:
         await self._one(sql.SELECT_HEALTH)
@@ -661,6 +665,73 @@ class SqlDeviceStore:
     async def key_holders(self, public_key_hash: bytes) -> set[bytes]:
         rows = await self.runner().rows(sql.SELECT_KEY_HOLDERS, (public_key_hash,))
         return {bytes(row[0]) for row in rows}
+
+    # --- the change log, read (it is written by every write above)
+
+    async def object_history(
+        self, object_id: bytes, *, limit: int, offset: int
+    ) -> tuple[list[Entry], int]:
+        rows = await self.runner().rows(sql.SELECT_OBJECT_HISTORY, (object_id, limit, offset))
+        total = await self._count(sql.COUNT_OBJECT_HISTORY, (object_id,))
+        return [change_log.entry_from_row(row) for row in rows], total
+
+    async def object_as_of(self, object_id: bytes, time: int) -> Entry | None:
+        row = await self._one(sql.SELECT_OBJECT_AS_OF, (object_id, time))
+        return None if row is None else change_log.entry_from_row(row)
+
+    async def object_next_after(self, object_id: bytes, time: int) -> Entry | None:
+        row = await self._one(sql.SELECT_OBJECT_NEXT, (object_id, time))
+        return None if row is None else change_log.entry_from_row(row)
+
+    async def changes_after(self, after_seq: int, limit: int) -> list[Entry]:
+        rows = await self.runner().rows(sql.SELECT_CHANGES_FROM, (after_seq, limit))
+        return [change_log.entry_from_row(row) for row in rows]
+
+    async def account_changes(
+        self,
+        account_id: bytes,
+        live_mode: bool | None,
+        where: EntryFilter,
+        *,
+        after_seq: int,
+        limit: int,
+    ) -> list[Entry]:
+        statement, params = sql.account_changes_query(
+            account_id, live_mode, where, after_seq, limit
+        )
+        return [
+            change_log.entry_from_row(row) for row in await self.runner().rows(statement, params)
+        ]
+
+    async def first_seq_at(self, time: int) -> int | None:
+        row = await self._one(sql.FIRST_SEQ_AT, (time,))
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def change_head(self) -> Head:
+        row = await self._one(sql.SELECT_CHANGE_HEAD)
+        assert row is not None  # made by migration 0007
+        return change_log.head_from_row(row)
+
+    async def prune_changes(self, before_time: int, batch: int) -> int:
+        async def work(tx: SqlRunner) -> int:
+            head = await tx.rows(sql.SELECT_CHANGE_HEAD)
+            last_seq = int(head[0][0])
+            oldest = await tx.rows(sql.SELECT_OLDEST_CHANGES, (batch,))
+            # A run from the oldest only (time never goes back as seq grows), never the
+            # newest entry: the chain's head stays an entry that can be checked.
+            kept = 0
+            for row in oldest:
+                if int(row[1]) >= before_time or int(row[0]) >= last_seq:
+                    break
+                kept += 1
+            if not kept:
+                return 0
+            seq, _, hash_ = oldest[kept - 1]
+            await tx.run(sql.PRUNE_CHANGES, (int(seq),))
+            await tx.run(sql.MOVE_PRUNED, (int(seq), bytes(hash_)))
+            return kept
+
+        return await self.atomic(work)
 
 
 async def _device_states(

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
+from devreg.changelog.store import EntryFilter
 from devreg.core.records import (
     Account,
     Certificate,
@@ -224,14 +225,44 @@ SELECT_OBJECT_AS_OF = (
     f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE object_id = ? AND time <= ?"
     " ORDER BY time DESC, seq DESC LIMIT 1"
 )
+SELECT_OBJECT_NEXT = (
+    f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE object_id = ? AND time > ?"
+    " ORDER BY time, seq LIMIT 1"
+)
 SELECT_CHANGES_FROM = f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?"
-SELECT_ACCOUNT_CHANGES = f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE account_id = ? AND seq > ?"
 FIRST_SEQ_AT = "SELECT MIN(seq) FROM change_log WHERE time >= ?"
-# Retention: the oldest entries, a small batch per transaction; the head keeps the last
-# pruned entry's seq and hash, so the chain still verifies from the oldest kept entry.
-SELECT_PRUNABLE = "SELECT seq, hash FROM change_log WHERE time < ? AND seq < ? ORDER BY seq LIMIT ?"
+# Retention: the oldest entries by seq (a few hundred, from the primary key: never a scan
+# for the first young one), pruned up to the last one older than the cutoff; the head
+# keeps the last pruned entry's seq and hash, so the chain verifies from the oldest kept.
+SELECT_OLDEST_CHANGES = "SELECT seq, time, hash FROM change_log ORDER BY seq LIMIT ?"
 PRUNE_CHANGES = "DELETE FROM change_log WHERE seq <= ?"
 MOVE_PRUNED = "UPDATE change_head SET pruned_seq = ?, pruned_hash = ? WHERE one = 1"
+
+
+def account_changes_query(
+    account_id: bytes, live_mode: bool | None, where: EntryFilter, after_seq: int, limit: int
+) -> tuple[str, list[Any]]:
+    """An account's log in seq order from its index (account_id, seq), narrowed."""
+    statement = f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE account_id = ? AND seq > ?"
+    params: list[Any] = [account_id, after_seq]
+    if live_mode is not None:
+        statement += " AND (live_mode = ? OR live_mode IS NULL)"
+        params.append(live_mode)
+    for column, value in (
+        ("object_id", where.object_id), ("actor_kind", where.actor_kind),
+        ("actor_id", where.actor_id), ("action", where.action),
+    ):  # fmt: skip
+        if value is not None:
+            statement += f" AND {column} = ?"
+            params.append(value)
+    if where.time_from is not None:
+        statement += " AND time >= ?"
+        params.append(where.time_from)
+    if where.time_to is not None:
+        statement += " AND time <= ?"
+        params.append(where.time_to)
+    return statement + " ORDER BY seq LIMIT ?", [*params, limit]
+
 
 # The device counter (migration 0005): a slot per device id's last byte, summed.
 COUNT_SLOTS = 16

@@ -1,0 +1,136 @@
+"""The change log's use cases: a device's history and its state at a moment, an account's
+log, the export, the chain's verification and retention. Reads only; the log is written
+by the store's writes (storage/change_log.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from devreg.changelog.chain import Broken, verify
+from devreg.changelog.entries import Entry, Head, ObjectType
+from devreg.changelog.records import DeviceRecord, ProfileRecord, device_record
+from devreg.changelog.store import ChangeLogStore, EntryFilter
+from devreg.core.clock import render_rfc3339
+from devreg.core.errors import InvalidInput, NotFound
+from devreg.core.paging import check_page
+from devreg.core.records import Caller, Device
+from devreg.core.store import DeviceStore
+
+MAX_LOG_PAGE = 1000
+DEFAULT_LOG_PAGE = 100
+EXPORT_BATCH = 1000
+DEFAULT_RETENTION_DAYS = 400  # longer than a year of audits
+PRUNE_BATCH = 500  # entries per pruning transaction: a few milliseconds of the write lock
+_device = msgspec.json.Decoder(DeviceRecord)
+_profile = msgspec.json.Decoder(ProfileRecord)
+
+
+class Verification(msgspec.Struct, frozen=True):
+    checked: int
+    head: Head
+    broken: Broken | None
+
+
+class ChangeLogService:
+    def __init__(self, log: ChangeLogStore, store: DeviceStore) -> None:
+        self.log = log
+        self.store = store
+
+    async def _device(self, caller: Caller, device_id: bytes) -> Device:
+        """The caller's device, deleted or not (its history outlives its deletion)."""
+        device = await self.store.get_device(
+            caller.account_id, caller.live_mode, device_id, include_deleted=True
+        )
+        if device is None:
+            raise NotFound("No such device")
+        return device
+
+    async def device_history(
+        self, caller: Caller, device_id: bytes, *, limit: int, offset: int
+    ) -> tuple[list[Entry], int]:
+        """Newest first, with the number of entries."""
+        check_page(limit, offset)
+        await self._device(caller, device_id)
+        return await self.log.object_history(device_id, limit=limit, offset=offset)
+
+    async def device_as_of(self, caller: Caller, device_id: bytes, time: int) -> DeviceRecord:
+        """The device as it was at `time`: what its last change before then left, or,
+        before its first logged change (devices older than the log), what that change
+        found, from the moment it was last updated. NotFound before it existed."""
+        device = await self._device(caller, device_id)
+        entry = await self.log.object_as_of(device_id, time)
+        if entry is not None and entry.after is not None:
+            return _device.decode(entry.after)
+        following = await self.log.object_next_after(device_id, time)
+        if following is None:  # never changed since the log began: it is as it is now
+            if device.updated_at <= time:
+                values = (await self.store.field_values([device.id])).get(device.id, {})
+                return device_record(device, values)
+        elif following.before is not None:
+            before = _device.decode(following.before)
+            if before.updated <= time:
+                return before
+        raise NotFound(f"The device did not exist at {render_rfc3339(time)}")
+
+    async def profile_as_of(self, profile_id: bytes, time: int) -> ProfileRecord | None:
+        """The profile's record at `time` when the log knows it (names as they were)."""
+        entry = await self.log.object_as_of(profile_id, time)
+        if entry is None or entry.after is None or entry.object_type != ObjectType.PROFILE:
+            return None
+        return _profile.decode(entry.after)
+
+    async def account_page(
+        self, caller: Caller, where: EntryFilter, *, after_seq: int, limit: int
+    ) -> list[Entry]:
+        """The caller's account's log in seq order: its mode's entries and those of what
+        both modes share (the account, divisions, profiles)."""
+        if not 1 <= limit <= MAX_LOG_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LOG_PAGE}", "limit")
+        if after_seq < 0:
+            raise InvalidInput("after_seq must not be negative", "after_seq")
+        return await self.log.account_changes(
+            caller.account_id, caller.live_mode, where, after_seq=after_seq, limit=limit
+        )
+
+    async def export(
+        self, *, after_seq: int = 0, account_id: bytes | None = None
+    ) -> AsyncIterator[Entry]:
+        """Every entry after `after_seq` (of one account, both modes, when given), in
+        seq order, a batch at a time: memory stays flat whatever the log holds."""
+        while True:
+            if account_id is None:
+                batch = await self.log.changes_after(after_seq, EXPORT_BATCH)
+            else:
+                batch = await self.log.account_changes(
+                    account_id, None, EntryFilter(), after_seq=after_seq, limit=EXPORT_BATCH
+                )
+            for entry in batch:
+                yield entry
+            if len(batch) < EXPORT_BATCH:
+                return
+            after_seq = batch[-1].seq
+
+    async def verify(self) -> Verification:
+        """The whole kept chain, oldest first, against the head (taken first: entries
+        appended while it walks are not checked this time)."""
+        head = await self.log.change_head()
+
+        async def kept() -> AsyncIterator[Entry]:
+            async for entry in self.export(after_seq=head.pruned_seq):
+                if entry.seq > head.seq:
+                    return
+                yield entry
+
+        checked, broken = await verify(kept(), head)
+        return Verification(checked=checked, head=head, broken=broken)
+
+    async def prune(self, before_time: int, batch: int = PRUNE_BATCH) -> int:
+        """Entries older than `before_time`, a batch per transaction; how many in all."""
+        pruned = 0
+        while True:
+            count = await self.log.prune_changes(before_time, batch)
+            pruned += count
+            if count < batch:
+                return pruned
