@@ -4,13 +4,17 @@ suite's `Vendors`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from devreg.storage import migrate_store, open_store
+from devreg.storage.base import SqlDeviceStore
 from tests.conformance.conftest import Vendors
 from tests.dialect_d.helpers import Account, d_client
 from tests.dialect_f.helpers import anonymous_client, bearer_client, login
@@ -75,3 +79,37 @@ def log_after(client: httpx.Client, after_seq: int = 0) -> list[dict[str, Any]]:
 def last_seq(client: httpx.Client) -> int:
     entries = log_after(client)
     return entries[-1]["seq"] if entries else 0
+
+
+@pytest.fixture(params=STORES)
+def own_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """A database of this test's own (SQLite in tmp_path, or a fresh PostgreSQL database):
+    for tests that tamper with the log or count its entries from the first."""
+    if request.param == "sqlite":
+        yield None
+        return
+    import asyncpg
+
+    base: str = request.getfixturevalue("postgres_url")
+    name = "devreg_log_" + secrets.token_hex(4)
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(base)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.rpartition("/")[0] + "/" + name
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def own_store(own_backend: str | None, tmp_path: Path) -> AsyncIterator[SqlDeviceStore]:
+    await migrate_store(own_backend, tmp_path)
+    store = await open_store(own_backend, tmp_path)
+    yield store
+    await store.close()
