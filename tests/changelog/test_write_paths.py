@@ -63,7 +63,7 @@ def test_dialect_d_writes_are_logged_with_their_records(world: Vendors) -> None:
     assert sorted(f["value"] for f in after["fields"]) == ["m0", "o0"]
     assert entry["actor"] == {"kind": "api_key", "id": key_id}
 
-    mandatory, optional = (f["id"] for f in profile["fields"])
+    mandatory = profile["fields"][0]["id"]
     body = {"device_identifier": "meter-1b", "fields": [{"id": mandatory, "value": "m1"}]}
     made = step(live, lambda: ok(live.put(f"/device/{device['id']}", json=body), 201))
     assert kinds(made) == [("device.update", "device", "api_key")]
@@ -122,8 +122,8 @@ def test_dialect_d_writes_are_logged_with_their_records(world: Vendors) -> None:
     # A profile change that drops a field: the profile, and each device that lost a value.
     other = world.device(profile, "meter-2")
     fields = [{"id": mandatory, "name": "Mandatory Field", "mandatory": True}]
-    made = step(live, lambda: ok(live.put(f"/device-profile/{profile['id']}",
-                                          json={"name": "Meters v2", "fields": fields})))  # fmt: skip
+    renamed = {"name": "Meters v2", "fields": fields}
+    made = step(live, lambda: ok(live.put(f"/device-profile/{profile['id']}", json=renamed)))
     assert kinds(made) == [
         ("device_profile.update", "device_profile", "api_key"),
         ("device.update", "device", "api_key"),
@@ -143,8 +143,8 @@ def test_dialect_f_writes_are_logged_as_bearer_tokens_in_their_mode(world: Vendo
     assert kinds(entries) == [("device.create", "device", "bearer_token")]
     uuid_id = str(uuid.UUID(hex=made["id"].removeprefix("dev_")))
     assert entries[0]["object_id"] == uuid_id and entries[0]["after"]["reference_id"] == "ref-1"
-    entries = step(world.d.live, lambda: ok(live.patch(f"/devices/{made['id']}",
-                                                       json={"reference_id": "ref-2"})))  # fmt: skip
+    patch = {"reference_id": "ref-2"}
+    entries = step(world.d.live, lambda: ok(live.patch(f"/devices/{made['id']}", json=patch)))
     assert kinds(entries) == [("device.update", "device", "bearer_token")]
     assert (entries[0]["before"]["reference_id"], entries[0]["after"]["reference_id"]) == (
         "ref-1", "ref-2",
