@@ -50,7 +50,12 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "D lists",
         "D",
-        (("POST", D + "/division"), ("GET", D + "/division"), ("GET", D + "/device-profile")),
+        (
+            ("POST", D + "/division"),
+            ("GET", D + "/division"),
+            ("GET", D + "/device-profile"),
+            ("GET", D + "/audit-log"),
+        ),
     ),
     Column("D devices", "D", (("GET", D + "/device"),)),
     Column(
@@ -74,6 +79,7 @@ COLUMNS: tuple[Column, ...] = (
             ("PUT", D + "/device/{id}/restore"),
             ("POST", D + "/device/{id}/certificate"),
             ("GET", D + "/device/{id}/certificate"),
+            ("GET", D + "/device/{id}/history"),
             ("PUT", D + "/device/{id}/certificate/revoke"),
             ("POST", D + "/device/{id}/enrollment-secret"),
             ("PUT", D + "/device/{id}/enrollment-secret/revoke"),
@@ -106,15 +112,15 @@ COLUMN_NOTES: dict[str, str] = {
     "login": "`GET /login`",
     "F list": "`POST /devices`, `GET /devices?reference_id=` (the target's reference)",
     "F device": "`GET`, `PATCH`, `DELETE /devices/{id}` (the target)",
-    "D lists": "`POST /division`, `GET /division`, `GET /device-profile` (lists hold the"
-    " target's division and profile)",
+    "D lists": "`POST /division`, `GET /division`, `GET /device-profile`, `GET /audit-log`"
+    " (lists hold the target's division and profile, the log its division's creation)",
     "D devices": "`GET /device?device_identifier=` (the target's identifier)",
     "D named": "`GET /division/{id}`, `POST /device-profile` in that division, `GET"
     " /device-profile/{id}`, `POST /device` in that division and profile (the target's)",
     "D profile PUT": "`PUT /device-profile/{id}` (the target's profile)",
     "D admin": "`DELETE /device/{id}`, `PUT …/disable`, `PUT …/enable`, `PUT …/restore` (of"
     " the target once deleted), `POST` and `GET"
-    " …/certificate`, `PUT …/certificate/revoke`, `POST …/enrollment-secret`, `PUT"
+    " …/certificate`, `GET …/history`, `PUT …/certificate/revoke`, `POST …/enrollment-secret`, `PUT"
     " …/enrollment-secret/revoke`, `PUT /certificate/{id}/revoke` (the target's certificate)",
     "D GET": "`GET /device/{id}` (API key or the device's certificate)",
     "D PUT": "`PUT /device/{id}` (API key or the device's certificate)",

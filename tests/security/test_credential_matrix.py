@@ -810,6 +810,10 @@ def request_for(world: World, endpoint: Endpoint, case: Case) -> Request:
             device + "/certificate", json={"generate_key": True}
         ),
         ("GET", D + "/device/{id}/certificate"): lambda: Request(device + "/certificate"),
+        ("GET", D + "/device/{id}/history"): lambda: Request(device + "/history"),
+        ("GET", D + "/audit-log"): lambda: Request(
+            D + "/audit-log", params={"object_id": t.profile.division_id}
+        ),
         ("POST", D + "/device/{id}/enrollment-secret"): lambda: Request(
             device + "/enrollment-secret"
         ),
@@ -900,6 +904,12 @@ def check_success(world: World, case: Case, endpoint: Endpoint, response: httpx.
         assert body["id"] == t.profile.profile_id
     elif endpoint == ("GET", D + "/device/{id}/certificate"):
         assert t.cert_id in [c["certificate_id"] for c in body["records"]]
+    elif endpoint == ("GET", D + "/device/{id}/history"):
+        assert body["total"] >= 1 and body["records"][-1]["action"] == "device.create", body
+        assert {r["after"]["id"] for r in body["records"]} == {t.device_id}, body
+    elif endpoint == ("GET", D + "/audit-log"):
+        created = [e["object_id"] for e in body["records"] if e["action"] == "division.create"]
+        assert created == ([] if own else [t.profile.division_id]), body
     elif endpoint == ("PUT", D + "/certificate/{id}/revoke"):
         assert (body["certificate_id"], body["status"]) == (t.cert_id, "REVOKED")
     elif endpoint == ("PUT", D + "/device/{id}/certificate/revoke"):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from devreg.changelog.service import DEFAULT_LOG_PAGE, MAX_LOG_PAGE
 from devreg.core.devices import TOTAL_COUNT_BOUND
 from devreg.core.paging import DEFAULT_LIST_PAGE, MAX_LIST_PAGE
 from devreg.core.quotas import DEVICES_SETTING, DIVISIONS_SETTING, PROFILES_SETTING
+from devreg.core.records import ActorKind
 from devreg.core.store import STORAGE_FULL_RETRY_AFTER
 from devreg.core.text import TEXT_PATTERN, TEXT_RULE
+from devreg.dialect_d.history import DeviceStateOut, HistoryOut, LogPageOut
 from devreg.dialect_d.pages import MAX_LIST_BYTES, TOTAL_EXACT_HEADER
 from devreg.dialect_d.shapes import (
     CertificateIn,
@@ -41,6 +44,9 @@ from devreg.pki.admission import (
 )
 
 SHAPES: tuple[type, ...] = (
+    HistoryOut,
+    LogPageOut,
+    DeviceStateOut,
     EnrollmentSecretOut,
     EnrollmentSecretsRevokedOut,
     RenewIn,
@@ -312,6 +318,52 @@ def _profile_links() -> dict[str, Any]:
     }
 
 
+_AS_OF = _query(
+    "as_of",
+    {"type": "string", "format": "date-time"},
+    "API key only: the device as it was at this moment (RFC 3339 with its offset, to the"
+    " microsecond, like a history record's `time`), also for a device deleted since;"
+    " answered in the history's device shape (DeviceStateOut). No other parameter is taken.",
+)
+_HISTORY_TEXT = (
+    "Every change of the device from the change log, newest first, `limit` from `offset`:"
+    " who (`actor.kind`: api_key, bearer_token, device_certificate, enrollment_secret, cli,"
+    " system; `actor.id`: the key's, certificate's or secret's id, the operator's user), when"
+    " (to the microsecond), in which request (`request_id`, the X-Request-Id), the action,"
+    " and the whole device before and after: dialect D's device shape plus `reference_id`,"
+    " `live_mode` and `version`. A field removed from its profile since shows `name` null."
+    " Also for a deleted device."
+)
+_LOG_TEXT = (
+    "The account's change log, oldest first from `after_seq` (exclusive): the key's mode"
+    " and what both modes share (the account, its keys of that mode, divisions, profiles)."
+    " `next_after_seq` continues it (null when the page was not full: ask again later for"
+    " newer entries). Records as stored; `hash` chains each entry to the previous one (see"
+    " `devreg audit verify`)."
+)
+_LOG_PARAMS = [
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LOG_PAGE, "default": DEFAULT_LOG_PAGE},
+        "Page size",
+    ),
+    _query("after_seq", {"type": "integer", "minimum": 0, "default": 0}, "Entries after this"),
+    _query("object_id", _UUID, "Only this object's entries"),
+    _query("actor_kind", {"type": "string", "enum": [k.value for k in ActorKind]}, "Actor kind"),
+    _query("actor_id", {"type": "string"}, "Actor id (with or without actor_kind)"),
+    _query("action", {"type": "string"}, "Action, e.g. device.update"),
+    _query("from", {"type": "string", "format": "date-time"}, "At or after (RFC 3339)"),
+    _query("to", {"type": "string", "format": "date-time"}, "At or before (RFC 3339)"),
+]
+
+
+def _as_of(operation: dict[str, Any]) -> dict[str, Any]:
+    """GET device answers either shape: DeviceDetails, or DeviceStateOut with `as_of`."""
+    content = operation["responses"]["200"]["content"]["application/json"]
+    content["schema"] = {"anyOf": [_ref("DeviceDetails"), _ref("DeviceStateOut")]}
+    return operation
+
+
 def paths() -> dict[str, Any]:
     """Every operation that writes may answer 507 when the database's disk is full."""
     found = _paths()
@@ -423,8 +475,15 @@ def _paths() -> dict[str, Any]:
         },
         f"{base}/device/{{id}}": {
             "parameters": [_ID],
-            "get": _op(
-                "d-get-device", "Get a device", "200", "DeviceDetails", security=_KEY_OR_CERT
+            "get": _as_of(
+                _op(
+                    "d-get-device",
+                    "Get a device",
+                    "200",
+                    "DeviceDetails",
+                    security=_KEY_OR_CERT,
+                    params=[_AS_OF],
+                )
             ),
             "put": _op(
                 "d-update-device",
@@ -570,6 +629,27 @@ def _paths() -> dict[str, Any]:
                 "EnrollmentSecretsRevokedOut",
                 description="From the moment this returns the secret enrolls nothing;"
                 " `revoked` says whether there was one.",
+            ),
+        },
+        f"{base}/device/{{id}}/history": {
+            "parameters": [_ID],
+            "get": _op(
+                "d-device-history",
+                "A device's change history",
+                "200",
+                "HistoryOut",
+                params=_PAGE,
+                description=_HISTORY_TEXT,
+            ),
+        },
+        f"{base}/audit-log": {
+            "get": _op(
+                "d-audit-log",
+                "The account's change log",
+                "200",
+                "LogPageOut",
+                params=_LOG_PARAMS,
+                description=_LOG_TEXT,
             ),
         },
         f"{base}/certificate/{{id}}/revoke": {
