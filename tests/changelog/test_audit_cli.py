@@ -65,7 +65,7 @@ def test_export_and_verify(own_backend: str | None, tmp_path: Path) -> None:
     since = lines(cli(env, "audit", "export", "--since", "10").stdout)
     assert [e["seq"] for e in since] == [11, 12, 13]
     by_time = lines(cli(env, "audit", "export", "--since", entries[10]["time"]).stdout)
-    assert [e["seq"] for e in by_time][0] <= 11 and by_time[-1]["seq"] == 13
+    assert by_time[0]["seq"] <= 11 and by_time[-1]["seq"] == 13
     account_b = second["account_id"].removeprefix("acc_")
     only_b = lines(cli(env, "audit", "export", "--account", second["account_id"]).stdout)
     assert {e["account_id"].replace("-", "") for e in only_b} == {account_b}
