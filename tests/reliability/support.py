@@ -23,8 +23,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import msgspec
 
+from devreg.changelog.records import DeviceRecord, device_record
+from devreg.changelog.service import ChangeLogService
 from devreg.core.ids import parse_prefixed
+from devreg.core.records import Device
 from tests.conftest import service_missing
 from tests.support.server import RunningServer, create_account, free_port, login
 
@@ -374,7 +378,22 @@ async def check_records(base_url: str, tenant: Tenant, records: Records, store: 
     for record in [*records.f, *records.d]:
         stored = await store.get_device_by_id(raw_id(record.api_id))
         assert stored is not None and stored.version in record.versions(), (record, stored)
+        await check_logged(store, stored)
+    verified = await ChangeLogService(store, store).verify()
+    assert verified.broken is None, verified.broken
     return records.acknowledged()
+
+
+async def check_logged(store: Any, device: Device) -> None:
+    """The change log holds neither more nor less than what was committed: the device's
+    last entry is the device as it is stored, and its entries count its versions."""
+    entry = await store.object_as_of(device.id, 2**62)
+    assert entry is not None and entry.after is not None, device
+    logged = msgspec.json.decode(entry.after, type=DeviceRecord)
+    values = (await store.field_values([device.id])).get(device.id, {})
+    assert logged == device_record(device, values), (logged, device)
+    entries, total = await store.object_history(device.id, limit=1, offset=0)
+    assert total == device.version and entries[0].object_version == device.version
 
 
 # --- the server's processes
