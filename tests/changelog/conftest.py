@@ -4,8 +4,6 @@ suite's `Vendors`)."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +13,9 @@ import pytest
 
 from devreg.storage import migrate_store, open_store
 from devreg.storage.base import SqlDeviceStore
-from tests.conformance.conftest import Vendors
-from tests.dialect_d.helpers import Account, d_client
-from tests.dialect_f.helpers import anonymous_client, bearer_client, login
-from tests.support.server import STORES, RunningServer, create_account, start_server
+from tests.conformance.conftest import Vendors, new_vendors
+from tests.support.databases import fresh_database
+from tests.support.server import STORES, RunningServer, start_server
 
 
 @pytest.fixture(scope="session", params=STORES)
@@ -38,24 +35,7 @@ def log_server(
 
 @pytest.fixture
 def world(log_server: RunningServer, tmp_path: Path) -> Iterator[Vendors]:
-    made = create_account(log_server, "Acme")
-    anon = anonymous_client(log_server)
-    try:
-        live = login(anon, made["account_id"], made["live_key"])
-        test = login(anon, made["account_id"], made["test_key"])
-    finally:
-        anon.close()
-    vendors = Vendors(
-        server=log_server,
-        d=Account(
-            server=log_server, account_id=made["account_id"], live_key=made["live_key"],
-            test_key=made["test_key"], live=d_client(log_server, made["live_key"]),
-            test=d_client(log_server, made["test_key"]), anon=d_client(log_server),
-        ),
-        f_live=bearer_client(log_server, live),
-        f_test=bearer_client(log_server, test),
-        directory=tmp_path,
-    )  # fmt: skip
+    vendors = new_vendors(log_server, tmp_path)
     try:
         yield vendors
     finally:
@@ -82,29 +62,14 @@ def last_seq(client: httpx.Client) -> int:
 
 
 @pytest.fixture(params=STORES)
-def own_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+def own_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """A database of this test's own (SQLite in tmp_path, or a fresh PostgreSQL database):
     for tests that tamper with the log or count its entries from the first."""
     if request.param == "sqlite":
         yield None
         return
-    import asyncpg
-
-    base: str = request.getfixturevalue("postgres_url")
-    name = "devreg_log_" + secrets.token_hex(4)
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(base)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.rpartition("/")[0] + "/" + name
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database(request.getfixturevalue("postgres_url"), "devreg_log_") as url:
+        yield url
 
 
 @pytest.fixture

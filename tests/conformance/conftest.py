@@ -102,30 +102,35 @@ def vendor_server(
         running.stop()
 
 
-@pytest.fixture
-def vendors(vendor_server: RunningServer, tmp_path: Path) -> Iterator[Vendors]:
-    made = create_account(vendor_server, "Acme")
-    anon = anonymous_client(vendor_server)
+def new_vendors(server: RunningServer, directory: Path, name: str = "Acme") -> Vendors:
+    """A fresh account on `server`, with its D clients and F tokens of both keys."""
+    made = create_account(server, name)
+    anon = anonymous_client(server)
     try:
         live = login(anon, made["account_id"], made["live_key"])
         test = login(anon, made["account_id"], made["test_key"])
     finally:
         anon.close()
-    world = Vendors(
-        server=vendor_server,
+    return Vendors(
+        server=server,
         d=Account(
-            server=vendor_server,
+            server=server,
             account_id=made["account_id"],
             live_key=made["live_key"],
             test_key=made["test_key"],
-            live=d_client(vendor_server, made["live_key"]),
-            test=d_client(vendor_server, made["test_key"]),
-            anon=d_client(vendor_server),
+            live=d_client(server, made["live_key"]),
+            test=d_client(server, made["test_key"]),
+            anon=d_client(server),
         ),
-        f_live=bearer_client(vendor_server, live),
-        f_test=bearer_client(vendor_server, test),
-        directory=tmp_path,
+        f_live=bearer_client(server, live),
+        f_test=bearer_client(server, test),
+        directory=directory,
     )
+
+
+@pytest.fixture
+def vendors(vendor_server: RunningServer, tmp_path: Path) -> Iterator[Vendors]:
+    world = new_vendors(vendor_server, tmp_path)
     try:
         yield world
     finally:
