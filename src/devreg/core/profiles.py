@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from devreg.core.access import DeviceFlags
 from devreg.core.accounts import check_name
 from devreg.core.clock import now_us
 from devreg.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -152,7 +153,7 @@ class ProfileService:
         profile_id: bytes,
         name: str | None,
         fields: list[FieldSpec] | None,
-        flags: dict[str, bool],
+        flags: DeviceFlags,
     ) -> Profile:
         """Rename, change the default flags, or replace the field list. What it does to
         existing devices: flags are defaults for devices created afterwards (each device
@@ -168,9 +169,9 @@ class ProfileService:
         updated = msgspec.structs.replace(
             old,
             name=check_name(name) if name is not None else old.name,
-            allow_read=flags.get("allow_read", old.allow_read),
-            allow_write=flags.get("allow_write", old.allow_write),
-            allow_renew=flags.get("allow_renew", old.allow_renew),
+            allow_read=_given(flags.allow_read, old.allow_read),
+            allow_write=_given(flags.allow_write, old.allow_write),
+            allow_renew=_given(flags.allow_renew, old.allow_renew),
             updated_at=self.clock(),
         )
         made = current.fields if fields is None else build_fields(old.id, fields, current.fields)
@@ -215,3 +216,7 @@ class ProfileService:
             Profile(profile=p, division=divisions[p.division_id], fields=fields[p.id])
             for p in profiles
         ]
+
+
+def _given(sent: bool | msgspec.UnsetType, current: bool) -> bool:
+    return current if sent is msgspec.UNSET else sent

@@ -270,17 +270,17 @@ class DialectD:
                 )
                 for n, f in enumerate(body.fields)
             ]
-        flags = {
-            "allow_read": body.device_api_allow_read,
-            "allow_write": body.device_api_allow_write,
-            "allow_renew": body.device_api_allow_renew_certificate,
-        }
+        flags = DeviceFlags(
+            allow_read=body.device_api_allow_read,
+            allow_write=body.device_api_allow_write,
+            allow_renew=body.device_api_allow_renew_certificate,
+        )
         profile = await self.profiles.update_profile(
             caller,
             profile_id,
             None if isinstance(body.name, msgspec.UnsetType) else body.name,
             fields,
-            {k: v for k, v in flags.items() if not isinstance(v, msgspec.UnsetType)},
+            flags,
         )
         return json_response(200, render_profile(profile))
 
