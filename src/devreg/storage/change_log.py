@@ -13,10 +13,12 @@ from devreg.changelog.chain import entry_hash
 from devreg.changelog.entries import Change, Entry, Head
 from devreg.core.records import ActorKind, Origin
 from devreg.storage import sql
+from devreg.storage.batch import BEFORE_COMMIT
 
 if TYPE_CHECKING:
     from devreg.storage.base import SqlRunner
 
+_HEAD = "change_head"
 InsertMany = Callable[[str, list[Sequence[Any]]], Awaitable[None]]
 _encode = msgspec.json.encode
 
@@ -36,7 +38,17 @@ async def append(
     PostgreSQL its lock is held only from here to the commit."""
     if not changes:
         return
-    ((last, head_time, prev),) = await tx.rows(sql.TAKE_CHANGE_SEQ, (len(changes),))
+    # SQLite's group commit: the head, once read in a batch, is kept in the batch and
+    # stored once before its COMMIT (the batch holds the write lock all along).
+    batch: dict[str, Any] | None = getattr(tx, "batch", None)
+    if batch is not None:
+        if _HEAD not in batch:
+            ((last, head_time, prev),) = await tx.rows(sql.SELECT_HEAD_TO_WRITE)
+            batch[_HEAD] = (int(last), int(head_time), bytes(prev))
+        last, head_time, prev = batch[_HEAD]
+        last += len(changes)
+    else:  # elsewhere the head row itself, locked until the commit
+        ((last, head_time, prev),) = await tx.rows(sql.TAKE_CHANGE_SEQ, (len(changes),))
     seq, time, prev_hash = int(last) - len(changes), max(now, int(head_time)), bytes(prev)
     rows: list[Sequence[Any]] = []
     for change in changes:
@@ -53,7 +65,11 @@ async def append(
     else:
         for row in rows:
             await tx.run(sql.INSERT_CHANGE, row)
-    await tx.run(sql.MOVE_CHANGE_HEAD, (time, prev_hash))
+    if batch is not None:
+        batch[_HEAD] = (seq, time, prev_hash)
+        batch.setdefault(BEFORE_COMMIT, {})[_HEAD] = (sql.STORE_CHANGE_HEAD, (seq, time, prev_hash))
+    else:
+        await tx.run(sql.MOVE_CHANGE_HEAD, (time, prev_hash))
 
 
 def entry_row(entry: Entry, hash_: bytes) -> tuple[Any, ...]:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from devreg.core.store import StoreUnavailable
 from devreg.storage.base import Params, SqlRunner
+from devreg.storage.batch import BEFORE_COMMIT, Batch, restore, saved
 from devreg.storage.disk_full import DiskFullEpisodes, sqlite_disk_full
 
 Rows = list[Sequence[Any]]
@@ -64,15 +65,22 @@ class _Transaction:
 
 
 class _InTransaction:
-    """A queued transaction's statements, run inline on the writer during its turn."""
+    """A queued transaction's statements, run inline on the writer during its turn.
 
-    __slots__ = ("_execute", "_writer")
+    `batch` is what the writes of one batch share, valid until its COMMIT (the write lock
+    is held all along, so nothing else writes meanwhile): a write may keep a row's new
+    value there instead of writing it each time, and name in `batch[BEFORE_COMMIT]` the
+    statement that stores it, run once before the COMMIT. A write that fails leaves it
+    as it found it."""
+
+    __slots__ = ("_execute", "_writer", "batch")
 
     def __init__(
         self, writer: sqlite3.Connection, execute: Callable[[str, Params], sqlite3.Cursor]
     ) -> None:
         self._writer = writer
         self._execute = execute
+        self.batch: Batch = {}
 
     async def rows(self, statement: str, params: Params = ()) -> Rows:
         # Only if the batch was torn down under a running transaction (at shutdown): its
@@ -151,9 +159,11 @@ class GroupCommitRunner:
                 queued.finished.set_result(None)  # given the turn as we were cancelled
             raise
         self._writer.execute("SAVEPOINT one_transaction")
+        shared = saved(self._in_transaction.batch)
         try:
             yield self._in_transaction
         except BaseException as exc:
+            restore(self._in_transaction.batch, shared)
             if self._writer.in_transaction:
                 self._writer.execute("ROLLBACK TO one_transaction")
                 self._writer.execute("RELEASE one_transaction")
@@ -200,6 +210,7 @@ class GroupCommitRunner:
         # During a disk-full episode only a commit that stored a change ends it (a batch of
         # refused duplicates commits without needing a byte).
         changes = self._writer.total_changes if self._disk_full.active else None
+        self._in_transaction.batch = {}
         try:
             await self._in_commit_thread("BEGIN IMMEDIATE")
             for item in batch:
@@ -213,6 +224,8 @@ class GroupCommitRunner:
                     joined.append(item)
                     if item.batch_lost is not None:  # nothing may run on in autocommit mode
                         raise item.batch_lost
+            for statement, params in self._in_transaction.batch.get(BEFORE_COMMIT, {}).values():
+                self._execute(statement, params)
             await self._in_commit_thread("COMMIT")
         except BaseException as exc:
             if self._writer.in_transaction:
@@ -253,6 +266,7 @@ class GroupCommitRunner:
 
     def _run_work(self, item: _Work) -> tuple[_Work, Any, bool]:
         self._writer.execute("SAVEPOINT one_write")
+        shared = saved(self._in_transaction.batch)
         try:
             running = item.work(self._in_transaction)
             try:
@@ -265,6 +279,7 @@ class GroupCommitRunner:
         except Exception as exc:
             if not self._writer.in_transaction:
                 raise  # the whole batch was rolled back, as in _run_statement
+            restore(self._in_transaction.batch, shared)
             self._writer.execute("ROLLBACK TO one_write")
             self._writer.execute("RELEASE one_write")
             return item, exc, False

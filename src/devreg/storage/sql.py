@@ -211,6 +211,9 @@ INSERT_CHANGE = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 MOVE_CHANGE_HEAD = "UPDATE change_head SET time = ?, hash = ? WHERE one = 1"
+# SQLite's group commit reads the head once a batch and stores it once before the COMMIT.
+SELECT_HEAD_TO_WRITE = "SELECT seq, time, hash FROM change_head WHERE one = 1"
+STORE_CHANGE_HEAD = "UPDATE change_head SET seq = ?, time = ?, hash = ? WHERE one = 1"
 SELECT_CHANGE_HEAD = (
     "SELECT seq, time, hash, pruned_seq, pruned_hash FROM change_head WHERE one = 1"
 )
