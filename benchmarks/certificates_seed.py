@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.origins import TEST_ORIGIN, api_caller
+
 from devreg.auth.api_keys import new_api_key
 from devreg.core.accounts import build_account
 from devreg.core.clock import now_us
@@ -109,7 +111,7 @@ async def seed_device(store: DeviceStore, name: str) -> tuple[Caller, Device]:
     """A new account (with a key) holding one device: the certificates' owner."""
     new = build_account(name, now_us())
     _, key = new_api_key(new.account.id, True, now_us())
-    await store.create_account(new.account, [key], new.division, new.profile)
-    caller = Caller(new.account.id, True, f"key:{name}")
+    await store.create_account(new.account, [key], new.division, new.profile, TEST_ORIGIN)
+    caller = api_caller(new.account.id, True, key.id)
     device = await DeviceService(store).create_in_profile(caller, "gw", None, None, [])
     return caller, device

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.origins import TEST_ORIGIN
+
 from benchmarks.certificates_seed import (
     certificate_rows,
     copy_postgres,
@@ -100,7 +102,7 @@ async def revocation_cost(
     for row in rows:
         started = time.perf_counter()
         revoked = await store.revoke_certificate(
-            caller.account_id, True, row[0], "superseded", now_us()
+            caller.account_id, True, row[0], "superseded", now_us(), TEST_ORIGIN
         )
         times.append(time.perf_counter() - started)
         assert revoked is not None

@@ -19,6 +19,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from tests.support.origins import TEST_ORIGIN
 
 from benchmarks.servers import http
 
@@ -121,7 +122,9 @@ async def _insert_through_store(env: dict[str, str], account_id: bytes, count: i
                 )
                 for n in range(start, min(start + STORE_BATCH, count))
             ]  # fmt: skip
-            await asyncio.gather(*(store.insert_device(device) for device in batch))
+            await asyncio.gather(
+                *(store.insert_device(device, {}, TEST_ORIGIN) for device in batch)
+            )
     finally:
         await store.close()
 

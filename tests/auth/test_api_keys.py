@@ -21,6 +21,7 @@ from devreg.core.accounts import build_account
 from devreg.core.errors import Unauthenticated
 from devreg.core.ids import new_id, render_prefixed
 from devreg.core.store import DeviceStore
+from tests.support.origins import TEST_ORIGIN
 
 NOW = 1_700_000_000_000_000
 
@@ -122,7 +123,7 @@ async def make_account(store: DeviceStore, *, revoked: bool = False) -> tuple[st
     test_secret, test = new_api_key(new.account.id, False, NOW)
     if revoked:
         live = msgspec.structs.replace(live, revoked_at=NOW + 1)
-    await store.create_account(new.account, [live, test], new.division, new.profile)
+    await store.create_account(new.account, [live, test], new.division, new.profile, TEST_ORIGIN)
     return render_prefixed("acc", new.account.id), live_secret, test_secret
 
 

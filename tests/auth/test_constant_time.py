@@ -24,6 +24,7 @@ from devreg.core.ids import new_id, render_prefixed
 from devreg.core.records import DeviceStatus
 from devreg.core.store import DeviceStore
 from devreg.est import enrollment
+from tests.support.origins import TEST_ORIGIN
 
 SOURCE = Path(devreg.__file__).parent
 NOW = 1_700_000_000_000_000
@@ -110,7 +111,7 @@ async def test_the_account_of_a_key_is_checked_in_constant_time(
     monkeypatch.setattr(api_keys, "hmac", SimpleNamespace(compare_digest=recorder))
     made = build_account("Acme", NOW)
     secret, key = new_api_key(made.account.id, True, NOW)
-    await store.create_account(made.account, [key], made.division, made.profile)
+    await store.create_account(made.account, [key], made.division, made.profile, TEST_ORIGIN)
     account_text = render_prefixed("acc", made.account.id)
 
     assert (await authenticate_key(store, account_text, secret)).id == key.id
@@ -133,9 +134,11 @@ class LookupRecorder:
     async def get_device_by_id(self, device_id: bytes) -> object:
         return SimpleNamespace(id=device_id, status=DeviceStatus.ACTIVE)
 
-    async def enrollment_secret_valid(self, device_id: bytes, secret_hash: bytes, now: int) -> bool:
+    async def enrollment_secret_valid(
+        self, device_id: bytes, secret_hash: bytes, now: int
+    ) -> bytes | None:
         self.looked_up.append(secret_hash)
-        return False
+        return None
 
 
 async def test_keys_and_enrollment_secrets_are_looked_up_by_their_sha256() -> None:
@@ -145,7 +148,13 @@ async def test_keys_and_enrollment_secrets_are_looked_up_by_their_sha256() -> No
         await authenticate_key(recorder, render_prefixed("acc", new_id()), secret)  # type: ignore[arg-type]
     enrollment_secret = "e" * 32
     with pytest.raises(Unauthenticated):
-        await enrollment.authenticate_secret(recorder, new_id(), enrollment_secret)  # type: ignore[arg-type]
+        await enrollment.authenticate_secret(
+            recorder,  # type: ignore[arg-type]
+            new_id(),
+            enrollment_secret,
+            "est-secret:test",
+            "req_test",
+        )
     assert recorder.looked_up == [
         hashlib.sha256(secret.encode()).digest(),
         hashlib.sha256(enrollment_secret.encode()).digest(),

@@ -33,9 +33,10 @@ from devreg.auth.tokens import (
 )
 from devreg.core.accounts import build_account
 from devreg.core.errors import Unauthenticated
-from devreg.core.ids import new_id
-from devreg.core.records import ApiKey, Caller
+from devreg.core.ids import new_id, render_uuid
+from devreg.core.records import Actor, ActorKind, ApiKey, Caller
 from devreg.core.store import DeviceStore
+from tests.support.origins import TEST_ORIGIN
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(32, 64))
@@ -453,7 +454,7 @@ async def test_a_token_naming_no_account_is_refused_until_the_account_exists(
     for _ in range(2):
         with pytest.raises(Unauthenticated, match="names no account"):
             await tokens.caller(token)
-    await store.create_account(new.account, [key], new.division, new.profile)
+    await store.create_account(new.account, [key], new.division, new.profile, TEST_ORIGIN)
     caller = await tokens.caller(token)
     assert caller.account_id == new.account.id
     assert await tokens.caller(token) == caller  # from the caches now

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from benchmarks import baseline_sql as copied
+from devreg.core.store import DeviceChange
 from devreg.storage import sql
 from devreg.storage.postgres import numbered
 
@@ -34,7 +35,9 @@ def test_the_statements_are_devregs() -> None:
     device_id, account, now = b"\x01" * 16, b"\x02" * 16, 0
     assert copied.SELECT_DEVICE == sql.SELECT_DEVICE
     assert copied.SELECT_DEVICE_ANY_STATUS == sql.SELECT_DEVICE_ANY_STATUS
-    patch, _ = sql.update_device_statement({"reference_id": "r"}, account, True, device_id, now)
+    patch, _ = sql.update_device_statement(
+        DeviceChange(reference_id="r"), account, True, device_id, now
+    )
     assert patch == copied.UPDATE_REFERENCE
     listing, _, _ = sql.list_devices_query(account, True, 31, None, (now, device_id), "older")
     assert listing == copied.LIST_OLDER
@@ -45,7 +48,7 @@ def test_the_statements_are_devregs() -> None:
     assert sql.in_list(sql.SELECT_FIELDS_OF, 1) == copied.SELECT_FIELDS_OF_ONE
     assert sql.in_list(sql.SELECT_VALUES_OF, 1) == copied.SELECT_VALUES_OF_ONE
     by_device, _ = sql.update_device_statement(
-        {"device_identifier": "d", "last_seen": now}, account, True, device_id, now, True
+        DeviceChange(device_identifier="d", last_seen=now), account, True, device_id, now, True
     )
     assert by_device == copied.UPDATE_BY_DEVICE
     assert copied.DELETE_VALUES == sql.DELETE_VALUES

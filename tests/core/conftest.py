@@ -11,6 +11,7 @@ from devreg.core.accounts import build_account
 from devreg.core.devices import DeviceService
 from devreg.core.records import Caller, DeviceProfile
 from devreg.core.store import DeviceStore
+from tests.support.origins import TEST_ORIGIN, api_caller
 
 START = 1_700_000_000_000_000
 
@@ -40,11 +41,13 @@ async def make_tenant(store: DeviceStore, name: str = "Acme") -> Tenant:
     new = build_account(name, START)
     _, live_key = new_api_key(new.account.id, True, START)
     _, test_key = new_api_key(new.account.id, False, START)
-    await store.create_account(new.account, [live_key, test_key], new.division, new.profile)
+    await store.create_account(
+        new.account, [live_key, test_key], new.division, new.profile, TEST_ORIGIN
+    )
     return Tenant(
         account_id=new.account.id,
-        live=Caller(new.account.id, True, "key:" + live_key.id.hex()),
-        test=Caller(new.account.id, False, "key:" + test_key.id.hex()),
+        live=api_caller(new.account.id, True, live_key.id),
+        test=api_caller(new.account.id, False, test_key.id),
         profile=new.profile,
     )
 

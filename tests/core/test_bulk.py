@@ -19,9 +19,10 @@ from devreg.core.devices import DeviceService
 from devreg.core.errors import NotFound
 from devreg.core.ids import new_id, render_prefixed, render_uuid
 from devreg.core.profiles import FieldSpec, Profile, ProfileFlags
-from devreg.core.records import Device, DeviceStatus
+from devreg.core.records import Device, DeviceStatus, Origin
 from devreg.core.store import DeviceImport, DeviceStore
 from tests.core.conftest import START, StepClock, Tenant
+from tests.support.origins import TEST_ORIGIN
 
 
 def jsonl(*lines: object) -> list[bytes]:
@@ -50,7 +51,7 @@ async def exported(
 async def refused(store: DeviceStore, tenant: Tenant, lines: list[bytes]) -> ImportRefused:
     before = await stored(store, tenant)
     with pytest.raises(ImportRefused) as caught:
-        await import_devices(store, tenant.account_id, lines)
+        await import_devices(store, tenant.account_id, lines, origin=TEST_ORIGIN)
     assert await stored(store, tenant) == before, "a refused import wrote something"
     return caught.value
 
@@ -80,7 +81,12 @@ async def test_minimal_lines_become_default_devices_in_the_order_of_the_file(
     store: DeviceStore, tenant: Tenant
 ) -> None:
     lines = jsonl({}, {"reference_id": "b-second"}, "", {"reference_id": "a-third"})
-    assert await import_devices(store, tenant.account_id, lines, clock=lambda: START) == 3
+    assert (
+        await import_devices(
+            store, tenant.account_id, lines, clock=lambda: START, origin=TEST_ORIGIN
+        )
+        == 3
+    )
     devices = await stored(store, tenant)
     assert [d.reference_id for d in devices] == [None, "b-second", "a-third"]
     for device in devices:
@@ -116,7 +122,7 @@ async def test_a_full_line_sets_every_field_of_both_dialects(
         "updated": "2024-01-02T05:04:05.5+02:00",  # an offset: the same instant in UTC
         "last_seen": "2024-01-03T00:00:00Z",
     }
-    assert await import_devices(store, tenant.account_id, jsonl(line)) == 1
+    assert await import_devices(store, tenant.account_id, jsonl(line), origin=TEST_ORIGIN) == 1
 
     device = await store.get_device(tenant.account_id, False, device_id)
     assert device is not None
@@ -145,7 +151,7 @@ async def test_the_profile_is_found_by_id_then_name_and_gives_the_default_flags(
          "fields": [{"name": "serial", "value": "2"}]},
         {"division": {"id": render_uuid(tenant.profile.division_id)}},
     )  # fmt: skip
-    await import_devices(store, tenant.account_id, lines)
+    await import_devices(store, tenant.account_id, lines, origin=TEST_ORIGIN)
     first, second, third = await stored(store, tenant)
     assert first.profile_id == second.profile_id == plant.profile.id
     assert (first.allow_read, first.allow_write, first.allow_renew) == (True, False, True)
@@ -158,10 +164,14 @@ async def test_given_times_are_kept_and_missing_ones_are_the_import_time(
     lines = jsonl({"created": "2020-05-01T00:00:00Z"}, {"updated": "2020-05-01T00:00:00Z"})
     later = START + 10**12
     with pytest.raises(ImportRefused) as caught:
-        await import_devices(store, tenant.account_id, lines, clock=lambda: later)
+        await import_devices(
+            store, tenant.account_id, lines, clock=lambda: later, origin=TEST_ORIGIN
+        )
     # created defaults to now, which is after the given update
     assert messages(caught.value) == {2: "updated is before created"}
-    await import_devices(store, tenant.account_id, lines[:1], clock=lambda: later)
+    await import_devices(
+        store, tenant.account_id, lines[:1], clock=lambda: later, origin=TEST_ORIGIN
+    )
     (device,) = await stored(store, tenant)
     assert device.created_at == us_of_datetime(datetime(2020, 5, 1, tzinfo=UTC))
     assert device.updated_at == later
@@ -199,7 +209,9 @@ BAD_LINES = [
 async def test_a_bad_line_is_reported_with_its_number_and_nothing_is_written(
     store: DeviceStore, tenant: Tenant, bad: str, expected: str
 ) -> None:
-    await import_devices(store, tenant.account_id, jsonl({"reference_id": "already"}))
+    await import_devices(
+        store, tenant.account_id, jsonl({"reference_id": "already"}), origin=TEST_ORIGIN
+    )
     lines = jsonl({"reference_id": "before"}, {}, bad, {"reference_id": "after"})
     error = await refused(store, tenant, lines)
     assert error.bad_lines == 1
@@ -241,7 +253,7 @@ async def test_every_bad_line_is_reported_in_order_up_to_the_cap(
 
 async def test_unknown_account_is_not_found(store: DeviceStore) -> None:
     with pytest.raises(NotFound, match=r"no account acc_[0-9a-f]{32}"):
-        await import_devices(store, new_id(), jsonl({}))
+        await import_devices(store, new_id(), jsonl({}), origin=TEST_ORIGIN)
 
 
 # --- import: uniqueness within the file and against the store -------------------------------
@@ -267,7 +279,9 @@ async def test_duplicates_within_the_file_name_the_earlier_line(
         5: "device_identifier 's1' is also on line 2",
         7: f"id {device_id} is also on line 1",
     }
-    await import_devices(store, tenant.account_id, [lines[n] for n in (0, 1, 3, 5)])
+    await import_devices(
+        store, tenant.account_id, [lines[n] for n in (0, 1, 3, 5)], origin=TEST_ORIGIN
+    )
     assert len(await stored(store, tenant)) == 4
 
 
@@ -306,10 +320,13 @@ async def counting(
             count_devices = real.count_devices
 
             async def insert_devices_bulk(
-                self, devices: list[Device], field_values: list[tuple[bytes, bytes, str]]
+                self,
+                devices: list[Device],
+                field_values: list[tuple[bytes, bytes, str]],
+                origin: Origin,
             ) -> None:
                 inserts.append(len(devices))
-                await real.insert_devices_bulk(devices, field_values)
+                await real.insert_devices_bulk(devices, field_values, origin)
 
         yield Counting()
 
@@ -330,7 +347,7 @@ async def test_a_large_file_is_imported_in_chunks_in_one_transaction(
     assert messages(error) == {19_999: "reference_id 'r0' is also on line 1"}
 
     monkeypatch.setattr(store, "bulk_import", bulk_import)
-    assert await import_devices(store, tenant.account_id, lines) == 20_000
+    assert await import_devices(store, tenant.account_id, lines, origin=TEST_ORIGIN) == 20_000
     assert inserts == [1000] * 20
     devices = await stored(store, tenant)
     assert len(devices) == 20_000
@@ -394,7 +411,7 @@ async def test_an_export_is_refused_line_by_line_in_its_own_account_but_loads_in
     for line in lines:
         del line["id"], line["flatpeak_id"]
     fresh = [msgspec.json.encode(line) + b"\n" for line in lines]
-    assert await import_devices(store, other_tenant.account_id, fresh) == 3
+    assert await import_devices(store, other_tenant.account_id, fresh, origin=TEST_ORIGIN) == 3
     copied = await exported(store, other_tenant)
     for line in copied:
         del line["id"], line["flatpeak_id"], line["division"], line["device_profile"]

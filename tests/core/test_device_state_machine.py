@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import hypothesis
+import msgspec
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
@@ -36,6 +37,7 @@ from hypothesis.stateful import (
 )
 
 from devreg.auth.api_keys import new_api_key
+from devreg.core.access import DeviceFlags
 from devreg.core.accounts import build_account
 from devreg.core.devices import (
     MAX_FIELD_VALUE,
@@ -51,6 +53,7 @@ from devreg.core.store import DeviceFilter, DeviceStore
 from devreg.core.text import first_forbidden
 from devreg.storage import migrate_store, open_store
 from tests.core.conftest import START
+from tests.support.origins import TEST_ORIGIN, api_caller
 
 T = TypeVar("T")
 
@@ -196,8 +199,10 @@ class DeviceMachine(RuleBasedStateMachine):
         _, live_key = new_api_key(made.account.id, True, START)
         _, test_key = new_api_key(made.account.id, False, START)
         store = self.world.store
-        await store.create_account(made.account, [live_key, test_key], made.division, made.profile)
-        live = Caller(made.account.id, True, "key:" + live_key.id.hex())
+        await store.create_account(
+            made.account, [live_key, test_key], made.division, made.profile, TEST_ORIGIN
+        )
+        live = api_caller(made.account.id, True, live_key.id)
         profiles = self.service.profiles
         east = await profiles.create_division(live, "East")
         sensor = await profiles.create_profile(
@@ -211,7 +216,7 @@ class DeviceMachine(RuleBasedStateMachine):
         default = made.profile
         return ModelAccount(
             id=made.account.id,
-            callers={True: live, False: Caller(made.account.id, False, "key:" + test_key.id.hex())},
+            callers={True: live, False: api_caller(made.account.id, False, test_key.id)},
             divisions=[made.division.id, east.id],
             profiles={
                 "Default": ModelProfile(default.id, default.division_id, (True, True, True), {}),
@@ -361,7 +366,7 @@ class DeviceMachine(RuleBasedStateMachine):
         caller = self.owner_or(device_id, account, live, own)
         device = self.visible(caller, device_id)
         stored = None if reference in (None, "") else nfc(reference)
-        changes: dict[str, object] = {} if reference is None else {"reference_id": reference}
+        sent: str | msgspec.UnsetType = msgspec.UNSET if reference is None else reference
         error: type[DomainError] | None = None
         if reference is not None and reference_error(reference):
             error = InvalidInput
@@ -369,7 +374,7 @@ class DeviceMachine(RuleBasedStateMachine):
             error = NotFound
         elif stored is not None and self.reference_taken(caller, stored, device_id):
             error = Conflict
-        result = self.expect("patch_f", error, self.service.update(caller, device_id, changes))
+        result = self.expect("patch_f", error, self.service.update(caller, device_id, sent))
         if result is not None and device is not None and reference is not None:
             device.reference_id = stored
             device.version += 1
@@ -436,7 +441,9 @@ class DeviceMachine(RuleBasedStateMachine):
         device = self.visible(caller, device_id)
         if device is None:
             self.expect(
-                "put_d", NotFound, self.service.replace(caller, device_id, identifier, [], flags)
+                "put_d",
+                NotFound,
+                self.service.replace(caller, device_id, identifier, [], DeviceFlags(**flags)),
             )
             self.touched = device_id
             return
@@ -452,7 +459,9 @@ class DeviceMachine(RuleBasedStateMachine):
         ):
             error = Conflict
         view = self.expect(
-            "put_d", error, self.service.replace(caller, device_id, identifier, sent, flags)
+            "put_d",
+            error,
+            self.service.replace(caller, device_id, identifier, sent, DeviceFlags(**flags)),
         )
         if view is not None:
             if identifier is not None:

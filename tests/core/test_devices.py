@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
+from devreg.core.access import DeviceFlags
 from devreg.core.devices import (
     DEFAULT_PAGE,
     DUPLICATE_REFERENCE,
@@ -129,7 +131,7 @@ async def test_deleted_device_frees_its_reference(service: DeviceService, tenant
     # ...and a second delete/re-create cycle works as well
     await service.delete(tenant.live, new.id)
     again = await service.create(tenant.live, "placeholder")
-    updated = await service.update(tenant.live, again.id, {"reference_id": "reused"})
+    updated = await service.update(tenant.live, again.id, "reused")
     assert updated.reference_id == "reused"
 
 
@@ -149,7 +151,7 @@ async def test_test_mode_cannot_see_live_devices_and_back(
     assert ids(await all_devices(service, tenant.test)) == [test.id]
     assert (await service.list_page(tenant.test, reference_id="live-ref")).devices == []
     with pytest.raises(NotFound):
-        await service.update(tenant.test, live.id, {"reference_id": "stolen"})
+        await service.update(tenant.test, live.id, "stolen")
     with pytest.raises(NotFound):
         await service.delete(tenant.test, live.id)
     after = await service.get(tenant.live, live.id)
@@ -163,7 +165,7 @@ async def test_other_account_gets_not_found(
     with pytest.raises(NotFound, match="No such device"):
         await service.get(other_tenant.live, device.id)
     with pytest.raises(NotFound):
-        await service.update(other_tenant.live, device.id, {"reference_id": "theirs"})
+        await service.update(other_tenant.live, device.id, "theirs")
     with pytest.raises(NotFound):
         await service.delete(other_tenant.live, device.id)
     assert await all_devices(service, other_tenant.live) == []
@@ -175,7 +177,7 @@ async def test_unknown_id_is_not_found(service: DeviceService, tenant: Tenant) -
     with pytest.raises(NotFound):
         await service.get(tenant.live, new_id())
     with pytest.raises(NotFound):
-        await service.update(tenant.live, new_id(), {"reference_id": "x"})
+        await service.update(tenant.live, new_id(), "x")
     with pytest.raises(NotFound):
         await service.delete(tenant.live, new_id())
 
@@ -371,7 +373,7 @@ async def test_partial_update_changes_only_what_is_named(
     service: DeviceService, tenant: Tenant, clock: StepClock
 ) -> None:
     device = await service.create(tenant.live, "before")
-    updated = await service.update(tenant.live, device.id, {"reference_id": "after"})
+    updated = await service.update(tenant.live, device.id, "after")
     assert updated.reference_id == "after"
     assert updated.version == device.version + 1
     assert updated.updated_at > device.updated_at
@@ -393,7 +395,10 @@ async def test_partial_update_changes_only_what_is_named(
         assert getattr(updated, name) == getattr(device, name), name
     assert await service.get(tenant.live, device.id) == updated
 
-    flags = await service.update(tenant.live, device.id, {"allow_write": False})
+    # The flags are not dialect F's to change: dialect D's replace sets them (no values).
+    flags = (
+        await service.replace(tenant.live, device.id, None, [], DeviceFlags(allow_write=False))
+    ).device
     assert flags.allow_write is False
     assert flags.reference_id == "after"
     assert flags.allow_read is True and flags.allow_renew is True
@@ -404,7 +409,7 @@ async def test_partial_update_changes_only_what_is_named(
 async def test_update_can_clear_the_reference(service: DeviceService, tenant: Tenant) -> None:
     device = await service.create(tenant.live, "to-clear")
     for value in ("", None):
-        cleared = await service.update(tenant.live, device.id, {"reference_id": value})
+        cleared = await service.update(tenant.live, device.id, value)
         assert cleared.reference_id is None
     # and the freed reference can be taken by another device
     other = await service.create(tenant.live, "to-clear")
@@ -415,7 +420,7 @@ async def test_update_to_its_own_reference_is_not_a_conflict(
     service: DeviceService, tenant: Tenant
 ) -> None:
     device = await service.create(tenant.live, "same")
-    updated = await service.update(tenant.live, device.id, {"reference_id": "same"})
+    updated = await service.update(tenant.live, device.id, "same")
     assert updated.reference_id == "same"
     assert updated.version == 2
 
@@ -426,7 +431,7 @@ async def test_update_to_a_taken_reference_is_a_conflict_and_changes_nothing(
     await service.create(tenant.live, "taken")
     device = await service.create(tenant.live, "mine")
     with pytest.raises(Conflict) as caught:
-        await service.update(tenant.live, device.id, {"reference_id": "taken"})
+        await service.update(tenant.live, device.id, "taken")
     assert caught.value.code == "duplicate_reference"
     assert await service.get(tenant.live, device.id) == device
 
@@ -437,14 +442,14 @@ async def test_update_with_bad_reference_changes_nothing(
 ) -> None:
     device = await service.create(tenant.live, "fine")
     with pytest.raises(InvalidInput) as caught:
-        await service.update(tenant.live, device.id, {"reference_id": reference})
+        await service.update(tenant.live, device.id, reference)
     assert caught.value.field == "reference_id"
     assert await service.get(tenant.live, device.id) == device
 
 
 async def test_empty_change_set_changes_nothing(service: DeviceService, tenant: Tenant) -> None:
     device = await service.create(tenant.live, "stay")
-    same = await service.update(tenant.live, device.id, {})
+    same = await service.update(tenant.live, device.id, msgspec.UNSET)
     assert same == device
     assert await service.get(tenant.live, device.id) == device
 
@@ -453,7 +458,7 @@ async def test_empty_change_set_on_unknown_device_is_not_found(
     service: DeviceService, tenant: Tenant
 ) -> None:
     with pytest.raises(NotFound):
-        await service.update(tenant.live, new_id(), {})
+        await service.update(tenant.live, new_id(), msgspec.UNSET)
 
 
 # --- delete -----------------------------------------------------------------------------
@@ -466,7 +471,7 @@ async def test_delete_then_get_is_not_found(service: DeviceService, tenant: Tena
     with pytest.raises(NotFound):
         await service.get(tenant.live, gone.id)
     with pytest.raises(NotFound):
-        await service.update(tenant.live, gone.id, {"reference_id": "revived"})
+        await service.update(tenant.live, gone.id, "revived")
     assert ids(await all_devices(service, tenant.live)) == [keep.id]
     assert await service.get(tenant.live, keep.id) == keep
 

@@ -4,10 +4,10 @@ values), over the real store on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
+from devreg.core.access import DeviceFlags
 from devreg.core.devices import MAX_FIELD_VALUE, MAX_IDENTIFIER, DeviceService
 from devreg.core.errors import Conflict, InvalidInput, NotFound
 from devreg.core.ids import new_id, render_uuid
@@ -15,6 +15,7 @@ from devreg.core.profiles import FieldSpec, Profile, ProfileFlags
 from devreg.core.records import Caller, Device, DeviceStatus
 from devreg.core.store import DeviceFilter
 from tests.core.conftest import START, StepClock, Tenant
+from tests.support.origins import device_caller
 
 LATER = START + 1_000_000  # after the account's defaults: no ties in creation order
 EVERYTHING = DeviceFilter()
@@ -79,9 +80,16 @@ async def values_of(service: DeviceService, caller: Caller, device: Device) -> d
     return view.values
 
 
-async def replaced(service: DeviceService, caller: Caller, *args: Any) -> Device:
+async def replaced(
+    service: DeviceService,
+    caller: Caller,
+    device_id: bytes,
+    identifier: str | None,
+    given: list[tuple[bytes, str]],
+    flags: DeviceFlags | None = None,
+) -> Device:
     """`service.replace`, checking that what it answers is what a later read finds."""
-    view = await service.replace(caller, *args)
+    view = await service.replace(caller, device_id, identifier, given, flags or DeviceFlags())
     (stored,) = await service.views(caller, [await service.get(caller, view.device.id)])
     assert view == stored
     return view.device
@@ -363,26 +371,35 @@ async def test_replace_sets_only_the_flags_given(
     service: DeviceService, tenant: Tenant, plant: Setup, meter: Device
 ) -> None:
     values = [(plant.serial, "SN-1")]
-    updated = await replaced(service, tenant.live, meter.id, None, values, {"allow_write": False})
+    updated = await replaced(
+        service, tenant.live, meter.id, None, values, DeviceFlags(allow_write=False)
+    )
     assert (updated.allow_read, updated.allow_write, updated.allow_renew) == (True, False, True)
     updated = await replaced(
-        service, tenant.live, meter.id, None, values, {"allow_read": False, "allow_renew": False}
+        service,
+        tenant.live,
+        meter.id,
+        None,
+        values,
+        DeviceFlags(allow_read=False, allow_renew=False),
     )
     assert (updated.allow_read, updated.allow_write, updated.allow_renew) == (False, False, False)
-    updated = await replaced(service, tenant.live, meter.id, None, values, None)
+    updated = await replaced(service, tenant.live, meter.id, None, values, DeviceFlags())
     assert (updated.allow_read, updated.allow_write, updated.allow_renew) == (False, False, False)
-    updated = await replaced(service, tenant.live, meter.id, None, values, {"allow_write": True})
+    updated = await replaced(
+        service, tenant.live, meter.id, None, values, DeviceFlags(allow_write=True)
+    )
     assert (updated.allow_read, updated.allow_write, updated.allow_renew) == (False, True, False)
     assert await service.get(tenant.live, meter.id) == updated
 
 
-async def test_replace_with_seen_at_records_last_seen(
-    service: DeviceService, tenant: Tenant, plant: Setup, meter: Device
+async def test_replace_by_the_device_itself_records_last_seen(
+    service: DeviceService, tenant: Tenant, plant: Setup, meter: Device, clock: StepClock
 ) -> None:
+    # seen_at= is gone: the device itself calling (its Caller) writes last_seen = now
     seen = LATER + 555
-    updated = await replaced(
-        service, tenant.live, meter.id, None, [(plant.serial, "x")], None, seen
-    )
+    clock.value, clock.step = seen, 0
+    updated = await replaced(service, device_caller(meter), meter.id, None, [(plant.serial, "x")])
     assert updated.last_seen == seen
     assert (await service.get(tenant.live, meter.id)).last_seen == seen
 
@@ -390,10 +407,10 @@ async def test_replace_with_seen_at_records_last_seen(
 async def test_replace_refuses_an_unknown_flag(
     service: DeviceService, tenant: Tenant, plant: Setup, meter: Device
 ) -> None:
-    with pytest.raises(ValueError):
-        await replaced(
-            service, tenant.live, meter.id, None, [(plant.serial, "x")], {"status": True}
-        )
+    # DeviceFlags has the three flags only: any other is refused when the flags are made
+    with pytest.raises(TypeError, match="Unexpected keyword argument 'status'"):
+        flags = DeviceFlags(**{"status": True})
+        await replaced(service, tenant.live, meter.id, None, [(plant.serial, "x")], flags)
     assert await service.get(tenant.live, meter.id) == meter
 
 
@@ -414,7 +431,7 @@ async def test_bad_values_on_replace_change_nothing(
             meter.id,
             "renamed",
             case.values(plant, foreign_field),
-            {"allow_read": False},
+            DeviceFlags(allow_read=False),
         )
     for word in case.words:
         assert word in caught.value.message, caught.value.message
@@ -447,7 +464,7 @@ async def test_taken_identifier_on_replace_changes_nothing(
             meter.id,
             "taken",
             [(plant.serial, "changed")],
-            {"allow_renew": False},
+            DeviceFlags(allow_renew=False),
         )
     assert caught.value.code == "duplicate_device_identifier"
     assert "identifier taken already exists" in caught.value.message  # the new name

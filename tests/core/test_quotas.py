@@ -15,6 +15,7 @@ from devreg.core.profiles import ProfileFlags
 from devreg.core.quotas import DEVICES_SETTING, DIVISIONS_SETTING, PROFILES_SETTING, Quotas
 from devreg.core.store import DeviceFilter, DeviceStore
 from tests.core.conftest import StepClock, Tenant
+from tests.support.origins import TEST_ORIGIN
 
 QUOTAS = Quotas(devices=3, profiles=2, divisions=2)
 
@@ -60,14 +61,19 @@ async def test_bulk_import_counts_against_the_quota(store: DeviceStore, tenant: 
     await service.create(tenant.live, "already")
     lines = [json.dumps({"reference_id": f"r{n}"}).encode() + b"\n" for n in range(3)]
     with pytest.raises(QuotaExceeded):
-        await import_devices(store, tenant.account_id, lines, quotas=QUOTAS)
+        await import_devices(store, tenant.account_id, lines, quotas=QUOTAS, origin=TEST_ORIGIN)
     assert await held(store, tenant) == 1, "a refused import wrote something"
     assert await store.count_devices(tenant.account_id, True) == 1
     # Chunks add up: two chunks of one line each, the second over the quota.
     with pytest.raises(QuotaExceeded):
-        await import_devices(store, tenant.account_id, lines, quotas=QUOTAS, chunk=1)
+        await import_devices(
+            store, tenant.account_id, lines, quotas=QUOTAS, chunk=1, origin=TEST_ORIGIN
+        )
     assert await held(store, tenant) == 1
-    assert await import_devices(store, tenant.account_id, lines[:2], quotas=QUOTAS) == 2
+    assert (
+        await import_devices(store, tenant.account_id, lines[:2], quotas=QUOTAS, origin=TEST_ORIGIN)
+        == 2
+    )
     assert await store.count_devices(tenant.account_id, True) == 3
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from devreg.changelog.entries import Action
 from devreg.core.clock import now_us
 from devreg.core.devices import DeviceService
 from devreg.core.errors import InvalidInput, NotFound, QuotaExceeded, Unauthenticated
@@ -18,6 +19,9 @@ from devreg.core.records import Certificate, DeviceStatus
 from devreg.core.store import DeviceStore
 from devreg.est.enrollment import authenticate_secret, create_secret
 from tests.core.conftest import StepClock, Tenant
+from tests.support.origins import TEST_ORIGIN
+
+CREDENTIAL = "est-secret:test"  # how the EST route names a secret credential
 
 
 async def test_restore_brings_back_the_archived_device_and_counts_it_again(
@@ -109,11 +113,12 @@ async def test_an_enrollment_secret_made_before_the_delete_stays_revoked_after_r
 ) -> None:
     made = await service.create_in_profile(tenant.live, "est-gw", None, None, [])
     secret = await create_secret(store, tenant.live, made.id)
-    assert (await authenticate_secret(store, made.id, secret.secret)).id == made.id
+    caller = await authenticate_secret(store, made.id, secret.secret, CREDENTIAL, "req_test")
+    assert caller.device is not None and caller.device.id == made.id
     await service.delete(tenant.live, made.id)
     await service.restore(tenant.live, made.id)
     with pytest.raises(Unauthenticated):
-        await authenticate_secret(store, made.id, secret.secret)
+        await authenticate_secret(store, made.id, secret.secret, CREDENTIAL, "req_test")
 
 
 class DeletedBeforeTheWrite:
@@ -145,11 +150,13 @@ async def test_what_was_issued_while_the_delete_committed_is_revoked_by_the_rest
         fingerprint=os.urandom(32), public_key_hash=os.urandom(32), pem="(not read here)",
         not_before=now, not_after=now + 86_400_000_000, issuer="devreg", created_at=now,
     )  # fmt: skip
-    await store.insert_certificate(late)  # written after the delete's revocation ran
+    await store.insert_certificate(
+        late, TEST_ORIGIN, Action.CERTIFICATE_ISSUE
+    )  # written after the delete's revocation ran
     (unrevoked,) = await store.list_certificates(tenant.account_id, made.id)
     assert unrevoked.revoked_at is None  # so the restore must be the one to revoke it
     await service.restore(tenant.live, made.id)
     (after,) = await store.list_certificates(tenant.account_id, made.id)
     assert after.revoked_at is not None and after.revocation_reason == "cessationOfOperation"
     with pytest.raises(Unauthenticated):
-        await authenticate_secret(store, made.id, secret.secret)
+        await authenticate_secret(store, made.id, secret.secret, CREDENTIAL, "req_test")

@@ -46,6 +46,7 @@ from tests.support.fuzz import (
     operations_of,
     run_operation,
 )
+from tests.support.origins import TEST_ORIGIN
 from tests.support.server import RunningServer
 
 # Not schemathesis's use_after_free: D's restore brings a deleted device back, which it
@@ -90,7 +91,7 @@ class Accounts:
         made = build_account("Fuzz", now_us())
         secret, key = new_api_key(made.account.id, True, now_us())
         self.loop.run_until_complete(
-            self.store.create_account(made.account, [key], made.division, made.profile)
+            self.store.create_account(made.account, [key], made.division, made.profile, TEST_ORIGIN)
         )
         account_id = "acc_" + made.account.id.hex()
         answer = self.session.get(self.server.base_url + "/login", auth=(account_id, secret))

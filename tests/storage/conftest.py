@@ -9,6 +9,7 @@ from devreg.core.accounts import NewAccount, build_account
 from devreg.core.ids import new_id
 from devreg.core.records import ApiKey, Device, DeviceStatus
 from devreg.core.store import DeviceStore
+from tests.support.origins import TEST_ORIGIN
 
 NOW = 1_700_000_000_000_000
 
@@ -30,7 +31,9 @@ async def stored_account(store: DeviceStore, name: str = "Acme") -> StoredAccoun
     new = build_account(name, NOW)
     live_secret, live_key = new_api_key(new.account.id, True, NOW)
     test_secret, test_key = new_api_key(new.account.id, False, NOW)
-    await store.create_account(new.account, [live_key, test_key], new.division, new.profile)
+    await store.create_account(
+        new.account, [live_key, test_key], new.division, new.profile, TEST_ORIGIN
+    )
     return StoredAccount(new, live_secret, live_key, test_secret, test_key)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from devreg.changelog.entries import Action
 from devreg.core.records import Device, DeviceStatus
-from devreg.core.store import DeviceStore, DuplicateValue
+from devreg.core.store import DeviceChange, DeviceStore, DuplicateValue
 from devreg.storage.base import BULK_ROWS
 from tests.storage.conftest import NOW, StoredAccount, device_for, stored_account
 from tests.storage.test_store_d import Plant
+from tests.support.origins import TEST_ORIGIN
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ async def test_bulk_insert_of_several_batches_commits_devices_and_values(
     values = [(d.id, plant.serial, f"S{n}") for n, d in enumerate(devices)]
     values += [(devices[-1].id, plant.colour, "red")]
     async with store.bulk_import() as bulk:
-        await bulk.insert_devices_bulk(devices, values)
+        await bulk.insert_devices_bulk(devices, values, TEST_ORIGIN)
 
     assert await all_devices(store, account) == devices
     assert await store.get_device(account.id, True, devices[-1].id) == devices[-1]
@@ -50,7 +52,7 @@ async def test_an_exception_in_the_block_writes_nothing(
     devices = [device_for(account, reference_id=f"r{n}") for n in range(10)]
     with pytest.raises(RuntimeError, match="refused"):
         async with store.bulk_import() as bulk:
-            await bulk.insert_devices_bulk(devices, [])
+            await bulk.insert_devices_bulk(devices, [], TEST_ORIGIN)
             assert await bulk.taken_ids([devices[0].id]) == {devices[0].id}  # inside: there
             raise RuntimeError("refused")
     assert await all_devices(store, account) == []
@@ -61,13 +63,13 @@ async def test_a_duplicate_the_index_refuses_rolls_the_whole_import_back(
     store: DeviceStore, account: StoredAccount
 ) -> None:
     stored = device_for(account, reference_id="taken")
-    await store.insert_device(stored)
+    await store.insert_device(stored, {}, TEST_ORIGIN)
     first = [device_for(account, reference_id=f"r{n}") for n in range(5)]
     clashing = [device_for(account, reference_id="taken")]
     with pytest.raises(DuplicateValue) as refused:
         async with store.bulk_import() as bulk:
-            await bulk.insert_devices_bulk(first, [])
-            await bulk.insert_devices_bulk(clashing, [])
+            await bulk.insert_devices_bulk(first, [], TEST_ORIGIN)
+            await bulk.insert_devices_bulk(clashing, [], TEST_ORIGIN)
     assert refused.value.field == "reference_id"
     assert await all_devices(store, account) == [stored]
 
@@ -83,8 +85,16 @@ async def test_lookups_are_scoped_and_see_rows_inserted_in_the_same_import(
     elsewhere = device_for(other, reference_id="other-ref")
     sensor = plant.device("sensor-1")
     for device in (live, test, gone, elsewhere, sensor):
-        await store.insert_device(device)
-    await store.update_fields(account.id, True, gone.id, {"status": DeviceStatus.DELETED}, NOW)
+        await store.insert_device(device, {}, TEST_ORIGIN)
+    await store.update_device(
+        account.id,
+        True,
+        gone.id,
+        DeviceChange(status=DeviceStatus.DELETED),
+        NOW,
+        TEST_ORIGIN,
+        Action.DEVICE_DELETE,
+    )
 
     fresh = device_for(account, reference_id="fresh-ref")
     references = ["live-ref", "test-ref", "deleted-ref", "other-ref", "fresh-ref", "unknown"]
@@ -98,7 +108,7 @@ async def test_lookups_are_scoped_and_see_rows_inserted_in_the_same_import(
         assert await bulk.taken_identifiers(account.new.division.id, True, ["sensor-1"]) == {}
         # A deleted device keeps its row, and so its id.
         assert await bulk.taken_ids([gone.id, elsewhere.id, fresh.id]) == {gone.id, elsewhere.id}
-        await bulk.insert_devices_bulk([fresh], [])
+        await bulk.insert_devices_bulk([fresh], [], TEST_ORIGIN)
         assert await bulk.taken_references(account.id, True, ["fresh-ref"]) == {
             "fresh-ref": fresh.id
         }
@@ -110,7 +120,7 @@ async def test_lookups_of_more_values_than_one_statement_takes(
 ) -> None:
     devices = [device_for(account, reference_id=f"r{n}") for n in range(BULK_ROWS + 7)]
     async with store.bulk_import() as bulk:
-        await bulk.insert_devices_bulk(devices, [])
+        await bulk.insert_devices_bulk(devices, [], TEST_ORIGIN)
     wanted = [f"r{n}" for n in range(BULK_ROWS * 2)]
     async with store.bulk_import() as bulk:
         held = await bulk.taken_references(account.id, True, wanted)
@@ -126,8 +136,16 @@ async def test_oldest_first_pages_follow_creation_then_id_and_skip_deleted(
     deleted = device_for(account, created_at=NOW)
     test_mode = device_for(account, live_mode=False, created_at=NOW)
     for device in [*devices, deleted, test_mode]:
-        await store.insert_device(device)
-    await store.update_fields(account.id, True, deleted.id, {"status": DeviceStatus.DELETED}, NOW)
+        await store.insert_device(device, {}, TEST_ORIGIN)
+    await store.update_device(
+        account.id,
+        True,
+        deleted.id,
+        DeviceChange(status=DeviceStatus.DELETED),
+        NOW,
+        TEST_ORIGIN,
+        Action.DEVICE_DELETE,
+    )
 
     pages: list[list[Device]] = []
     after: tuple[int, bytes] | None = None

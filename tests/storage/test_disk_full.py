@@ -18,6 +18,7 @@ from devreg.storage import disk_full, migrate_store, open_store
 from devreg.storage.disk_full import sqlite_disk_full
 from devreg.storage.sqlite import SqliteDeviceStore
 from tests.storage.conftest import device_for, stored_account
+from tests.support.origins import TEST_ORIGIN
 
 MAX_DEVICES = 10_000  # bound on the inserts that reach the cap; a few hundred do
 
@@ -40,14 +41,16 @@ async def test_sqlite_full_is_storage_full_logged_once_per_episode(
     try:
         account = await stored_account(store)
         kept = device_for(account, reference_id="kept")
-        await store.insert_device(kept)
+        await store.insert_device(kept, {}, TEST_ORIGIN)
         pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
         store._conn.execute(f"PRAGMA max_page_count = {pages}")
         assert not store.storage_full()
 
         for n in range(MAX_DEVICES):  # until the capped file has no page left
             try:
-                await store.insert_device(device_for(account, reference_id=f"r{n}"))
+                await store.insert_device(
+                    device_for(account, reference_id=f"r{n}"), {}, TEST_ORIGIN
+                )
             except StorageFull as exc:
                 assert exc.retry_after == STORAGE_FULL_RETRY_AFTER
                 assert "database or disk is full" in exc.detail
@@ -57,22 +60,24 @@ async def test_sqlite_full_is_storage_full_logged_once_per_episode(
         # More refusals, single statements and transactions alike: the same episode.
         for n in range(5):
             with pytest.raises(StorageFull):
-                await store.insert_device(device_for(account, reference_id=f"more{n}"))
+                await store.insert_device(
+                    device_for(account, reference_id=f"more{n}"), {}, TEST_ORIGIN
+                )
             with pytest.raises(StorageFull):
-                await store.insert_device(device_for(account), {})  # a transaction
+                await store.insert_device(device_for(account), {}, TEST_ORIGIN)  # a transaction
         assert store.storage_full()
         assert warnings_and_infos(caplog) == (1, 0)
         # Reads go on; a refused duplicate (nothing stored) does not end the episode.
         assert await store.get_device(account.id, True, kept.id) is not None
         monkeypatch.setattr(disk_full, "QUIET", 0.0)
         with pytest.raises(DuplicateValue):
-            await store.insert_device(device_for(account, reference_id="kept"))
+            await store.insert_device(device_for(account, reference_id="kept"), {}, TEST_ORIGIN)
         assert store.storage_full() and warnings_and_infos(caplog) == (1, 0)
 
         # Room again: the next stored write ends the episode, once.
         store._conn.execute("PRAGMA max_page_count = 1073741823")
-        await store.insert_device(device_for(account, reference_id="after"))
-        await store.insert_device(device_for(account, reference_id="after2"))
+        await store.insert_device(device_for(account, reference_id="after"), {}, TEST_ORIGIN)
+        await store.insert_device(device_for(account, reference_id="after2"), {}, TEST_ORIGIN)
         assert not store.storage_full()
         assert warnings_and_infos(caplog) == (1, 1)
     finally:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from devreg.changelog.entries import Action
 from devreg.core.records import DeviceStatus
-from devreg.core.store import DuplicateValue
+from devreg.core.store import DeviceChange, DuplicateValue
 from devreg.storage import migrate_store, sql
 from devreg.storage.sqlite import SqliteDeviceStore
 from tests.storage.conftest import NOW, device_for, stored_account
+from tests.support.origins import TEST_ORIGIN
 
 
 async def open_sqlite(tmp_path: Path) -> SqliteDeviceStore:
@@ -22,11 +24,19 @@ async def test_concurrent_writes_share_commits_and_all_are_on_disk(tmp_path: Pat
     store = await open_sqlite(tmp_path)
     account = await stored_account(store)
     devices = [device_for(account, reference_id=f"r{n}") for n in range(40)]
-    await asyncio.gather(*(store.insert_device(d) for d in devices))
+    await asyncio.gather(*(store.insert_device(d, {}, TEST_ORIGIN) for d in devices))
     before = store.group.commits
     updated = await asyncio.gather(
         *(
-            store.update_fields(account.id, True, d.id, {"reference_id": f"new-{n}"}, NOW + 1)
+            store.update_device(
+                account.id,
+                True,
+                d.id,
+                DeviceChange(reference_id=f"new-{n}"),
+                NOW + 1,
+                TEST_ORIGIN,
+                Action.DEVICE_UPDATE,
+            )
             for n, d in enumerate(devices)
         )
     )
@@ -48,11 +58,27 @@ async def test_a_failing_write_fails_alone_in_its_batch(tmp_path: Path) -> None:
     taken = device_for(account, reference_id="taken")
     others = [device_for(account) for _ in range(5)]
     for device in (taken, *others):
-        await store.insert_device(device)
+        await store.insert_device(device, {}, TEST_ORIGIN)
     results = await asyncio.gather(
-        store.update_fields(account.id, True, others[0].id, {"reference_id": "taken"}, NOW + 1),
+        store.update_device(
+            account.id,
+            True,
+            others[0].id,
+            DeviceChange(reference_id="taken"),
+            NOW + 1,
+            TEST_ORIGIN,
+            Action.DEVICE_UPDATE,
+        ),
         *(
-            store.update_fields(account.id, True, d.id, {"reference_id": f"free-{n}"}, NOW + 1)
+            store.update_device(
+                account.id,
+                True,
+                d.id,
+                DeviceChange(reference_id=f"free-{n}"),
+                NOW + 1,
+                TEST_ORIGIN,
+                Action.DEVICE_UPDATE,
+            )
             for n, d in enumerate(others[1:])
         ),
         return_exceptions=True,
@@ -73,7 +99,7 @@ async def test_a_batch_that_cannot_commit_answers_every_caller_with_unavailable(
     account = await stored_account(store)
     devices = [device_for(account) for _ in range(3)]
     for device in devices:
-        await store.insert_device(device)
+        await store.insert_device(device, {}, TEST_ORIGIN)
     # Another connection holds the write lock past the busy timeout.
     blocker = SqliteDeviceStore(tmp_path / "devreg.sqlite3")
     blocker._conn.execute("PRAGMA busy_timeout = 0")
@@ -82,7 +108,15 @@ async def test_a_batch_that_cannot_commit_answers_every_caller_with_unavailable(
     try:
         results = await asyncio.gather(
             *(
-                store.update_fields(account.id, True, d.id, {"status": DeviceStatus.DISABLED}, 1)
+                store.update_device(
+                    account.id,
+                    True,
+                    d.id,
+                    DeviceChange(status=DeviceStatus.DISABLED),
+                    1,
+                    TEST_ORIGIN,
+                    Action.DEVICE_DISABLE,
+                )
                 for d in devices
             ),
             return_exceptions=True,
@@ -105,7 +139,9 @@ async def test_transactions_share_commits_with_single_writes(tmp_path: Path) -> 
     before = store.group.commits
     accounts, _ = await asyncio.gather(
         asyncio.gather(*(stored_account(store, f"tenant {n}") for n in range(10))),
-        asyncio.gather(*(store.insert_device(device_for(first)) for _ in range(10))),
+        asyncio.gather(
+            *(store.insert_device(device_for(first), {}, TEST_ORIGIN) for _ in range(10))
+        ),
     )
     assert 1 <= store.group.commits - before < 20  # 20 answered writes, fewer commits
     await store.close()
@@ -127,7 +163,9 @@ async def test_a_failing_transaction_rolls_back_alone(tmp_path: Path) -> None:
             raise RuntimeError("the rule that decides after the first write says no")
 
     results = await asyncio.gather(
-        half_done_then_fails(), *(store.insert_device(d) for d in kept), return_exceptions=True
+        half_done_then_fails(),
+        *(store.insert_device(d, {}, TEST_ORIGIN) for d in kept),
+        return_exceptions=True,
     )
     assert isinstance(results[0], RuntimeError) and results[1:] == [None] * 5
     assert await store.get_device(account.id, True, doomed.id) is None
@@ -168,7 +206,7 @@ async def test_a_transaction_cancelled_in_the_queue_does_not_hold_up_the_rest(
             await asyncio.sleep(0)
         task.cancel()
         later = device_for(account)
-        await asyncio.wait_for(store.insert_device(later), timeout=5)
+        await asyncio.wait_for(store.insert_device(later, {}, TEST_ORIGIN), timeout=5)
         assert await store.get_device(account.id, True, later.id) == later
         await asyncio.gather(task, return_exceptions=True)
     await store.close()

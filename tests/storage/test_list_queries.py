@@ -27,6 +27,7 @@ from devreg.storage import sql
 from devreg.storage.base import Params, SqlDeviceStore, SqlRunner
 from devreg.storage.postgres import numbered
 from tests.core.conftest import make_tenant
+from tests.support.origins import TEST_ORIGIN
 
 SEEDED = 20_000
 
@@ -41,7 +42,7 @@ async def seed(
         ).encode()
         for n in range(count)
     )
-    assert await import_devices(store, account_id, lines) == count
+    assert await import_devices(store, account_id, lines, origin=TEST_ORIGIN) == count
 
 
 async def plan(backend: str | None, tmp_path: Path, statement: str, params: list[Any]) -> str:
@@ -198,6 +199,6 @@ async def test_a_device_and_its_count_are_written_together(store: DeviceStore) -
         await service.create(tenant.live, "taken")
     orphan = msgspec.structs.replace(taken, id=new_id(), reference_id=None)
     with pytest.raises(MissingReference):
-        await store.insert_device(orphan, {new_id(): "a value for no field"})
+        await store.insert_device(orphan, {new_id(): "a value for no field"}, TEST_ORIGIN)
     assert await store.get_device(tenant.account_id, True, orphan.id) is None
     assert await store.count_devices(tenant.account_id, True) == 1

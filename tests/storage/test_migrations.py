@@ -18,6 +18,7 @@ from devreg.storage.sqlite import SqliteDeviceStore
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.storage.conftest import NOW, stored_account
 from tests.storage.test_revocation_mark import device_with
+from tests.support.origins import TEST_ORIGIN
 
 RECORD_TABLES = {
     "accounts",
@@ -282,7 +283,9 @@ async def test_an_upgraded_database_starts_from_its_revocations(
         account = await stored_account(store)
         _, certs = await device_with(store, account, 3)
         for index, cert in enumerate(certs[:2]):
-            await store.revoke_certificate(account.id, True, cert.id, "keyCompromise", NOW + index)
+            await store.revoke_certificate(
+                account.id, True, cert.id, "keyCompromise", NOW + index, TEST_ORIGIN
+            )
     finally:
         await store.close()
     assert await migrate_store(fresh_backend, tmp_path) == [3]
@@ -293,7 +296,9 @@ async def test_an_upgraded_database_starts_from_its_revocations(
     store = await open_store(fresh_backend, tmp_path)
     try:
         assert await store.revocation_mark() == (2, NOW + 1)
-        await store.revoke_certificate(account.id, True, certs[2].id, "superseded", NOW - 1)
+        await store.revoke_certificate(
+            account.id, True, certs[2].id, "superseded", NOW - 1, TEST_ORIGIN
+        )
         assert await store.revocation_mark() == (3, NOW + 1)  # the latest stays the latest
     finally:
         await store.close()

@@ -11,6 +11,7 @@ import pytest
 from devreg.core.accounts import build_account
 from devreg.core.ids import new_id
 from devreg.core.records import DeviceStatus
+from devreg.core.store import DeviceChange
 from devreg.storage import sql
 from devreg.storage.migrations import migration_scripts, split_statements
 from devreg.storage.postgres import numbered
@@ -217,7 +218,8 @@ def test_list_query_parameters_match_placeholders(
     ],
 )
 def test_update_statement_parameters_match_placeholders(changes: dict[str, object]) -> None:
-    statement, params = sql.update_device_statement(changes, b"a" * 16, False, b"d" * 16, NOW)
+    change = DeviceChange(**changes)  # type: ignore[arg-type]
+    statement, params = sql.update_device_statement(change, b"a" * 16, False, b"d" * 16, NOW)
     assert placeholders(statement) == list(range(1, len(params) + 1))
     assert params[-4:] == [NOW, b"d" * 16, b"a" * 16, False]
     for column in changes:
@@ -226,7 +228,7 @@ def test_update_statement_parameters_match_placeholders(changes: dict[str, objec
 
 def test_update_statement_writes_status_as_text() -> None:
     _, params = sql.update_device_statement(
-        {"status": DeviceStatus.DISABLED}, b"a" * 16, True, b"d" * 16, NOW
+        DeviceChange(status=DeviceStatus.DISABLED), b"a" * 16, True, b"d" * 16, NOW
     )
     assert params[0] == "DISABLED"
     assert type(params[0]) is str

@@ -12,6 +12,7 @@ from pathlib import Path
 from devreg.storage import migrate_store
 from devreg.storage.sqlite import SqliteDeviceStore
 from tests.storage.conftest import device_for, stored_account
+from tests.support.origins import TEST_ORIGIN
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,7 +63,7 @@ async def test_an_open_store_sees_what_other_processes_commit(tmp_path: Path) ->
     path = tmp_path / "devreg.sqlite3"
     store = SqliteDeviceStore(path)
     mine = await stored_account(store)
-    await store.insert_device(device_for(mine))
+    await store.insert_device(device_for(mine), {}, TEST_ORIGIN)
     for n in range(3):
         done = await asyncio.to_thread(
             subprocess.run,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from devreg.core.ids import render_uuid
-from devreg.core.records import Actor, ActorKind, Caller, Origin, operator_origin
+from devreg.core.records import Actor, ActorKind, Caller, Device, Origin, operator_origin
 
 # Changes a test makes at the store: logged as an operator's command.
 TEST_ORIGIN: Origin = operator_origin("test", "req_test")
@@ -17,4 +17,17 @@ def api_caller(account_id: bytes, live_mode: bool = True, key_id: bytes = bytes(
         credential_id="key:" + key_id.hex(),
         actor=Actor(ActorKind.API_KEY, render_uuid(key_id)),
         request_id="req_test",
+    )
+
+
+def device_caller(device: Device, certificate_id: bytes = bytes(16)) -> Caller:
+    """The device itself, over client authentication with one of its certificates (what
+    `core/access.py:authenticate_device` makes)."""
+    return Caller(
+        account_id=device.account_id,
+        live_mode=device.live_mode,
+        credential_id="cert:" + certificate_id.hex(),
+        actor=Actor(ActorKind.DEVICE_CERTIFICATE, render_uuid(certificate_id)),
+        request_id="req_test",
+        device=device,
     )
