@@ -176,7 +176,7 @@ def test_published_spec_dialect_d_operations(
         key = account.live_key if live else account.test_key
         credentials = Credentials(account.account_id, key, token="")
         operations = [op for op in operations_of(schema) if op.path.startswith(BASE + "/")]
-        assert len(operations) == 22, [op.label for op in operations]
+        assert len(operations) == 24, [op.label for op in operations]
         # Disables and revocations late, deletes after them: the others need live objects;
         # restore last, once the delete has archived the device.
         late = ("d-disable-device", "d-revoke-certificate")

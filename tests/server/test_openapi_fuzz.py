@@ -219,11 +219,21 @@ def stateful_machine(
                 gone = response.json()["errors"][0]["code"] == "entity_not_found"
             else:
                 gone = False
-            if device_id in self.alive and path != "/iot/api/v2/device/{id}/renew":
+            # A device's past: its history, and GET as_of a moment (before it was made: not
+            # found); a deleted device's past stays readable.
+            as_of = "as_of" in (case.query or {}) and case.method.upper() == "GET"
+            past = path == "/iot/api/v2/device/{id}/history" or as_of
+            if device_id in self.alive and path != "/iot/api/v2/device/{id}/renew" and not as_of:
                 assert not gone, f"{case.operation.label}: a device made before is not found"
             restoring = path == "/iot/api/v2/device/{id}/restore"
-            if device_id in self.deleted and not restoring:
+            if device_id in self.deleted and not restoring and not past:
                 assert status >= 400, f"{case.operation.label} found a deleted device"
+            if device_id in self.deleted and past and status == 200 and not as_of:
+                records = response.json()["records"]  # its delete is among them
+                assert (
+                    any(r["action"] == "device.delete" for r in records)
+                    or response.json()["offset"]
+                ), f"{case.operation.label}: a deleted device's history without its delete"
             if restoring and device_id is not None and status < 300:
                 # only a deleted device is restored (else 400), and it is back
                 assert device_id in self.deleted, f"restored a device never deleted: {device_id}"

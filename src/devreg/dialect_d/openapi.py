@@ -211,6 +211,7 @@ def _device_links(id_expression: str) -> dict[str, Any]:
         "DeleteDevice": _link("d-delete-device", "Delete it", id=id_expression),
         "IssueCertificate": _link("d-issue-certificate", "Give it a certificate", id=id_expression),
         "ListCertificates": _link("d-list-certificates", "Its certificates", id=id_expression),
+        "DeviceHistory": _link("d-device-history", "Its change history", id=id_expression),
         "CreateEnrollmentSecret": _link(
             "d-create-enrollment-secret", "A one-time EST secret for it", id=id_expression
         ),

@@ -324,6 +324,8 @@ class DialectD:
         cert = peer_certificate(request.scope)
         if cert is not None:
             caller, _ = await self.device_caller(request, cert, "read")
+            for name in request.query():  # `as_of` is an API key's: a device reads itself now
+                raise InvalidInput(f"Unknown query parameter {name} for a device's own read", name)
             return await self.render_one(caller, await self.devices.seen(caller))
         caller = await self.api_caller(request)
         params = request.query()
