@@ -272,3 +272,35 @@ def test_the_request_id_is_echoed_and_logged(world: Vendors) -> None:
     for answer in (live.get("/nowhere"), world.f_live.get("/devices/nope"),
                    world.d.anon.get("/device")):  # fmt: skip
         assert answer.headers["x-request-id"].startswith("req_"), answer.headers
+
+
+def test_revocations_and_secret_revocations_are_logged(world: Vendors) -> None:
+    live = world.d.live
+    device = world.device(world.profile("Revoke"), "rv-1")
+    for _ in range(2):
+        ok(live.post(f"/device/{device['id']}/certificate", json={"generate_key": True}), 201)
+    revoke_all = {"reason": "cessationOfOperation"}
+    made = step(
+        live, lambda: ok(live.put(f"/device/{device['id']}/certificate/revoke", json=revoke_all))
+    )
+    assert kinds(made) == [("certificate.revoke", "certificate", "api_key")] * 2
+    assert {e["after"]["revocation_reason"] for e in made} == {"cessationOfOperation"}
+    ok(live.post(f"/device/{device['id']}/enrollment-secret"), 201)
+    made = step(live, lambda: ok(live.put(f"/device/{device['id']}/enrollment-secret/revoke")))
+    assert kinds(made) == [("enrollment_secret.revoke", "enrollment_secret", "api_key")]
+    assert (made[0]["before"]["state"], made[0]["after"]["state"]) == ("outstanding", "revoked")
+    # nothing to revoke: nothing logged
+    assert (
+        step(live, lambda: ok(live.put(f"/device/{device['id']}/enrollment-secret/revoke"))) == []
+    )
+
+
+def test_the_cli_revocation_is_logged_as_the_operator(world: Vendors) -> None:
+    live = world.d.live
+    device = world.device(world.profile("CliRevoke"), "cr-1")
+    ok(live.post(f"/device/{device['id']}/certificate", json={"generate_key": True}), 201)
+    before = last_seq(live)
+    done = run_cli(world.server.env, "certificates", "revoke", "--account", world.d.account_id,
+                   "--device", device["id"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert kinds(log_after(live, before)) == [("certificate.revoke", "certificate", "cli")]
