@@ -134,7 +134,7 @@ INSERT INTO change_head (one, seq, time, hash, pruned_seq, pruned_hash)
 """
 SQLITE_SCHEMA += SQLITE_CHANGE_LOG_SCHEMA
 
-# The tables the F PATCH touches, for the raw asyncpg baseline.
+# The tables the F PATCH touches (with its change log entry), for the raw asyncpg baseline.
 POSTGRES_SCHEMA = """
 CREATE TABLE accounts (
     id          BYTEA PRIMARY KEY,
@@ -188,6 +188,20 @@ CREATE UNIQUE INDEX devices_identifier ON devices (division_id, live_mode, devic
     WHERE device_identifier IS NOT NULL AND status <> 'DELETED';
 CREATE INDEX devices_listing ON devices (account_id, live_mode, created_at DESC, id DESC)
     WHERE status <> 'DELETED';
+CREATE TABLE profile_fields (
+    id          BYTEA PRIMARY KEY,
+    profile_id  BYTEA NOT NULL REFERENCES device_profiles (id),
+    name        TEXT NOT NULL,
+    mandatory   BOOLEAN NOT NULL,
+    position    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX profile_fields_name ON profile_fields (profile_id, name);
+CREATE TABLE device_field_values (
+    device_id  BYTEA NOT NULL REFERENCES devices (id),
+    field_id   BYTEA NOT NULL REFERENCES profile_fields (id),
+    value      TEXT NOT NULL,
+    PRIMARY KEY (device_id, field_id)
+);
 """
 
 # The change log (migration 0007_change_log.postgres.sql), verbatim.
