@@ -73,7 +73,15 @@ def test_every_scenario_runs_and_is_reported(tmp_path: Path) -> None:
             if line.startswith(f"| {result['scenario']} |")
         )
         assert len(row.strip("|").split("|")) == len(HEAD), row
-    assert len(document["runs"]) == 2 * len(expected)  # one run per side
+        if any(s.key == key and s.log_baseline for s in SCENARIOS):
+            assert result["log_baseline_requests_per_s"] > 0, key
+            assert result["log_ratio"] > 0, key
+    logged = {s.key for s in SCENARIOS if s.log_baseline} & expected
+    # one run per side: devreg, the baseline, and the baseline with the change log
+    assert len(document["runs"]) == 2 * len(expected) + len(logged)
+    assert {r["side"] for r in document["runs"] if r["scenario"] == "f-patch"} == {
+        "devreg", "baseline", "baseline+log"
+    }
     assert document["targets"], "the targets of issue 5 are reported"
     assert document["imports"] and document["memory_after"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
