@@ -252,7 +252,8 @@ def table(rows: list[Row]) -> str:
                 f"{r.baseline_p99_ms:.2f}",
                 f"{r.baseline_cpu_pct:.0f}",
                 f"{r.ratio:.2f}",
-                "—" if r.log_baseline_requests_per_s is None
+                "—"
+                if r.log_baseline_requests_per_s is None
                 else f"{r.log_baseline_requests_per_s:,.0f}",
                 "—" if r.log_ratio is None else f"{r.log_ratio:.2f}",
                 r.target,

@@ -38,7 +38,9 @@ def test_the_statements_are_devregs() -> None:
     device_id, account, now = b"\x01" * 16, b"\x02" * 16, 0
     assert copied.SELECT_DEVICE == sql.SELECT_DEVICE
     assert copied.SELECT_DEVICE_ANY_STATUS == sql.SELECT_DEVICE_ANY_STATUS
-    patch, _ = sql.update_device_statement(DeviceChange(reference_id="r"), account, True, device_id, now)
+    patch, _ = sql.update_device_statement(
+        DeviceChange(reference_id="r"), account, True, device_id, now
+    )
     assert patch == copied.UPDATE_REFERENCE
     listing, _, _ = sql.list_devices_query(account, True, 31, None, (now, device_id), "older")
     assert listing == copied.LIST_OLDER

@@ -80,7 +80,9 @@ def test_every_scenario_runs_and_is_reported(tmp_path: Path) -> None:
     # one run per side: devreg, the baseline, and the baseline with the change log
     assert len(document["runs"]) == 2 * len(expected) + len(logged)
     assert {r["side"] for r in document["runs"] if r["scenario"] == "f-patch"} == {
-        "devreg", "baseline", "baseline+log"
+        "devreg",
+        "baseline",
+        "baseline+log",
     }
     assert document["targets"], "the targets of issue 5 are reported"
     assert document["imports"] and document["memory_after"]
