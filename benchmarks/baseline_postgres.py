@@ -144,7 +144,7 @@ async def patch_logged(pool: asyncpg.Pool, params: tuple[Any, ...]) -> list[Any]
         values = await conn.fetch(SELECT_VALUES, device_id)
         rows = await conn.fetch(UPDATE, *params)
         if not rows or not olds:
-            return rows
+            return list(rows)
         new = tuple(rows[0])
         last, head_time, prev = await conn.fetchrow(TAKE, 1)
         at = max(time.time_ns() // 1000, now, head_time)
@@ -157,4 +157,4 @@ async def patch_logged(pool: asyncpg.Pool, params: tuple[Any, ...]) -> list[Any]
         digest = entry_hash(prev, entry)
         await conn.execute(INSERT, *entry, prev, digest)
         await conn.execute(MOVE, at, digest)
-        return rows
+        return list(rows)

@@ -38,10 +38,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -73,7 +74,7 @@ class Seeded:
     db_mb: float
 
 
-def _hash(prev: bytes, row: tuple) -> bytes:
+def _hash(prev: bytes, row: tuple[Any, ...]) -> bytes:
     """changelog/chain.py entry_hash over an entry_row's first 13 columns."""
     (seq, at, account, live, kind, actor, request, action, object_type, object_id, version,
      before, after) = row  # fmt: skip
@@ -111,7 +112,7 @@ def seed_log(path: Path, device_id: bytes, entries: int, device_entries: int) ->
         f" '{actor[0]}', '{actor[1]}', ?, 'device.update', 'device', ?, ?, NULL, ?, ?, ?)"
     )  # the filler's constant columns as literals: fewer parameters to bind per row
 
-    def chunks() -> Iterator[tuple[list[tuple], list[tuple]]]:
+    def chunks() -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
         nonlocal record, version, prev
         seq, done_device = int(last_seq), 0
         for start in range(0, entries, CHUNK):
@@ -138,8 +139,9 @@ def seed_log(path: Path, device_id: bytes, entries: int, device_entries: int) ->
                     ).to_bytes(8, "big")
                     object_version = n % FILLER_RUN + 1
                     after = f'{{"id":"{object_id.hex()}","version":{object_version}}}'
-                    row = (seq, at, account_id, live_mode, *actor, request_id, "device.update",
-                           "device", object_id, object_version, None, after)  # fmt: skip
+                    row = (seq, at, account_id, live_mode, *actor, request_id,
+                           "device.update", "device", object_id, object_version,
+                           None, after)  # type: ignore[assignment]  # fmt: skip
                     digest = _hash(prev, row)
                     filler_rows.append(
                         (seq, at, request_id, object_id, object_version, after, prev, digest)
@@ -152,7 +154,9 @@ def seed_log(path: Path, device_id: bytes, entries: int, device_entries: int) ->
     # The rows are made in a thread while the previous chunk is written: sqlite3 lets go of
     # the GIL while SQLite works.
     done = [0, 0]
-    ready: queue.Queue[tuple[list[tuple], list[tuple]] | None] = queue.Queue(maxsize=2)
+    ready: queue.Queue[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None] = queue.Queue(
+        maxsize=2
+    )
 
     def produce() -> None:
         for chunk in chunks():
@@ -216,7 +220,7 @@ def sql_timings(path: Path, device_id: bytes, deep: int, first: int, last: int) 
 
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     rng = random.Random(15)
-    cases = [
+    cases: list[tuple[str, str, Callable[[], tuple[Any, ...]]]] = [
         ("SELECT_OBJECT_HISTORY limit 20 offset 0", sql.SELECT_OBJECT_HISTORY,
          lambda: (device_id, HISTORY_LIMIT, 0)),
         (f"SELECT_OBJECT_HISTORY limit 20 offset {deep:,}", sql.SELECT_OBJECT_HISTORY,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import baseline_sql as q
 from benchmarks import baseline_sqlite as b
 from benchmarks import baseline_store
 
@@ -49,23 +50,23 @@ def main(argv: list[str] | None = None) -> None:
             return (f"{tag}{n}", time.time_ns() // 1000, ids[n % len(ids)], account, 1)
 
         def plain(n: int) -> object:
-            return conn.execute(b.UPDATE, params(n)).fetchall()
+            return conn.execute(q.UPDATE_REFERENCE, params(n)).fetchall()
 
         def logged(n: int) -> object:
             return b.patch_logged(conn, params(n + args.patches))
 
         def update_in_transaction(n: int) -> object:
             conn.execute("BEGIN IMMEDIATE")
-            rows = conn.execute(b.UPDATE, params(n + 2 * args.patches)).fetchall()
+            rows = conn.execute(q.UPDATE_REFERENCE, params(n + 2 * args.patches)).fetchall()
             conn.execute("COMMIT")
             return rows
 
         device_id = ids[0]
-        old = conn.execute(b.SELECT_ANY_DEVICE_BY_ID, (device_id,)).fetchone()
+        old = conn.execute(q.SELECT_ANY_DEVICE_BY_ID, (device_id,)).fetchone()
 
         def selects(_: int) -> object:
-            conn.execute(b.SELECT_ANY_DEVICE_BY_ID, (device_id,)).fetchall()
-            return conn.execute(b.SELECT_VALUES_OF_ONE, (device_id,)).fetchall()
+            conn.execute(q.SELECT_ANY_DEVICE_BY_ID, (device_id,)).fetchall()
+            return conn.execute(q.SELECT_VALUES_OF_ONE, (device_id,)).fetchall()
 
         def records_and_hash(n: int) -> object:
             entry = (n, n, account, True, *b.ACTOR, "req_" + os.urandom(16).hex(),
