@@ -7,6 +7,10 @@ of the size devreg's PostgreSQL store uses (1 to 10 connections per process).
 
 `seed` makes the tables (devreg's, copied in baseline_sql.py) and the devices; it serves
 the one account in the database, live mode; it checks no credentials.
+
+`BASELINE_CHANGE_LOG=1`: as baseline_sqlite.py, the PATCH also writes devreg's change log
+entry in the UPDATE's transaction (the device and its values, the UPDATE, the head's row
+locked by `UPDATE change_head ... RETURNING`, the entry, the head moved).
 """
 
 from __future__ import annotations
@@ -19,19 +23,34 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from benchmarks.baseline_sql import POSTGRES_SCHEMA, UPDATE_REFERENCE, numbered
+from benchmarks.baseline_sql import (
+    INSERT_CHANGE,
+    MOVE_CHANGE_HEAD,
+    POSTGRES_SCHEMA,
+    SELECT_ANY_DEVICE_BY_ID,
+    SELECT_VALUES_OF_ONE,
+    TAKE_CHANGE_SEQ,
+    UPDATE_REFERENCE,
+    numbered,
+)
 from benchmarks.baseline_sqlite import (
+    ACTOR,
+    LOGGED,
     DeviceUpdate,
     Receive,
     Scope,
     Send,
     device_id_of,
     device_out,
+    device_record_json,
+    entry_hash,
     read_body,
     respond,
 )
 
 UPDATE = numbered(UPDATE_REFERENCE)
+SELECT_OLD, SELECT_VALUES = numbered(SELECT_ANY_DEVICE_BY_ID), numbered(SELECT_VALUES_OF_ONE)
+TAKE, INSERT, MOVE = numbered(TAKE_CHANGE_SEQ), numbered(INSERT_CHANGE), numbered(MOVE_CHANGE_HEAD)
 POOL_MIN, POOL_MAX = 0, 10  # devreg's PostgresDeviceStore.open defaults (connect on demand)
 DEVICE_FIELDS = (
     "id", "account_id", "live_mode", "division_id", "profile_id", "status", "allow_read",
@@ -104,7 +123,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     params = (body.reference_id or None, time.time_ns() // 1000, device_id, _state["account"], True)
     try:
-        rows = await _state["pool"].fetch(UPDATE, *params)
+        if LOGGED:
+            rows = await patch_logged(_state["pool"], params)
+        else:
+            rows = await _state["pool"].fetch(UPDATE, *params)
     except asyncpg.UniqueViolationError:
         await respond(send, 409, b'{"error":"duplicate_reference"}')
         return
@@ -112,3 +134,27 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await respond(send, 404, b'{"error":"not_found"}')
         return
     await respond(send, 200, encode(device_out(rows[0])))
+
+
+async def patch_logged(pool: asyncpg.Pool, params: tuple[Any, ...]) -> list[Any]:
+    """devreg's PATCH with its change log entry, in one transaction, in devreg's order."""
+    device_id, now = params[2], params[1]
+    async with pool.acquire() as conn, conn.transaction():
+        olds = await conn.fetch(SELECT_OLD, device_id)
+        values = await conn.fetch(SELECT_VALUES, device_id)
+        rows = await conn.fetch(UPDATE, *params)
+        if not rows or not olds:
+            return list(rows)
+        new = tuple(rows[0])
+        last, head_time, prev = await conn.fetchrow(TAKE, 1)
+        at = max(time.time_ns() // 1000, now, head_time)
+        entry = (
+            last, at, new[1], new[2], *ACTOR, "req_" + os.urandom(16).hex(),
+            "device.update", "device", new[0], new[14],
+            device_record_json(tuple(olds[0]), [tuple(v) for v in values]),
+            device_record_json(new, [tuple(v) for v in values]),
+        )  # fmt: skip
+        digest = entry_hash(prev, entry)
+        await conn.execute(INSERT, *entry, prev, digest)
+        await conn.execute(MOVE, at, digest)
+        return list(rows)

@@ -100,7 +100,41 @@ ALTER TABLE certificates ADD COLUMN issued_by TEXT;
 ALTER TABLE certificates ADD COLUMN parent_id BLOB;
 """
 
-# The tables the F PATCH touches, for the raw asyncpg baseline.
+# The change log (migration 0007_change_log.sqlite.sql), verbatim.
+SQLITE_CHANGE_LOG_SCHEMA = """
+CREATE TABLE change_log (
+    seq             INTEGER PRIMARY KEY,
+    time            INTEGER NOT NULL,
+    account_id      BLOB,
+    live_mode       INTEGER,
+    actor_kind      TEXT NOT NULL,
+    actor_id        TEXT NOT NULL,
+    request_id      TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    object_type     TEXT NOT NULL,
+    object_id       BLOB NOT NULL,
+    object_version  INTEGER,
+    before          TEXT,
+    after           TEXT,
+    prev_hash       BLOB NOT NULL,
+    hash            BLOB NOT NULL
+);
+CREATE INDEX change_log_object ON change_log (object_id, time, seq);
+CREATE INDEX change_log_account ON change_log (account_id, seq);
+CREATE TABLE change_head (
+    one          INTEGER PRIMARY KEY CHECK (one = 1),
+    seq          INTEGER NOT NULL,
+    time         INTEGER NOT NULL,
+    hash         BLOB NOT NULL,
+    pruned_seq   INTEGER NOT NULL,
+    pruned_hash  BLOB NOT NULL
+);
+INSERT INTO change_head (one, seq, time, hash, pruned_seq, pruned_hash)
+    VALUES (1, 0, 0, zeroblob(32), 0, zeroblob(32));
+"""
+SQLITE_SCHEMA += SQLITE_CHANGE_LOG_SCHEMA
+
+# The tables the F PATCH touches (with its change log entry), for the raw asyncpg baseline.
 POSTGRES_SCHEMA = """
 CREATE TABLE accounts (
     id          BYTEA PRIMARY KEY,
@@ -154,7 +188,55 @@ CREATE UNIQUE INDEX devices_identifier ON devices (division_id, live_mode, devic
     WHERE device_identifier IS NOT NULL AND status <> 'DELETED';
 CREATE INDEX devices_listing ON devices (account_id, live_mode, created_at DESC, id DESC)
     WHERE status <> 'DELETED';
+CREATE TABLE profile_fields (
+    id          BYTEA PRIMARY KEY,
+    profile_id  BYTEA NOT NULL REFERENCES device_profiles (id),
+    name        TEXT NOT NULL,
+    mandatory   BOOLEAN NOT NULL,
+    position    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX profile_fields_name ON profile_fields (profile_id, name);
+CREATE TABLE device_field_values (
+    device_id  BYTEA NOT NULL REFERENCES devices (id),
+    field_id   BYTEA NOT NULL REFERENCES profile_fields (id),
+    value      TEXT NOT NULL,
+    PRIMARY KEY (device_id, field_id)
+);
 """
+
+# The change log (migration 0007_change_log.postgres.sql), verbatim.
+POSTGRES_CHANGE_LOG_SCHEMA = """
+CREATE TABLE change_log (
+    seq             BIGINT PRIMARY KEY,
+    time            BIGINT NOT NULL,
+    account_id      BYTEA,
+    live_mode       BOOLEAN,
+    actor_kind      TEXT NOT NULL,
+    actor_id        TEXT NOT NULL,
+    request_id      TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    object_type     TEXT NOT NULL,
+    object_id       BYTEA NOT NULL,
+    object_version  BIGINT,
+    before          TEXT,
+    after           TEXT,
+    prev_hash       BYTEA NOT NULL,
+    hash            BYTEA NOT NULL
+);
+CREATE INDEX change_log_object ON change_log (object_id, time, seq);
+CREATE INDEX change_log_account ON change_log (account_id, seq);
+CREATE TABLE change_head (
+    one          INTEGER PRIMARY KEY CHECK (one = 1),
+    seq          BIGINT NOT NULL,
+    time         BIGINT NOT NULL,
+    hash         BYTEA NOT NULL,
+    pruned_seq   BIGINT NOT NULL,
+    pruned_hash  BYTEA NOT NULL
+);
+INSERT INTO change_head (one, seq, time, hash, pruned_seq, pruned_hash)
+    VALUES (1, 0, 0, decode(repeat('00', 32), 'hex'), 0, decode(repeat('00', 32), 'hex'));
+"""
+POSTGRES_SCHEMA += POSTGRES_CHANGE_LOG_SCHEMA
 
 DEVICE_COLUMNS = (
     "id, account_id, live_mode, reference_id, device_identifier, division_id, profile_id,"
@@ -213,6 +295,31 @@ UPDATE_BY_DEVICE = (
 DELETE_VALUES = "DELETE FROM device_field_values WHERE device_id = ?"
 INSERT_VALUE = "INSERT INTO device_field_values (device_id, field_id, value) VALUES (?, ?, ?)"
 TOUCH_LAST_SEEN = "UPDATE devices SET last_seen = ? WHERE id = ? AND status <> 'DELETED'"
+
+# --- the change log, written in the PATCH's transaction as devreg's store does it
+# (storage/base.py update_device + _logged, storage/change_log.py append): the device
+# (any status) and its values for the entry's `before`, the UPDATE, then the head's next
+# seq, the entry (SHA-256 chain) and the head moved to it.
+SELECT_ANY_DEVICE_BY_ID = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id IN (?)"
+CHANGE_COLUMNS = (
+    "seq, time, account_id, live_mode, actor_kind, actor_id, request_id, action,"
+    " object_type, object_id, object_version, before, after, prev_hash, hash"
+)
+TAKE_CHANGE_SEQ = "UPDATE change_head SET seq = seq + ? WHERE one = 1 RETURNING seq, time, hash"
+INSERT_CHANGE = (
+    f"INSERT INTO change_log ({CHANGE_COLUMNS})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+MOVE_CHANGE_HEAD = "UPDATE change_head SET time = ?, hash = ? WHERE one = 1"
+# What the history and as-of reads run (benchmarks/change_log.py seeds for them).
+SELECT_OBJECT_HISTORY = (
+    f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE object_id = ?"
+    " ORDER BY time DESC, seq DESC LIMIT ? OFFSET ?"
+)
+SELECT_OBJECT_AS_OF = (
+    f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE object_id = ? AND time <= ?"
+    " ORDER BY time DESC, seq DESC LIMIT 1"
+)
 
 
 def numbered(statement: str) -> str:

@@ -8,10 +8,18 @@ the SQL devreg runs for `PATCH /devices/{id}`, `GET /devices/{id}` and the keyse
 
 The file is made by `baseline_store.seed`. It serves the one account in the file, live
 mode; it checks no credentials.
+
+`BASELINE_CHANGE_LOG=1`: the PATCH also writes the change log as devreg does (storage/
+base.py `update_device` and `_logged`, storage/change_log.py `append`), in one
+transaction: the device (any status) and its values (the entry's `before`), the same
+`UPDATE ... RETURNING`, the head's next seq, the entry's SHA-256 (over the previous hash
+and the entry's canonical JSON, changelog/chain.py), the INSERT into change_log and the
+head moved to it. Without it (the default) the PATCH is the one `UPDATE ... RETURNING`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
@@ -21,7 +29,16 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from benchmarks.baseline_sql import LIST_OLDER, SELECT_DEVICE, SELECT_DEVICE_ANY_STATUS
+from benchmarks.baseline_sql import (
+    INSERT_CHANGE,
+    LIST_OLDER,
+    MOVE_CHANGE_HEAD,
+    SELECT_ANY_DEVICE_BY_ID,
+    SELECT_DEVICE,
+    SELECT_DEVICE_ANY_STATUS,
+    SELECT_VALUES_OF_ONE,
+    TAKE_CHANGE_SEQ,
+)
 from benchmarks.baseline_sql import UPDATE_REFERENCE as UPDATE
 from benchmarks.baseline_store import connect
 
@@ -68,7 +85,61 @@ def device_out(row: Row) -> DeviceOut:
     )
 
 
+class FieldValueRecord(msgspec.Struct):
+    id: str
+    value: str
+
+
+class DeviceRecord(msgspec.Struct):
+    """devreg's changelog/records.py DeviceRecord, field for field (its JSON is what the
+    entry keeps and hashes)."""
+
+    id: str
+    account_id: str
+    live_mode: bool
+    reference_id: str | None
+    device_identifier: str | None
+    division_id: str
+    device_profile_id: str
+    status: str
+    device_api_allow_read: bool
+    device_api_allow_write: bool
+    device_api_allow_renew_certificate: bool
+    last_seen: int | None
+    created: int
+    updated: int
+    version: int
+    fields: list[FieldValueRecord]
+
+
+def _uuid(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def device_record_json(row: Row, values: list[Row]) -> str:
+    fields = sorted((bytes(v[1]), v[2]) for v in values)
+    return encode(
+        DeviceRecord(
+            _uuid(row[0]), _uuid(row[1]), bool(row[2]), row[3], row[4], _uuid(row[5]),
+            _uuid(row[6]), row[7], bool(row[8]), bool(row[9]), bool(row[10]), row[11],
+            row[12], row[13], row[14], [FieldValueRecord(_uuid(f), v) for f, v in fields],
+        )
+    ).decode()  # fmt: skip
+
+
+def entry_hash(prev_hash: bytes, entry: tuple[Any, ...]) -> bytes:
+    """changelog/chain.py: SHA-256(prev_hash || the entry's canonical JSON array)."""
+    (seq, at, account, live, kind, actor, request, action, kind_of, object_id, version,
+     before, after) = entry  # fmt: skip
+    content = encode([seq, at, account.hex(), live, kind, actor, request, action, kind_of,
+                      object_id.hex(), version, before, after])  # fmt: skip
+    return hashlib.sha256(prev_hash + content).digest()
+
+
 encode = msgspec.json.encode
+LOGGED = os.environ.get("BASELINE_CHANGE_LOG", "") not in ("", "0")
+ACTOR = ("bearer_token", "key_" + "0" * 32)  # devreg logs the token's key id
 decode_update = msgspec.json.Decoder(DeviceUpdate).decode
 JSON_HEADERS = [(b"content-type", b"application/json")]
 NOT_FOUND = b'{"error":"not_found"}'
@@ -138,7 +209,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             return
         params = (body.reference_id or None, time.time_ns() // 1000, device_id, account, 1)
         try:
-            rows = conn.execute(UPDATE, params).fetchall()
+            rows = patch_logged(conn, params) if LOGGED else conn.execute(UPDATE, params).fetchall()
         except sqlite3.IntegrityError:
             await respond(send, 409, b'{"error":"duplicate_reference"}')
             return
@@ -149,6 +220,35 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await respond(send, 404, NOT_FOUND)
         return
     await respond(send, 200, encode(device_out(rows[0])))
+
+
+def patch_logged(conn: sqlite3.Connection, params: tuple[Any, ...]) -> list[Row]:
+    """devreg's PATCH with its change log entry, in one transaction, in devreg's order."""
+    device_id, now = params[2], params[1]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        olds = conn.execute(SELECT_ANY_DEVICE_BY_ID, (device_id,)).fetchall()
+        values = conn.execute(SELECT_VALUES_OF_ONE, (device_id,)).fetchall()
+        rows = conn.execute(UPDATE, params).fetchall()
+        if not rows or not olds:
+            conn.execute("COMMIT")
+            return rows
+        new = rows[0]
+        ((last, head_time, prev),) = conn.execute(TAKE_CHANGE_SEQ, (1,)).fetchall()
+        at = max(time.time_ns() // 1000, now, head_time)
+        entry = (
+            last, at, new[1], bool(new[2]), *ACTOR, "req_" + os.urandom(16).hex(),
+            "device.update", "device", new[0], new[14],
+            device_record_json(olds[0], values), device_record_json(new, values),
+        )  # fmt: skip
+        digest = entry_hash(prev, entry)
+        conn.execute(INSERT_CHANGE, (*entry, prev, digest))
+        conn.execute(MOVE_CHANGE_HEAD, (at, digest))
+        conn.execute("COMMIT")
+        return rows
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 async def list_page(scope: Scope, send: Send) -> None:

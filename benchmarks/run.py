@@ -127,11 +127,14 @@ def run_scenarios(scenarios: list[Scenario], stage: Stage, report: Report,
                   args: argparse.Namespace, workdir: Path) -> None:  # fmt: skip
     for scenario in scenarios:
         for index in range(args.runs):
-            for side in (stage.devreg, stage.baseline):  # alternating, run after run
+            sides = [stage.devreg, stage.baseline]
+            if scenario.log_baseline and stage.baseline_log is not None:
+                sides.append(stage.baseline_log)  # issue 14: with the change log's INSERT
+            for side in sides:  # alternating, run after run
                 run = measure(scenario, side, stage, index, args, workdir)
                 report.runs.append(run)
                 print(
-                    f"  {scenario.key:12} {side.name:8} run {index + 1}: "
+                    f"  {scenario.key:12} {side.name:12} run {index + 1}: "
                     f"{run.requests_per_s:9,.0f} req/s  p99 {run.p99_ms:6.2f} ms  "
                     f"server CPU {run.server_cpu_pct:4.0f}%  load CPU {run.load_cpu_pct:4.0f}%  "
                     f"server core(s) busy {run.core_busy_pct:4.0f}%"

@@ -55,6 +55,7 @@ class Stage:
     baseline: Side
     imported: Imported | None = None
     seconds_to_seed: float = 0.0
+    baseline_log: Side | None = None  # the baseline writing the change log (issue 14)
 
 
 def _say(text: str) -> None:
@@ -81,11 +82,28 @@ def sqlite_stage(devices: int, workdir: Path) -> Iterator[Stage]:
     with ExitStack() as stack:
         devreg, device = _devreg_side(stack, env, account, ids, workdir)
         baseline = _baseline_side(stack, db, seeded, device, workdir)
-        for server in (devreg.server, baseline.server, baseline.tls_server):
+        logged = _logged_baseline_side(stack, db, baseline.ids, workdir)
+        for server in (devreg.server, baseline.server, baseline.tls_server, logged.server):
             assert server is not None
             _say(f"  {server.name} (pid {server.pid}): {_pinning(server)}")
         _say(f"  wrk and nginx (TLS client): core {LOAD_CORE}")
-        yield Stage(devices, devreg, baseline, imported, seconds_to_seed)
+        yield Stage(devices, devreg, baseline, imported, seconds_to_seed, logged)
+
+
+LOGGED_SIDE = "baseline+log"
+
+
+def _logged_baseline_side(stack: ExitStack, db: str, ids: list[str], workdir: Path) -> Side:
+    """The plain baseline again, on the same file, with BASELINE_CHANGE_LOG=1: its PATCH
+    writes devreg's change log entry in the UPDATE's transaction."""
+    env = {**os.environ, "BASELINE_DB": db, "BASELINE_CHANGE_LOG": "1"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [*UVICORN, "benchmarks.baseline_sqlite:app", "--http", "httptools", "--port", str(port)]
+    server = stack.enter_context(
+        serving("baseline+log", argv, env, workdir / "baseline-log.log", SERVER_CORE, base + "/")
+    )
+    return Side(LOGGED_SIDE, server, base, ids)
 
 
 def _devreg_side(
@@ -202,7 +220,11 @@ def postgres_stage(
         base, raw_base = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
         devreg = stack.enter_context(_devreg_workers(base, env, workers, workdir))
         baseline = stack.enter_context(_asyncpg_workers(raw_base, baseline_url, workers, workdir))
-        for server in (devreg, baseline):
+        log_base = f"http://127.0.0.1:{free_port()}"
+        logged = stack.enter_context(
+            _asyncpg_workers(log_base, baseline_url, workers, workdir, change_log=True)
+        )
+        for server in (devreg, baseline, logged):
             _say(f"  {server.name} (pid {server.pid}, {workers} workers): {_pinning(server)}")
         _say("  wrk: not pinned (the workers need both cores; PostgreSQL runs on them too)")
         yield Stage(
@@ -211,6 +233,7 @@ def postgres_stage(
             Side("baseline", baseline, raw_base, raw_ids),
             imported,
             seconds_to_seed,
+            Side(LOGGED_SIDE, logged, log_base, raw_ids),
         )
 
 
@@ -228,10 +251,15 @@ def _devreg_workers(
 
 
 def _asyncpg_workers(
-    base: str, database_url: str, workers: int, workdir: Path
+    base: str, database_url: str, workers: int, workdir: Path, change_log: bool = False
 ) -> AbstractContextManager[Server]:
+    """The asyncpg baseline; `change_log`: the one writing the log (on the same database:
+    the two baselines are measured one after the other, never at once)."""
     argv = [*UVICORN, "benchmarks.baseline_postgres:app", "--http", "httptools"]
     argv += ["--port", _port(base), "--workers", str(workers)]
     env = {**os.environ, "BASELINE_PG_URL": database_url}
-    log = workdir / "baseline.log"
-    return serving("baseline (asyncpg)", argv, env, log, None, base + "/", workers)
+    if change_log:
+        env["BASELINE_CHANGE_LOG"] = "1"
+    log = workdir / ("baseline-log.log" if change_log else "baseline.log")
+    name = "baseline+log (asyncpg)" if change_log else "baseline (asyncpg)"
+    return serving(name, argv, env, log, None, base + "/", workers)

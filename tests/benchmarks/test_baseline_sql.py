@@ -7,8 +7,11 @@ import re
 from pathlib import Path
 
 from benchmarks import baseline_sql as copied
+from devreg.changelog.chain import GENESIS, entry_hash
+from devreg.changelog.entries import Entry
+from devreg.core.records import ActorKind
 from devreg.core.store import DeviceChange
-from devreg.storage import sql
+from devreg.storage import change_log, sql
 from devreg.storage.postgres import numbered
 
 MIGRATIONS = Path(sql.__file__).parent / "migrations"
@@ -55,3 +58,46 @@ def test_the_statements_are_devregs() -> None:
     assert copied.INSERT_VALUE == sql.INSERT_VALUE
     assert copied.TOUCH_LAST_SEEN == sql.TOUCH_LAST_SEEN
     assert copied.numbered(copied.UPDATE_REFERENCE) == numbered(patch)
+    # the change log, written in the PATCH's transaction
+    assert sql.in_list(sql.SELECT_ANY_DEVICES_BY_IDS, 1) == copied.SELECT_ANY_DEVICE_BY_ID
+    assert copied.CHANGE_COLUMNS == sql.CHANGE_COLUMNS
+    assert copied.TAKE_CHANGE_SEQ == sql.TAKE_CHANGE_SEQ
+    assert copied.INSERT_CHANGE == sql.INSERT_CHANGE
+    assert copied.MOVE_CHANGE_HEAD == sql.MOVE_CHANGE_HEAD
+    assert copied.SELECT_OBJECT_HISTORY == sql.SELECT_OBJECT_HISTORY
+    assert copied.SELECT_OBJECT_AS_OF == sql.SELECT_OBJECT_AS_OF
+    for statement in (sql.TAKE_CHANGE_SEQ, sql.INSERT_CHANGE, sql.MOVE_CHANGE_HEAD):
+        assert copied.numbered(statement) == numbered(statement)
+
+
+def test_the_baselines_entry_is_devregs(tmp_path: Path) -> None:
+    """The logged baseline's entry: devreg's device record JSON and devreg's chain hash."""
+    from benchmarks import baseline_sqlite, baseline_store
+    from devreg.changelog.records import device_record
+    from devreg.storage.sql import device_from_row
+
+    db = str(tmp_path / "b.sqlite3")
+    seeded = baseline_store.seed(db, 3)
+    conn = baseline_store.connect(db)
+    device = seeded.ids[1]
+    for n in range(2):
+        params = (f"ref-{n}", n + 1, device, seeded.account_id, 1)
+        (row,) = baseline_sqlite.patch_logged(conn, params)
+        assert row[3] == f"ref-{n}"
+    rows = conn.execute(f"SELECT {sql.CHANGE_COLUMNS} FROM change_log ORDER BY seq").fetchall()
+    assert [r[0] for r in rows] == [1, 2]
+    prev = GENESIS
+    for r in rows:
+        entry = change_log.entry_from_row(r)
+        assert entry.actor_kind is ActorKind.BEARER_TOKEN and entry.prev_hash == prev
+        assert entry.hash == entry_hash(prev, Entry(**{**_fields(entry), "hash": b""}))
+        prev = entry.hash
+    head = conn.execute(sql.SELECT_CHANGE_HEAD).fetchone()
+    assert (head[0], bytes(head[2])) == (2, prev)
+    current = conn.execute(copied.SELECT_ANY_DEVICE_BY_ID, (device,)).fetchone()
+    expected = change_log._json(device_record(device_from_row(current), {}))
+    assert rows[-1][12] == expected
+
+
+def _fields(entry: Entry) -> dict[str, object]:
+    return {name: getattr(entry, name) for name in entry.__struct_fields__}

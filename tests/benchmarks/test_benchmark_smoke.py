@@ -73,7 +73,17 @@ def test_every_scenario_runs_and_is_reported(tmp_path: Path) -> None:
             if line.startswith(f"| {result['scenario']} |")
         )
         assert len(row.strip("|").split("|")) == len(HEAD), row
-    assert len(document["runs"]) == 2 * len(expected)  # one run per side
+        if any(s.key == key and s.log_baseline for s in SCENARIOS):
+            assert result["log_baseline_requests_per_s"] > 0, key
+            assert result["log_ratio"] > 0, key
+    logged = {s.key for s in SCENARIOS if s.log_baseline} & expected
+    # one run per side: devreg, the baseline, and the baseline with the change log
+    assert len(document["runs"]) == 2 * len(expected) + len(logged)
+    assert {r["side"] for r in document["runs"] if r["scenario"] == "f-patch"} == {
+        "devreg",
+        "baseline",
+        "baseline+log",
+    }
     assert document["targets"], "the targets of issue 5 are reported"
     assert document["imports"] and document["memory_after"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -90,3 +100,38 @@ def test_the_command_documents_its_options() -> None:
     assert done.returncode == 0
     for option in ("--runs", "--seconds", "--scale", "--devices", "--only", "--quick", "--json"):
         assert option in done.stdout
+
+
+def test_the_change_log_reads_run_and_are_reported(tmp_path: Path) -> None:
+    """benchmarks.change_log at a small size: seeded (its chain checked with devreg's own
+    code), served, measured, written; exit 1 only says a p99 target was missed."""
+    missing = _missing_tools()
+    if missing:
+        service_missing(f"{', '.join(missing)} not installed: the reads are driven with wrk")
+    report = tmp_path / "change_log.json"
+    argv = ["--entries", "20000", "--device-entries", "200", "--devices", "20"]
+    argv += ["--seconds", "1", "--rate", "50", "--json", str(report)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.change_log", *argv],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    document = json.loads(report.read_text())
+    assert document["seeded"]["entries"] == 20_000
+    assert document["seeded"]["device_entries"] == 200
+    assert [m["name"].split(",")[0] for m in document["measured"]] == [
+        "history", "history", "as-of",
+    ]  # fmt: skip
+    for measured in document["measured"]:
+        assert measured["errors"] == 0 and measured["requests_per_s"] > 0, measured
+    assert len(document["statements"]) == 4
+
+
+def test_the_change_logs_cost_at_the_store_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.change_log_cost", "--devices", "200",
+         "--patches", "500"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "change_log rows written: 500" in done.stdout
