@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from devreg.changelog.entries import Action
-from devreg.core.records import Device, DeviceStatus
-from devreg.core.store import DeviceChange, DeviceStore, DuplicateValue
+from devreg.core.records import Device
+from devreg.core.store import DeviceStore, DuplicateValue
 from devreg.storage.base import BULK_ROWS
 from tests.storage.conftest import NOW, StoredAccount, device_for, stored_account
 from tests.storage.test_store_d import Plant
-from tests.support.origins import TEST_ORIGIN
+from tests.support.origins import TEST_ORIGIN, delete_at_store
 
 
 @pytest.fixture
@@ -86,15 +85,7 @@ async def test_lookups_are_scoped_and_see_rows_inserted_in_the_same_import(
     sensor = plant.device("sensor-1")
     for device in (live, test, gone, elsewhere, sensor):
         await store.insert_device(device, {}, TEST_ORIGIN)
-    await store.update_device(
-        account.id,
-        True,
-        gone.id,
-        DeviceChange(status=DeviceStatus.DELETED),
-        NOW,
-        TEST_ORIGIN,
-        Action.DEVICE_DELETE,
-    )
+    await delete_at_store(store, account.id, True, gone.id, NOW)
 
     fresh = device_for(account, reference_id="fresh-ref")
     references = ["live-ref", "test-ref", "deleted-ref", "other-ref", "fresh-ref", "unknown"]
@@ -137,15 +128,7 @@ async def test_oldest_first_pages_follow_creation_then_id_and_skip_deleted(
     test_mode = device_for(account, live_mode=False, created_at=NOW)
     for device in [*devices, deleted, test_mode]:
         await store.insert_device(device, {}, TEST_ORIGIN)
-    await store.update_device(
-        account.id,
-        True,
-        deleted.id,
-        DeviceChange(status=DeviceStatus.DELETED),
-        NOW,
-        TEST_ORIGIN,
-        Action.DEVICE_DELETE,
-    )
+    await delete_at_store(store, account.id, True, deleted.id, NOW)
 
     pages: list[list[Device]] = []
     after: tuple[int, bytes] | None = None

@@ -17,7 +17,7 @@ from devreg.core.records import Device, DeviceStatus
 from devreg.core.store import DeviceChange, DeviceStore, DuplicateValue
 from devreg.storage.sqlite import SqliteDeviceStore
 from tests.storage.conftest import NOW, device_for, stored_account
-from tests.support.origins import TEST_ORIGIN
+from tests.support.origins import TEST_ORIGIN, delete_at_store
 
 # --- accounts and keys -----------------------------------------------------------------
 
@@ -191,15 +191,7 @@ async def test_list_filters_by_reference_and_hides_deleted(store: DeviceStore) -
     await store.insert_device(device_for(account, reference_id="other"), {}, TEST_ORIGIN)
     gone = device_for(account)
     await store.insert_device(gone, {}, TEST_ORIGIN)
-    await store.update_device(
-        account.id,
-        True,
-        gone.id,
-        DeviceChange(status=DeviceStatus.DELETED),
-        NOW,
-        TEST_ORIGIN,
-        Action.DEVICE_DELETE,
-    )
+    await delete_at_store(store, account.id, True, gone.id, NOW)
     assert await store.list_devices(account.id, True, limit=10, reference_id="wanted") == [wanted]
     listed = await store.list_devices(account.id, True, limit=10)
     assert gone.id not in [d.id for d in listed]
@@ -242,15 +234,7 @@ async def test_update_fields_status(store: DeviceStore) -> None:
     assert disabled is not None and disabled.status is DeviceStatus.DISABLED
     assert await store.get_device(account.id, True, device.id) == disabled  # still visible
 
-    deleted = await store.update_device(
-        account.id,
-        True,
-        device.id,
-        DeviceChange(status=DeviceStatus.DELETED),
-        NOW + 2,
-        TEST_ORIGIN,
-        Action.DEVICE_DELETE,
-    )
+    deleted = await delete_at_store(store, account.id, True, device.id, NOW + 2)
     assert deleted is not None and deleted.status is DeviceStatus.DELETED
     assert deleted.version == 3
     assert await store.get_device(account.id, True, device.id) is None
@@ -366,15 +350,7 @@ async def test_deleted_device_frees_reference(store: DeviceStore) -> None:
     account = await stored_account(store)
     first = device_for(account, reference_id="again")
     await store.insert_device(first, {}, TEST_ORIGIN)
-    await store.update_device(
-        account.id,
-        True,
-        first.id,
-        DeviceChange(status=DeviceStatus.DELETED),
-        NOW,
-        TEST_ORIGIN,
-        Action.DEVICE_DELETE,
-    )
+    await delete_at_store(store, account.id, True, first.id, NOW)
     second = device_for(account, reference_id="again")
     await store.insert_device(second, {}, TEST_ORIGIN)
     assert await store.list_devices(account.id, True, limit=10, reference_id="again") == [second]

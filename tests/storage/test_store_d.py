@@ -21,7 +21,7 @@ from devreg.core.records import (
 )
 from devreg.core.store import DeviceChange, DeviceFilter, DeviceStore, DuplicateValue
 from tests.storage.conftest import NOW, StoredAccount, device_for, stored_account
-from tests.support.origins import TEST_ORIGIN
+from tests.support.origins import TEST_ORIGIN, delete_at_store
 
 SECOND = 1_000_000
 
@@ -272,15 +272,7 @@ async def test_identifier_is_unique_per_division_and_mode_while_not_deleted(
         device_for(account), device_identifier="gw-1"
     )  # the default division
     await store.insert_device(elsewhere, {}, TEST_ORIGIN)
-    await store.update_device(
-        account.id,
-        True,
-        first.id,
-        DeviceChange(status=DeviceStatus.DELETED),
-        NOW,
-        TEST_ORIGIN,
-        Action.DEVICE_DELETE,
-    )
+    await delete_at_store(store, account.id, True, first.id, NOW)
     again = plant.device("gw-1")
     await store.insert_device(again, {}, TEST_ORIGIN)
     assert await store.get_device(account.id, True, again.id) == again
@@ -464,15 +456,7 @@ async def test_query_devices_filters_pages_and_counts(
     # Left out whatever the filter: deleted, test mode, another account.
     gone = plant.device("gone", created_at=NOW + 2 * SECOND)
     await store.insert_device(gone, {}, TEST_ORIGIN)
-    await store.update_device(
-        account.id,
-        True,
-        gone.id,
-        DeviceChange(status=DeviceStatus.DELETED),
-        NOW,
-        TEST_ORIGIN,
-        Action.DEVICE_DELETE,
-    )
+    await delete_at_store(store, account.id, True, gone.id, NOW)
     await store.insert_device(plant.device("d0", live_mode=False), {}, TEST_ORIGIN)
     other = await stored_account(store, "Other")
     await store.insert_device(device_for(other), {}, TEST_ORIGIN)
@@ -518,15 +502,7 @@ async def test_touch_last_seen_skips_deleted_devices(
 ) -> None:
     device = device_for(account)
     await store.insert_device(device, {}, TEST_ORIGIN)
-    deleted = await store.update_device(
-        account.id,
-        True,
-        device.id,
-        DeviceChange(status=DeviceStatus.DELETED),
-        NOW + 1,
-        TEST_ORIGIN,
-        Action.DEVICE_DELETE,
-    )
+    deleted = await delete_at_store(store, account.id, True, device.id, NOW + 1)
     await store.touch_last_seen(device.id, NOW + 42)
     await store.touch_last_seen(new_id(), NOW + 42)  # no such device: nothing to do
     assert await store.get_device(account.id, True, device.id, include_deleted=True) == deleted
@@ -553,15 +529,7 @@ async def test_get_device_by_id_whatever_the_account_but_not_deleted(
     )
     disabled = await store.get_device_by_id(test.id)
     assert disabled is not None and disabled.status is DeviceStatus.DISABLED
-    await store.update_device(
-        account.id,
-        True,
-        live.id,
-        DeviceChange(status=DeviceStatus.DELETED),
-        NOW,
-        TEST_ORIGIN,
-        Action.DEVICE_DELETE,
-    )
+    await delete_at_store(store, account.id, True, live.id, NOW)
     assert await store.get_device_by_id(live.id) is None
 
 

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from devreg.changelog.entries import Action
 from devreg.core.ids import render_uuid
-from devreg.core.records import Actor, ActorKind, Caller, Device, Origin, operator_origin
+from devreg.core.records import (
+    Actor,
+    ActorKind,
+    Caller,
+    Device,
+    DeviceStatus,
+    Origin,
+    operator_origin,
+)
+from devreg.core.store import DeviceChange, DeviceStore
 
 # Changes a test makes at the store: logged as an operator's command.
 TEST_ORIGIN: Origin = operator_origin("test", "req_test")
@@ -31,3 +41,14 @@ def device_caller(device: Device, certificate_id: bytes = bytes(16)) -> Caller:
         request_id="req_test",
         device=device,
     )
+
+
+async def delete_at_store(
+    store: DeviceStore, account_id: bytes, live_mode: bool, device_id: bytes, now: int
+) -> Device | None:
+    """A device deleted straight at the store, as `DeviceService.delete` asks for it (without
+    the revocation), logged as the test's operator."""
+    return await store.update_device(
+        account_id, live_mode, device_id, DeviceChange(status=DeviceStatus.DELETED), now,
+        TEST_ORIGIN, Action.DEVICE_DELETE,
+    )  # fmt: skip
