@@ -13,7 +13,7 @@ from devreg.changelog.chain import entry_hash
 from devreg.changelog.entries import Change, Entry, Head
 from devreg.core.records import ActorKind, Origin
 from devreg.storage import sql
-from devreg.storage.batch import BEFORE_COMMIT
+from devreg.storage.batch import BEFORE_COMMIT, INSERT_AT_COMMIT
 
 if TYPE_CHECKING:
     from devreg.storage.base import SqlRunner
@@ -60,8 +60,12 @@ async def append(
         )  # fmt: skip
         prev_hash = entry_hash(prev_hash, entry)
         rows.append(entry_row(entry, prev_hash))
-    if insert_many is not None and len(rows) > 1:
+    if insert_many is not None and len(rows) > 1:  # an import: not held until the COMMIT
         await insert_many(sql.INSERT_CHANGE, rows)
+    elif batch is not None:
+        # Nothing reads the log inside a write: the batch's entries go in with one
+        # executemany just before its COMMIT (a failed write's rows leave with its copy).
+        batch.setdefault(INSERT_AT_COMMIT, {}).setdefault(sql.INSERT_CHANGE, []).extend(rows)
     else:
         for row in rows:
             await tx.run(sql.INSERT_CHANGE, row)

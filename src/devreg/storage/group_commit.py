@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from devreg.core.store import StoreUnavailable
 from devreg.storage.base import Params, SqlRunner
-from devreg.storage.batch import BEFORE_COMMIT, Batch, restore, saved
+from devreg.storage.batch import BEFORE_COMMIT, INSERT_AT_COMMIT, Batch, restore, saved
 from devreg.storage.disk_full import DiskFullEpisodes, sqlite_disk_full
 
 Rows = list[Sequence[Any]]
@@ -224,7 +224,10 @@ class GroupCommitRunner:
                     joined.append(item)
                     if item.batch_lost is not None:  # nothing may run on in autocommit mode
                         raise item.batch_lost
-            for statement, params in self._in_transaction.batch.get(BEFORE_COMMIT, {}).values():
+            shared = self._in_transaction.batch
+            for statement, rows in shared.get(INSERT_AT_COMMIT, {}).items():
+                self._writer.executemany(statement, rows)  # a failure fails the batch
+            for statement, params in shared.get(BEFORE_COMMIT, {}).values():
                 self._execute(statement, params)
             await self._in_commit_thread("COMMIT")
         except BaseException as exc:
