@@ -210,3 +210,43 @@ async def test_a_transaction_cancelled_in_the_queue_does_not_hold_up_the_rest(
         assert await store.get_device(account.id, True, later.id) == later
         await asyncio.gather(task, return_exceptions=True)
     await store.close()
+
+
+async def test_a_write_failing_after_its_log_entry_leaves_no_entry_and_an_unbroken_chain(
+    tmp_path: Path,
+) -> None:
+    """A batch's log entries are inserted together before its COMMIT: those of a write
+    that failed after appending are dropped with it, and the others keep one chain."""
+    from msgspec.structs import replace
+
+    from devreg.changelog import changes
+    from devreg.changelog.service import ChangeLogService
+    from devreg.storage import change_log
+
+    store = await open_sqlite(tmp_path)
+    account = (await stored_account(store)).new.account
+    head = await store.change_head()
+
+    def write(version: str, fail: bool):  # type: ignore[no-untyped-def]
+        async def work(tx):  # type: ignore[no-untyped-def]
+            renamed = replace(account, api_version=version)
+            await change_log.append(
+                tx, TEST_ORIGIN, [changes.updated_account(account, renamed)], NOW + 1
+            )
+            if fail:
+                raise ValueError("after its entry")
+            return version
+
+        return store.atomic(work)
+
+    results = await asyncio.gather(
+        write("a", False), write("b", True), write("c", False), return_exceptions=True
+    )
+    assert results[0] == "a" and isinstance(results[1], ValueError) and results[2] == "c"
+    entries = await store.changes_after(head.seq, 10)
+    assert [e.seq for e in entries] == [head.seq + 1, head.seq + 2]
+    assert ['"a"' in (e.after or "") for e in entries] == [True, False]
+    assert ['"c"' in (e.after or "") for e in entries] == [False, True]
+    verification = await ChangeLogService(store, store).verify()
+    assert verification.broken is None and verification.head.seq == head.seq + 2
+    await store.close()
