@@ -22,6 +22,7 @@ MAX_LOG_PAGE = 1000
 DEFAULT_LOG_PAGE = 100
 EXPORT_BATCH = 1000
 DEFAULT_RETENTION_DAYS = 400  # longer than a year of audits
+DAY_US = 86_400 * 1_000_000
 PRUNE_BATCH = 500  # entries per pruning transaction: a few milliseconds of the write lock
 _device = msgspec.json.Decoder(DeviceRecord)
 _profile = msgspec.json.Decoder(ProfileRecord)
@@ -31,6 +32,32 @@ class Verification(msgspec.Struct, frozen=True):
     checked: int
     head: Head
     broken: Broken | None
+    oldest_seq: int | None = None  # the oldest entry stored (None: none is)
+    oldest_time: int | None = None
+
+    def truncation_warning(self, retention_days: int, now: int) -> str | None:
+        """What the chain cannot prove (changelog/chain.py): entries deleted from the
+        oldest end with the pruned mark moved over them verify. Retention prunes only
+        what is older than `retention_days`, so an oldest kept entry younger than that,
+        after pruning, means entries removed by someone else, or a log idle for that long
+        right after the last pruned entry; None when nothing looks so."""
+        if self.head.pruned_seq == 0 or self.oldest_time is None:
+            return None
+        if retention_days == 0:
+            return (
+                f"entries through seq {self.head.pruned_seq} were pruned, but a retention"
+                " of 0 days keeps every entry: were they removed by hand?"
+            )
+        cutoff = now - retention_days * DAY_US
+        if self.oldest_time <= cutoff:
+            return None
+        return (
+            f"entries through seq {self.head.pruned_seq} were pruned, but the oldest kept"
+            f" entry (seq {self.oldest_seq}) is from {render_rfc3339(self.oldest_time)},"
+            f" younger than a {retention_days}-day retention prunes (before"
+            f" {render_rfc3339(cutoff)}): entries may have been removed from the start of"
+            " the log (or nothing was logged for that long); compare with an earlier export"
+        )
 
 
 class ChangeLogService:
@@ -113,18 +140,27 @@ class ChangeLogService:
             after_seq = batch[-1].seq
 
     async def verify(self) -> Verification:
-        """The whole kept chain, oldest first, against the head (taken first: entries
-        appended while it walks are not checked this time)."""
+        """Every stored entry, oldest first (also any below the pruned mark: they are
+        still served, so they are checked, and fail), against the head (taken first:
+        entries appended while it walks are not checked this time)."""
         head = await self.log.change_head()
+        oldest: list[Entry] = []
 
-        async def kept() -> AsyncIterator[Entry]:
-            async for entry in self.export(after_seq=head.pruned_seq):
+        async def stored() -> AsyncIterator[Entry]:
+            async for entry in self.export(after_seq=0):
                 if entry.seq > head.seq:
                     return
+                if not oldest:
+                    oldest.append(entry)
                 yield entry
 
-        checked, broken = await verify(kept(), head)
-        return Verification(checked=checked, head=head, broken=broken)
+        checked, broken = await verify(stored(), head)
+        first = oldest[0] if oldest else None
+        return Verification(
+            checked=checked, head=head, broken=broken,
+            oldest_seq=None if first is None else first.seq,
+            oldest_time=None if first is None else first.time,
+        )  # fmt: skip
 
     async def prune(self, before_time: int, batch: int = PRUNE_BATCH) -> int:
         """Entries older than `before_time`, a batch per transaction; how many in all."""
