@@ -17,10 +17,12 @@ from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.paging import check_page
 from devreg.core.records import Caller, Device
 from devreg.core.store import DeviceStore
+from devreg.core.text import check_text
 
 MAX_LOG_PAGE = 1000
 DEFAULT_LOG_PAGE = 100
 EXPORT_BATCH = 1000
+MAX_FILTER_TEXT = 255  # the longest actor_id or action filter (longer than any written)
 DEFAULT_RETENTION_DAYS = 400  # longer than a year of audits
 DAY_US = 86_400 * 1_000_000
 PRUNE_BATCH = 500  # entries per pruning transaction: a few milliseconds of the write lock
@@ -117,6 +119,15 @@ class ChangeLogService:
             raise InvalidInput(f"limit must be between 1 and {MAX_LOG_PAGE}", "limit")
         if after_seq < 0:
             raise InvalidInput("after_seq must not be negative", "after_seq")
+        # Text filters follow the text rule (no NUL: PostgreSQL cannot compare one), and
+        # no stored actor id or action is longer.
+        where = msgspec.structs.replace(
+            where,
+            actor_id=None if where.actor_id is None
+            else check_text(where.actor_id, "actor_id", MAX_FILTER_TEXT),
+            action=None if where.action is None
+            else check_text(where.action, "action", MAX_FILTER_TEXT),
+        )  # fmt: skip
         return await self.log.account_changes(
             caller.account_id, caller.live_mode, where, after_seq=after_seq, limit=limit
         )
