@@ -4,7 +4,7 @@ by the store's writes (storage/change_log.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 
@@ -20,6 +20,9 @@ from devreg.core.store import DeviceStore
 from devreg.core.text import check_text
 
 MAX_LOG_PAGE = 1000
+# The account's entries one page of its log examines at most (its filters but object_id
+# are checked row by row): a filter matching little costs a few pages, never a scan.
+MAX_LOG_SCAN = 10_000
 DEFAULT_LOG_PAGE = 100
 EXPORT_BATCH = 1000
 MAX_FILTER_TEXT = 255  # the longest actor_id or action filter (longer than any written)
@@ -78,11 +81,16 @@ class ChangeLogService:
 
     async def device_history(
         self, caller: Caller, device_id: bytes, *, limit: int, offset: int
-    ) -> tuple[list[Entry], int]:
-        """Newest first, with the number of entries."""
+    ) -> tuple[list[int], int]:
+        """The page's seqs, newest first, with the number of entries; `entries` reads
+        them (a batch at a time: a page of large records is never all in memory)."""
         check_page(limit, offset)
         await self._device(caller, device_id)
-        return await self.log.object_history(device_id, limit=limit, offset=offset)
+        return await self.log.object_history_seqs(device_id, limit=limit, offset=offset)
+
+    async def entries(self, seqs: Sequence[int]) -> list[Entry]:
+        """The entries of `seqs` still kept, in that order."""
+        return await self.log.changes_by_seqs(seqs)
 
     async def device_as_of(self, caller: Caller, device_id: bytes, time: int) -> DeviceRecord:
         """The device as it was at `time`: what its last change before then left, or,
@@ -112,9 +120,13 @@ class ChangeLogService:
 
     async def account_page(
         self, caller: Caller, where: EntryFilter, *, after_seq: int, limit: int
-    ) -> list[Entry]:
-        """The caller's account's log in seq order: its mode's entries and those of what
-        both modes share (the account, divisions, profiles)."""
+    ) -> tuple[list[int], int | None]:
+        """The seqs of a page of the caller's account's log in seq order (its mode's
+        entries and those of what both modes share: the account, divisions, profiles;
+        `entries` reads them), and the `after_seq` that continues it (None: nothing more
+        now). Unless narrowed to one object, a page examines at most MAX_LOG_SCAN of the
+        account's entries: a filter that matches few of them ends the page early, short
+        or empty, with the cursor at the last entry examined."""
         if not 1 <= limit <= MAX_LOG_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_LOG_PAGE}", "limit")
         if after_seq < 0:
@@ -128,9 +140,17 @@ class ChangeLogService:
             action=None if where.action is None
             else check_text(where.action, "action", MAX_FILTER_TEXT),
         )  # fmt: skip
-        return await self.log.account_changes(
-            caller.account_id, caller.live_mode, where, after_seq=after_seq, limit=limit
-        )
+        account = caller.account_id
+        through = None
+        if where.object_id is None:  # else the object's own entries are all it examines
+            through = await self.log.account_seq_after(account, after_seq, MAX_LOG_SCAN)
+        seqs = await self.log.account_change_seqs(
+            account, caller.live_mode, where, after_seq=after_seq, through_seq=through,
+            limit=limit,
+        )  # fmt: skip
+        if len(seqs) == limit:
+            return seqs, seqs[-1]
+        return seqs, through  # None: the account's log was examined to its end
 
     async def export(
         self, *, after_seq: int = 0, account_id: bytes | None = None
