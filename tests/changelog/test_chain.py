@@ -18,7 +18,7 @@ from devreg.core.clock import now_us
 from devreg.core.ids import new_id
 from devreg.core.records import Device, DeviceStatus
 from devreg.core.store import DeviceChange
-from devreg.storage import change_log
+from devreg.storage import change_log, sql
 from devreg.storage.base import SqlDeviceStore
 from tests.support.origins import TEST_ORIGIN
 
@@ -212,3 +212,19 @@ async def test_verify_reports_the_oldest_kept_entry_and_warns_of_a_young_one(
     assert result.truncation_warning(0, now_us()) is not None  # 0: nothing is ever pruned
     later = entries[6].time + 401 * 86_400 * 1_000_000  # as old as retention prunes to
     assert result.truncation_warning(400, later) is None
+
+
+async def test_an_entry_stored_below_seq_1_is_named(
+    own_store: SqlDeviceStore, log: ChangeLogService
+) -> None:
+    """A row slipped in at seq 0 or below (a device's history would show it) is read too."""
+    await populate(own_store, updates=2)
+    await write(
+        own_store,
+        f"INSERT INTO change_log ({sql.CHANGE_COLUMNS}) SELECT -7, time, account_id, live_mode,"
+        " actor_kind, actor_id, request_id, action, object_type, object_id, object_version,"
+        " before, after, prev_hash, hash FROM change_log WHERE seq = 5",
+    )
+    result = await log.verify()
+    assert result.broken is not None and result.broken.seq == -7
+    assert result.broken.problem == "entry -7 is still stored below the pruned mark"

@@ -175,10 +175,13 @@ class ChangeLogService:
         still served, so they are checked, and fail), against the head (taken first:
         entries appended while it walks are not checked this time)."""
         head = await self.log.change_head()
+        first_seq = await self.log.oldest_seq()  # below 1 too: a row put there is served
         oldest: list[Entry] = []
 
         async def stored() -> AsyncIterator[Entry]:
-            async for entry in self.export(after_seq=0):
+            if first_seq is None:
+                return
+            async for entry in self.export(after_seq=first_seq - 1):
                 if entry.seq > head.seq:
                     return
                 if not oldest:

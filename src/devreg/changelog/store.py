@@ -77,6 +77,9 @@ class ChangeLogStore(Protocol):
     async def first_seq_at(self, time: int) -> int | None:
         """The first kept entry's seq at or after `time`."""
 
+    async def oldest_seq(self) -> int | None:
+        """The smallest seq stored (whatever it is: verify reads from there), None: none."""
+
     async def change_head(self) -> Head: ...
 
     async def prune_changes(self, before_time: int, batch: int) -> int:

@@ -741,6 +741,10 @@ class SqlDeviceStore:
         row = await self._one(sql.FIRST_SEQ_AT, (time,))
         return None if row is None or row[0] is None else int(row[0])
 
+    async def oldest_seq(self) -> int | None:
+        row = await self._one(sql.OLDEST_SEQ)
+        return None if row is None or row[0] is None else int(row[0])
+
     async def change_head(self) -> Head:
         row = await self._one(sql.SELECT_CHANGE_HEAD)
         assert row is not None  # made by migration 0007

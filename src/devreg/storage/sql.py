@@ -246,6 +246,7 @@ ACCOUNT_SEQ_AFTER = (
 )
 SELECT_CHANGES_FROM = f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?"
 FIRST_SEQ_AT = "SELECT MIN(seq) FROM change_log WHERE time >= ?"
+OLDEST_SEQ = "SELECT MIN(seq) FROM change_log"
 # Retention: the oldest entries by seq (a few hundred, from the primary key: never a scan
 # for the first young one), pruned up to the last one older than the cutoff; the head
 # keeps the last pruned entry's seq and hash, so the chain verifies from the oldest kept.
