@@ -312,9 +312,12 @@ INSERT_CHANGE = (
 )
 MOVE_CHANGE_HEAD = "UPDATE change_head SET time = ?, hash = ? WHERE one = 1"
 # What the history and as-of reads run (benchmarks/change_log.py seeds for them).
+SELECT_OBJECT_HISTORY_SEQS = (
+    "SELECT seq FROM change_log WHERE object_id = ? ORDER BY time DESC, seq DESC LIMIT ? OFFSET ?"
+)
 SELECT_OBJECT_HISTORY = (
-    f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE object_id = ?"
-    " ORDER BY time DESC, seq DESC LIMIT ? OFFSET ?"
+    f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq IN ({SELECT_OBJECT_HISTORY_SEQS})"
+    " ORDER BY time DESC, seq DESC"
 )
 SELECT_OBJECT_AS_OF = (
     f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE object_id = ? AND time <= ?"

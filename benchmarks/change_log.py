@@ -225,6 +225,8 @@ def sql_timings(path: Path, device_id: bytes, deep: int, first: int, last: int) 
          lambda: (device_id, HISTORY_LIMIT, 0)),
         (f"SELECT_OBJECT_HISTORY limit 20 offset {deep:,}", sql.SELECT_OBJECT_HISTORY,
          lambda: (device_id, HISTORY_LIMIT, deep)),
+        (f"SELECT_OBJECT_HISTORY_SEQS limit 20 offset {deep:,}", sql.SELECT_OBJECT_HISTORY_SEQS,
+         lambda: (device_id, HISTORY_LIMIT, deep)),
         ("COUNT_OBJECT_HISTORY", sql.COUNT_OBJECT_HISTORY, lambda: (device_id,)),
         ("SELECT_OBJECT_AS_OF (random time)", sql.SELECT_OBJECT_AS_OF,
          lambda: (device_id, rng.randint(first, last))),

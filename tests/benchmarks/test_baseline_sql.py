@@ -65,6 +65,7 @@ def test_the_statements_are_devregs() -> None:
     assert copied.INSERT_CHANGE == sql.INSERT_CHANGE
     assert copied.MOVE_CHANGE_HEAD == sql.MOVE_CHANGE_HEAD
     assert copied.SELECT_OBJECT_HISTORY == sql.SELECT_OBJECT_HISTORY
+    assert copied.SELECT_OBJECT_HISTORY_SEQS == sql.SELECT_OBJECT_HISTORY_SEQS
     assert copied.SELECT_OBJECT_AS_OF == sql.SELECT_OBJECT_AS_OF
     for statement in (sql.TAKE_CHANGE_SEQ, sql.INSERT_CHANGE, sql.MOVE_CHANGE_HEAD):
         assert copied.numbered(statement) == numbered(statement)

@@ -124,7 +124,7 @@ def test_the_change_log_reads_run_and_are_reported(tmp_path: Path) -> None:
     ]  # fmt: skip
     for measured in document["measured"]:
         assert measured["errors"] == 0 and measured["requests_per_s"] > 0, measured
-    assert len(document["statements"]) == 4
+    assert len(document["statements"]) == 5
 
 
 def test_the_change_logs_cost_at_the_store_runs() -> None:

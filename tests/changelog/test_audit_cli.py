@@ -81,6 +81,9 @@ def test_export_and_verify(own_backend: str | None, tmp_path: Path) -> None:
     report = json.loads(cli(env, "audit", "verify", "--json").stdout)
     assert report["verified"] is True and report["head_seq"] == 13
 
+    assert (report["pruned_seq"], report["oldest_seq"]) == (0, 1)
+    assert report["oldest_time"] == entries[0]["time"] and report["warning"] is None
+
     tamper(own_backend, data, "UPDATE change_log SET request_id = 'forged' WHERE seq = 7")
     broken = run_cli(env, "audit", "verify")
     assert broken.returncode == 1
@@ -96,3 +99,50 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
         done = run_cli(env, "audit", "export", *args)
         assert done.returncode == 1 and done.stderr.startswith("devreg: "), done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_export_out_replaces_a_symlink_and_never_follows_it(tmp_path: Path) -> None:
+    env = devreg_env(tmp_path / "data", None)
+    cli(env, "init")
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    victim.chmod(0o644)
+    out = tmp_path / "log.jsonl"
+    out.symlink_to(victim)
+    cli(env, "audit", "export", "--out", str(out))
+    assert victim.read_text() == "untouched\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert not out.is_symlink() and stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert lines(out.read_text()) == lines(cli(env, "audit", "export").stdout)
+    # an existing file is replaced by a new one too (not reopened with its mode)
+    out.unlink()
+    out.write_text("old\n")
+    out.chmod(0o666)
+    cli(env, "audit", "export", "--out", str(out))
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and "old" not in out.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+
+def test_verify_warns_when_the_oldest_kept_entry_is_too_young(
+    own_backend: str | None, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    env = devreg_env(data, own_backend)
+    cli(env, "init")
+    cli(env, "account", "create", "--name", "A", "--json")
+    entries = lines(cli(env, "audit", "export").stdout)
+    # the oldest entries deleted and the pruned mark moved over them: the chain verifies
+    tamper(own_backend, data, "DELETE FROM change_log WHERE seq <= 2")
+    pruned_hash = entries[1]["hash"]
+    literal = f"X'{pruned_hash}'" if own_backend is None else f"'\\x{pruned_hash}'::bytea"
+    tamper(
+        own_backend, data,
+        f"UPDATE change_head SET pruned_seq = 2, pruned_hash = {literal} WHERE one = 1",
+    )  # fmt: skip
+    done = cli(env, "audit", "verify", "--json")
+    report = json.loads(done.stdout)
+    assert report["verified"] is True and report["pruned_seq"] == 2
+    assert (report["oldest_seq"], report["oldest_time"]) == (3, entries[2]["time"])
+    assert "oldest kept entry (seq 3)" in report["warning"]
+    assert "devreg: warning:" in done.stderr and "400-day" in done.stderr
+    plain = cli(env, "audit", "verify", "--retention-days", "30")
+    assert "30-day retention" in plain.stderr and "verified" in plain.stdout

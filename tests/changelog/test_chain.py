@@ -18,7 +18,7 @@ from devreg.core.clock import now_us
 from devreg.core.ids import new_id
 from devreg.core.records import Device, DeviceStatus
 from devreg.core.store import DeviceChange
-from devreg.storage import change_log
+from devreg.storage import change_log, sql
 from devreg.storage.base import SqlDeviceStore
 from tests.support.origins import TEST_ORIGIN
 
@@ -165,3 +165,66 @@ async def test_pruning_never_removes_the_newest_entry(
     kept = [e async for e in log.export()]
     assert [e.seq for e in kept] == [(await own_store.change_head()).seq]
     assert (await log.verify()).broken is None
+
+
+async def test_an_entry_kept_below_a_moved_pruned_mark_is_named(
+    own_store: SqlDeviceStore, log: ChangeLogService
+) -> None:
+    """Edit entry 10, then move the pruned mark over it (pruned_seq 10, pruned_hash its
+    hash): the entry is still stored and served, so verify checks it, and fails."""
+    await populate(own_store, updates=8)  # seq 1..13
+    await write(own_store, "UPDATE change_log SET request_id = 'forged' WHERE seq = 10")
+    entries = {e.seq: e async for e in log.export()}
+    await write(
+        own_store, "UPDATE change_head SET pruned_seq = 10, pruned_hash = ? WHERE one = 1",
+        (entries[10].hash,),
+    )  # fmt: skip
+    result = await log.verify()
+    assert result.broken is not None and result.broken.seq == 1
+    assert result.broken.problem == "entry 1 is still stored below the pruned mark"
+    # ... and with entries 1..9 really deleted, entry 10 itself is named
+    await write(own_store, "DELETE FROM change_log WHERE seq < 10")
+    result = await log.verify()
+    assert result.broken is not None and result.broken.seq == 10
+    assert "below the pruned mark" in result.broken.problem
+
+
+async def test_verify_reports_the_oldest_kept_entry_and_warns_of_a_young_one(
+    own_store: SqlDeviceStore, log: ChangeLogService
+) -> None:
+    """Deleting the oldest entries and moving the pruned mark over them verifies (the
+    chain cannot tell), but the oldest kept entry is then younger than retention prunes."""
+    await populate(own_store)
+    honest = await log.verify()
+    assert (honest.oldest_seq, honest.head.pruned_seq) == (1, 0)
+    assert honest.truncation_warning(400, now_us()) is None
+    entries = {e.seq: e async for e in log.export()}
+    await write(own_store, "DELETE FROM change_log WHERE seq <= 5")
+    await write(
+        own_store, "UPDATE change_head SET pruned_seq = 5, pruned_hash = ? WHERE one = 1",
+        (entries[5].hash,),
+    )  # fmt: skip
+    result = await log.verify()
+    assert result.broken is None  # truncation at the start: undetectable by the chain
+    assert (result.oldest_seq, result.oldest_time) == (6, entries[6].time)
+    warning = result.truncation_warning(400, now_us())
+    assert warning is not None and "seq 5" in warning and "400-day" in warning
+    assert result.truncation_warning(0, now_us()) is not None  # 0: nothing is ever pruned
+    later = entries[6].time + 401 * 86_400 * 1_000_000  # as old as retention prunes to
+    assert result.truncation_warning(400, later) is None
+
+
+async def test_an_entry_stored_below_seq_1_is_named(
+    own_store: SqlDeviceStore, log: ChangeLogService
+) -> None:
+    """A row slipped in at seq 0 or below (a device's history would show it) is read too."""
+    await populate(own_store, updates=2)
+    await write(
+        own_store,
+        f"INSERT INTO change_log ({sql.CHANGE_COLUMNS}) SELECT -7, time, account_id, live_mode,"
+        " actor_kind, actor_id, request_id, action, object_type, object_id, object_version,"
+        " before, after, prev_hash, hash FROM change_log WHERE seq = 5",
+    )
+    result = await log.verify()
+    assert result.broken is not None and result.broken.seq == -7
+    assert result.broken.problem == "entry -7 is still stored below the pruned mark"

@@ -154,3 +154,14 @@ def test_the_account_log_filters_and_pages(world: Vendors) -> None:
     assert [e["seq"] for e in recent] == [e["seq"] for e in everything if e["time"] >= since]
     for params in ({"actor_kind": "robot"}, {"object_id": "x"}, {"from": "today"}, {"x": "1"}):
         assert_errors(live.get("/audit-log", params=params), 400, "invalid_input")
+
+
+def test_the_account_logs_text_filters_refuse_nul_and_overlong_values(world: Vendors) -> None:
+    """A NUL (PostgreSQL cannot compare one) or more than 255 characters in actor_id or
+    action: 400 invalid_input naming the parameter, on both stores (not a 500)."""
+    live = world.d.live
+    for name in ("actor_id", "action"):
+        for bad in ("a\x00b", "\x00", "x" * 256, "a\u202eb"):
+            answer = live.get("/audit-log", params={name: bad})
+            assert_errors(answer, 400, "invalid_input", mentions=[name])
+        assert live.get("/audit-log", params={name: "x" * 255}).json()["records"] == []

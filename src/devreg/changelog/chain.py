@@ -5,6 +5,13 @@ It protects against a change made to the log's rows by someone without devreg's 
 (a hand-made UPDATE or DELETE, a restored old backup spliced in). It does not protect
 against someone who can rewrite the whole chain from the edit on; keeping the head hash
 (`devreg audit export` prints it) somewhere they cannot reach closes that.
+
+Truncation at either end cannot be detected from the database alone: whoever can write
+it can delete the newest entries and set the head to the last one kept, or delete the
+oldest entries and set the pruned mark (`pruned_seq`, `pruned_hash`) to the last one
+deleted, and the chain that is left verifies. Only a head kept elsewhere (for the newest
+end) or a known retention (for the oldest: `audit verify` warns when the oldest kept
+entry is younger than the retention would have pruned to) tells.
 """
 
 from __future__ import annotations
@@ -45,13 +52,19 @@ class Broken(msgspec.Struct, frozen=True):
 
 
 async def verify(entries: AsyncIterable[Entry], head: Head) -> tuple[int, Broken | None]:
-    """Walk the kept entries oldest first. Returns how many were checked and the first
-    break: an entry whose hash is not its content's (edited), whose previous hash is not
-    the entry before it (removed, inserted, moved), a gap in seq, or a head that is not
-    the last entry (entries removed at the end)."""
+    """Walk every stored entry oldest first (all of them, not only those after the pruned
+    mark: what is stored is what is served). Returns how many were checked and the first
+    break: an entry still stored at or below the pruned mark, an entry whose hash is not
+    its content's (edited), whose previous hash is not the entry before it (removed,
+    inserted, moved; the oldest kept entry's must be the pruned mark's hash), a gap in
+    seq, or a head that is not the last entry (entries removed at the end)."""
     expected_seq, expected_prev = head.pruned_seq + 1, head.pruned_hash
     checked = 0
     async for entry in entries:
+        if entry.seq <= head.pruned_seq:  # pruning deletes what it marks: this was not it
+            return checked, Broken(
+                entry.seq, f"entry {entry.seq} is still stored below the pruned mark"
+            )
         if entry.seq != expected_seq:
             missing = entry.seq > expected_seq
             return checked, Broken(

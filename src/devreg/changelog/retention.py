@@ -9,11 +9,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from devreg.changelog.service import ChangeLogService
+from devreg.changelog.service import DAY_US, ChangeLogService
 from devreg.core.clock import now_us
 from devreg.core.errors import Unavailable
 
-DAY_US = 86_400 * 1_000_000
 PRUNE_EVERY_SECONDS = 600.0
 log = logging.getLogger("devreg.changelog")
 

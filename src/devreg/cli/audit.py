@@ -13,7 +13,9 @@ from typing import BinaryIO
 import msgspec
 
 from devreg.changelog.export import entry_out
-from devreg.changelog.service import ChangeLogService, Verification
+from devreg.changelog.service import DEFAULT_RETENTION_DAYS, ChangeLogService, Verification
+from devreg.cli.bulk import private_file
+from devreg.core.clock import datetime_of_us, now_us
 from devreg.core.ids import parse_prefixed
 from devreg.dialect_d.params import rfc3339_param
 from devreg.server.config import Config
@@ -45,6 +47,12 @@ def add_commands(
     verify = actions.add_parser("verify", help="check the change log's hash chain")
     common(verify)
     verify.add_argument("--json", action="store_true", help="print JSON")
+    verify.add_argument(
+        "--retention-days", type=int, default=DEFAULT_RETENTION_DAYS,
+        help="the retention the log is pruned with (--audit-retention-days; default"
+        f" {DEFAULT_RETENTION_DAYS}, 0 = keep for ever): warn when the oldest kept entry is"
+        " younger than it prunes, a sign of entries removed from the start",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -56,19 +64,24 @@ def run(args: argparse.Namespace, config: Config) -> int:
                 raise ValueError(f"--account must be acc_ and 32 hex digits: {args.account!r}")
         if args.out is None:
             return asyncio.run(_export(config, args.since, account, sys.stdout.buffer))
-        out = Path(args.out)
-        out.touch(mode=0o600)
-        out.chmod(0o600)
-        with out.open("wb") as stream:
+        # A new file (never one already there, nor a symlink's target), renamed over --out.
+        with private_file(Path(args.out)) as stream:
             return asyncio.run(_export(config, args.since, account, stream))
+    if args.retention_days < 0:
+        raise ValueError(f"--retention-days must not be negative: {args.retention_days}")
     verification = asyncio.run(_verify(config))
     head, broken = verification.head, verification.broken
+    warning = verification.truncation_warning(args.retention_days, now_us())
+    oldest = verification.oldest_time
     if args.json:
         report = {
             "verified": broken is None, "checked": verification.checked, "head_seq": head.seq,
             "head_hash": head.hash.hex(), "pruned_seq": head.pruned_seq,
+            "oldest_seq": verification.oldest_seq,
+            "oldest_time": None if oldest is None else datetime_of_us(oldest),
             "broken_seq": None if broken is None else broken.seq,
             "problem": None if broken is None else broken.problem,
+            "warning": warning,
         }  # fmt: skip
         print(_encode(report).decode())
     elif broken is None:
@@ -76,6 +89,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
             f"change log verified: {verification.checked} entries, head seq {head.seq}"
             f" hash {head.hash.hex()} (pruned through seq {head.pruned_seq})"
         )
+    if warning is not None:
+        print(f"devreg: warning: {warning}", file=sys.stderr)
     if broken is not None:
         print(f"devreg: the change log is broken at entry {broken.seq}: {broken.problem}",
               file=sys.stderr)  # fmt: skip

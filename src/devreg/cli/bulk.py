@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.out is None:
         asyncio.run(_export(config, account_id, sys.stdout.buffer))
     else:
-        with _private_file(Path(args.out)) as out:
+        with private_file(Path(args.out)) as out:
             asyncio.run(_export(config, account_id, out))
     return 0
 
@@ -114,7 +114,7 @@ async def _export(config: Config, account_id: bytes, out: BinaryIO) -> None:
 
 
 @contextmanager
-def _private_file(path: Path) -> Iterator[BinaryIO]:
+def private_file(path: Path) -> Iterator[BinaryIO]:
     """A new file beside `path`, owner-only (device data), renamed over `path` once it is
     complete and on disk: a failed or interrupted export leaves no partial file."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from devreg.changelog.service import DEFAULT_LOG_PAGE, MAX_LOG_PAGE
+from devreg.changelog.service import (
+    DEFAULT_LOG_PAGE,
+    MAX_FILTER_TEXT,
+    MAX_LOG_PAGE,
+    MAX_LOG_SCAN,
+)
 from devreg.core.devices import TOTAL_COUNT_BOUND
 from devreg.core.paging import DEFAULT_LIST_PAGE, MAX_LIST_PAGE
 from devreg.core.quotas import DEVICES_SETTING, DIVISIONS_SETTING, PROFILES_SETTING
@@ -333,14 +338,26 @@ _HISTORY_TEXT = (
     " (to the microsecond), in which request (`request_id`, the X-Request-Id), the action,"
     " and the whole device before and after: dialect D's device shape plus `reference_id`,"
     " `live_mode` and `version`. A field removed from its profile since shows `name` null."
-    " Also for a deleted device."
+    " Also for a deleted device. `request_id` is the client's own X-Request-Id when it sent"
+    " one: a correlation id, not evidence (the actor is)."
+    f" An answer is at most {MAX_LIST_BYTES} bytes: when the next record would take it past"
+    " that, the page ends early (it always holds at least one record) and its `limit` is"
+    " the number of records it holds; advance `offset` by `len(records)` until `offset`"
+    " reaches `total`."
 )
 _LOG_TEXT = (
     "The account's change log, oldest first from `after_seq` (exclusive): the key's mode"
     " and what both modes share (the account, its keys of that mode, divisions, profiles)."
-    " `next_after_seq` continues it (null when the page was not full: ask again later for"
-    " newer entries). Records as stored; `hash` chains each entry to the previous one (see"
-    " `devreg audit verify`)."
+    " `next_after_seq` continues it: null when the account's log was read to its end (ask"
+    " again later for newer entries). A page may hold fewer records than `limit` and still"
+    " have a `next_after_seq`: unless narrowed by `object_id`, a page examines at most"
+    f" {MAX_LOG_SCAN} of the account's entries (a filter that matches few of them ends the"
+    " page there, short or even empty, with `next_after_seq` the last entry examined), and"
+    f" an answer is at most {MAX_LIST_BYTES} bytes (a page of large records ends early, its"
+    " `limit` the number of records it holds, `next_after_seq` its last record's `seq`)."
+    " Page on until `next_after_seq` is null. Records as stored; `hash` chains each entry"
+    " to the previous one (see `devreg audit verify`). `actor_id` and `action` are at most"
+    f" {MAX_FILTER_TEXT} characters and follow the text rule: {TEXT_RULE}"
 )
 _LOG_PARAMS = [
     _query(
@@ -351,8 +368,16 @@ _LOG_PARAMS = [
     _query("after_seq", {"type": "integer", "minimum": 0, "default": 0}, "Entries after this"),
     _query("object_id", _UUID, "Only this object's entries"),
     _query("actor_kind", {"type": "string", "enum": [k.value for k in ActorKind]}, "Actor kind"),
-    _query("actor_id", {"type": "string"}, "Actor id (with or without actor_kind)"),
-    _query("action", {"type": "string"}, "Action, e.g. device.update"),
+    _query(
+        "actor_id",
+        {"type": "string", "maxLength": MAX_FILTER_TEXT, "pattern": TEXT_PATTERN},
+        "Actor id (with or without actor_kind)",
+    ),
+    _query(
+        "action",
+        {"type": "string", "maxLength": MAX_FILTER_TEXT, "pattern": TEXT_PATTERN},
+        "Action, e.g. device.update",
+    ),
     _query("from", {"type": "string", "format": "date-time"}, "At or after (RFC 3339)"),
     _query("to", {"type": "string", "format": "date-time"}, "At or before (RFC 3339)"),
 ]

@@ -1,4 +1,5 @@
-"""Dialect D's list answers, `{"limit", "offset", "total", "records"}`, bounded in bytes.
+"""Dialect D's list answers, `{"limit", "offset", "total", "records"}` (and the account
+log's `{"limit", "after_seq", "next_after_seq", "records"}`), bounded in bytes.
 
 Records are rendered and encoded a batch at a time; when the next one would take the
 answer past MAX_LIST_BYTES the page ends there (it always holds at least one record), and
@@ -70,17 +71,22 @@ class ListBody:
                     break
             start += count
 
+    def served(self, limit: int) -> int:
+        """The page's `limit`: how many records it holds when it is full, else as asked."""
+        return len(self.parts) if self.full else limit
+
     def response(
         self, limit: int, offset: int, total: int, headers: list[tuple[bytes, bytes]] | None = None
     ) -> Response:
-        served = len(self.parts) if self.full else limit
-        body = b"".join(
-            (
-                b'{"limit":%d,"offset":%d,"total":%d,"records":[' % (served, offset, total),
-                b",".join(self.parts),
-                b"]}",
-            )
-        )
+        envelope = b'{"limit":%d,"offset":%d,"total":%d,' % (self.served(limit), offset, total)
+        return self.response_after(envelope, headers)
+
+    def response_after(
+        self, envelope: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> Response:
+        """The records as `"records":[...]}` after `envelope` (`{` and the answer's other
+        members, each followed by a comma)."""
+        body = b"".join((envelope, b'"records":[', b",".join(self.parts), b"]}"))
         return Response(200, body, JSON, headers)
 
 

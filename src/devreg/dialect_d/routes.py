@@ -33,7 +33,7 @@ from devreg.core.records import (
 from devreg.core.store import DeviceStore
 from devreg.dialect_d import params as query
 from devreg.dialect_d.errors import render_error
-from devreg.dialect_d.history import DeviceRenderer, HistoryOut, LogPageOut
+from devreg.dialect_d.history import DeviceRenderer, LogPageOut
 from devreg.dialect_d.pages import TOTAL_EXACT_HEADER, ListBody, rendered
 from devreg.dialect_d.shapes import (
     CertificateIn,
@@ -349,27 +349,41 @@ class DialectD:
         caller = await self.api_caller(request)
         limit, offset = query.page_params(request.query())
         with device_named(request.path_params["id"]):
-            entries, total = await self.log.device_history(
+            seqs, total = await self.log.device_history(
                 caller, self.device_id(request), limit=limit, offset=offset
             )
         renderer = DeviceRenderer(caller, self.profiles, self.log)
-        records = [await renderer.history_record(entry) for entry in entries]
-        return json_response(
-            200, HistoryOut(limit=limit, offset=offset, total=total, records=records)
-        )
+
+        async def render(batch: Sequence[int]) -> list[msgspec.Struct]:
+            # Entries are read a batch at a time: only what fits is loaded.
+            return [await renderer.history_record(e) for e in await self.log.entries(batch)]
+
+        body = ListBody()  # at most 1 MiB: `limit` then says how many records it holds
+        await body.fill(seqs, render)
+        return body.response(limit, offset, total)
 
     async def audit_log(self, request: Request) -> Response:
         """The account's log (the key's mode, and what both modes share), oldest first
         from `after_seq`; `next_after_seq` continues it."""
         caller = await self.api_caller(request)
         where, after_seq, limit = query.log_params(request.query())
-        entries = await self.log.account_page(caller, where, after_seq=after_seq, limit=limit)
-        last = entries[-1].seq if len(entries) == limit else None
-        out = LogPageOut(
-            limit=limit, after_seq=after_seq, next_after_seq=last,
-            records=[entry_out(entry) for entry in entries],
-        )  # fmt: skip
-        return json_response(200, out)
+        seqs, next_after_seq = await self.log.account_page(
+            caller, where, after_seq=after_seq, limit=limit
+        )
+        shown: list[int] = []
+
+        async def render(batch: Sequence[int]) -> list[msgspec.Struct]:
+            entries = await self.log.entries(batch)
+            shown.extend(entry.seq for entry in entries)
+            return [entry_out(entry) for entry in entries]
+
+        body = ListBody()  # at most 1 MiB: a full page ends at its last record, and goes on
+        await body.fill(seqs, render)
+        if body.full:
+            limit, next_after_seq = body.served(limit), shown[len(body.parts) - 1]
+        out = LogPageOut(limit=limit, after_seq=after_seq, next_after_seq=next_after_seq,
+                         records=[])  # fmt: skip
+        return body.response_after(msgspec.json.encode(out).removesuffix(b'"records":[]}'))
 
     async def update_device(self, request: Request) -> Response:
         cert = peer_certificate(request.scope)

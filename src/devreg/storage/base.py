@@ -675,6 +675,20 @@ class SqlDeviceStore:
         total = await self._count(sql.COUNT_OBJECT_HISTORY, (object_id,))
         return [change_log.entry_from_row(row) for row in rows], total
 
+    async def object_history_seqs(
+        self, object_id: bytes, *, limit: int, offset: int
+    ) -> tuple[list[int], int]:
+        rows = await self.runner().rows(sql.SELECT_OBJECT_HISTORY_SEQS, (object_id, limit, offset))
+        total = await self._count(sql.COUNT_OBJECT_HISTORY, (object_id,))
+        return [int(row[0]) for row in rows], total
+
+    async def changes_by_seqs(self, seqs: Sequence[int]) -> list[Entry]:
+        if not seqs:
+            return []
+        rows = await self.runner().rows(sql.in_list(sql.SELECT_CHANGES_BY_SEQS, len(seqs)), seqs)
+        by_seq = {entry.seq: entry for entry in map(change_log.entry_from_row, rows)}
+        return [by_seq[seq] for seq in seqs if seq in by_seq]
+
     async def object_as_of(self, object_id: bytes, time: int) -> Entry | None:
         row = await self._one(sql.SELECT_OBJECT_AS_OF, (object_id, time))
         return None if row is None else change_log.entry_from_row(row)
@@ -703,8 +717,32 @@ class SqlDeviceStore:
             change_log.entry_from_row(row) for row in await self.runner().rows(statement, params)
         ]
 
+    async def account_change_seqs(
+        self,
+        account_id: bytes,
+        live_mode: bool | None,
+        where: EntryFilter,
+        *,
+        after_seq: int,
+        through_seq: int | None,
+        limit: int,
+    ) -> list[int]:
+        statement, params = sql.account_changes_query(
+            account_id, live_mode, where, after_seq, limit, through_seq=through_seq,
+            columns="seq",
+        )  # fmt: skip
+        return [int(row[0]) for row in await self.runner().rows(statement, params)]
+
+    async def account_seq_after(self, account_id: bytes, after_seq: int, count: int) -> int | None:
+        row = await self._one(sql.ACCOUNT_SEQ_AFTER, (account_id, after_seq, count - 1))
+        return None if row is None else int(row[0])
+
     async def first_seq_at(self, time: int) -> int | None:
         row = await self._one(sql.FIRST_SEQ_AT, (time,))
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def oldest_seq(self) -> int | None:
+        row = await self._one(sql.OLDEST_SEQ)
         return None if row is None or row[0] is None else int(row[0])
 
     async def change_head(self) -> Head:

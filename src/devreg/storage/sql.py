@@ -217,10 +217,17 @@ STORE_CHANGE_HEAD = "UPDATE change_head SET seq = ?, time = ?, hash = ? WHERE on
 SELECT_CHANGE_HEAD = (
     "SELECT seq, time, hash, pruned_seq, pruned_hash FROM change_head WHERE one = 1"
 )
-SELECT_OBJECT_HISTORY = (
-    f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE object_id = ?"
-    " ORDER BY time DESC, seq DESC LIMIT ? OFFSET ?"
+# A history page: its seqs walked in change_log_object alone (the index covers object_id,
+# time, seq: a deep OFFSET skips index entries, never rows), then only those rows read
+# by seq, in one statement or a batch at a time.
+SELECT_OBJECT_HISTORY_SEQS = (
+    "SELECT seq FROM change_log WHERE object_id = ? ORDER BY time DESC, seq DESC LIMIT ? OFFSET ?"
 )
+SELECT_OBJECT_HISTORY = (
+    f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq IN ({SELECT_OBJECT_HISTORY_SEQS})"
+    " ORDER BY time DESC, seq DESC"
+)
+SELECT_CHANGES_BY_SEQS = f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq IN (?)"
 COUNT_OBJECT_HISTORY = "SELECT COUNT(*) FROM change_log WHERE object_id = ?"
 # The object's last entry at or before a time: one seek backwards in change_log_object
 # (time never goes back as seq grows, so (time, seq) is the log's order).
@@ -232,8 +239,14 @@ SELECT_OBJECT_NEXT = (
     f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE object_id = ? AND time > ?"
     " ORDER BY time, seq LIMIT 1"
 )
+# The account's `n`th entry after a seq, from change_log_account alone: the end of the
+# rows a filtered page of the account's log may examine.
+ACCOUNT_SEQ_AFTER = (
+    "SELECT seq FROM change_log WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?"
+)
 SELECT_CHANGES_FROM = f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?"
 FIRST_SEQ_AT = "SELECT MIN(seq) FROM change_log WHERE time >= ?"
+OLDEST_SEQ = "SELECT MIN(seq) FROM change_log"
 # Retention: the oldest entries by seq (a few hundred, from the primary key: never a scan
 # for the first young one), pruned up to the last one older than the cutoff; the head
 # keeps the last pruned entry's seq and hash, so the chain verifies from the oldest kept.
@@ -243,11 +256,22 @@ MOVE_PRUNED = "UPDATE change_head SET pruned_seq = ?, pruned_hash = ? WHERE one 
 
 
 def account_changes_query(
-    account_id: bytes, live_mode: bool | None, where: EntryFilter, after_seq: int, limit: int
+    account_id: bytes,
+    live_mode: bool | None,
+    where: EntryFilter,
+    after_seq: int,
+    limit: int,
+    *,
+    through_seq: int | None = None,
+    columns: str = CHANGE_COLUMNS,
 ) -> tuple[str, list[Any]]:
-    """An account's log in seq order from its index (account_id, seq), narrowed."""
-    statement = f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE account_id = ? AND seq > ?"
+    """An account's log in seq order from its index (account_id, seq), narrowed, up to
+    `through_seq` when given."""
+    statement = f"SELECT {columns} FROM change_log WHERE account_id = ? AND seq > ?"
     params: list[Any] = [account_id, after_seq]
+    if through_seq is not None:
+        statement += " AND seq <= ?"
+        params.append(through_seq)
     if live_mode is not None:
         statement += " AND (live_mode = ? OR live_mode IS NULL)"
         params.append(live_mode)
