@@ -63,8 +63,9 @@ async def append(
     if insert_many is not None and len(rows) > 1:  # an import: not held until the COMMIT
         await insert_many(sql.INSERT_CHANGE, rows)
     elif batch is not None:
-        # Nothing reads the log inside a write: the batch's entries go in with one
-        # executemany just before its COMMIT (a failed write's rows leave with its copy).
+        # No write reads the batch's own entries back (pruning reads the committed head and
+        # stops below it): they go in with one executemany just before the COMMIT (a
+        # failed write's rows leave with its copy).
         batch.setdefault(INSERT_AT_COMMIT, {}).setdefault(sql.INSERT_CHANGE, []).extend(rows)
     else:
         for row in rows:
