@@ -6,6 +6,7 @@ filters match; the deep history page walks the covering index only."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ from devreg.changelog import service
 from devreg.changelog.service import ChangeLogService
 from devreg.changelog.store import EntryFilter
 from devreg.dialect_d.pages import MAX_LIST_BYTES
-from devreg.storage import sql
+from devreg.storage import migrate_store, open_store, sql
 from devreg.storage.base import SqlDeviceStore
 from tests.changelog.test_chain import populate
 from tests.conformance.conftest import Vendors
+from tests.support.databases import fresh_database
 from tests.support.origins import api_caller
 
 FIELDS = 100  # a profile's most, each value of the most characters (1,024)
@@ -193,18 +195,28 @@ def test_the_history_page_walks_the_covering_index_only(tmp_path: Path) -> None:
     conn.close()
 
 
+@pytest.fixture
+def own_postgres(postgres_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database of this test's own (PostgreSQL only: no SQLite case)."""
+    with fresh_database(postgres_url, "devreg_log_") as url:
+        yield url
+
+
 async def test_postgres_history_seqs_are_an_index_only_scan(
-    own_backend: str | None, own_store: SqlDeviceStore
+    own_postgres: str, tmp_path: Path
 ) -> None:
     """PostgreSQL's plan for the page's seqs: an index-only scan of change_log_object
     (a small table would be read whole: sequential scans are turned off to see the plan
-    the big one gets)."""
-    if own_backend is None:
-        pytest.skip("SQLite: the plan test above")
+    the big one gets). SQLite's plan is the test above."""
     import asyncpg
 
-    device = await populate(own_store, updates=3)
-    conn = await asyncpg.connect(own_backend)
+    await migrate_store(own_postgres, tmp_path)
+    own_store = await open_store(own_postgres, tmp_path)
+    try:
+        device = await populate(own_store, updates=3)
+    finally:
+        await own_store.close()
+    conn = await asyncpg.connect(own_postgres)
     try:
         await conn.execute("VACUUM ANALYZE change_log")
         await conn.execute("SET enable_seqscan = off")
