@@ -9,7 +9,7 @@ its `limit` then says how many records it holds, so a client that advances `offs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import msgspec
@@ -26,8 +26,10 @@ BATCH_BYTES = 128 << 10
 FIRST_BATCH = 4  # records rendered before their size is known
 MAX_BATCH = 250
 _HEAD_ROOM = 128  # the envelope around the records
+_EMPTY_RECORDS = b'"records":[]}'  # how an envelope Struct ends before the records go in
 _encoder = msgspec.json.Encoder()
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 class ListBody:
@@ -56,20 +58,42 @@ class ListBody:
         fitting = (self.budget - self.size) // average + 1
         return max(1, min(MAX_BATCH, BATCH_BYTES // average, fitting))
 
-    async def fill(
-        self, items: Sequence[T], render: Callable[[Sequence[T]], Awaitable[list[msgspec.Struct]]]
-    ) -> None:
-        """Render `items` a batch at a time (`render` fetches what a batch needs) until all
-        are in or the page is full, letting other requests run in between."""
+    async def _batches(self, items: Sequence[T]) -> AsyncIterator[Sequence[T]]:
+        """`items` a batch at a time (sized as the page fills) until all are given or the
+        page is full, letting other requests run in between."""
         start = 0
         while start < len(items) and not self.full:
             if start:
                 await asyncio.sleep(0)
             count = self.next_batch()
-            for record in await render(items[start : start + count]):
+            yield items[start : start + count]
+            start += count
+
+    async def fill(
+        self, items: Sequence[T], render: Callable[[Sequence[T]], Awaitable[list[msgspec.Struct]]]
+    ) -> None:
+        """Render `items` a batch at a time (`render` fetches what a batch needs) until all
+        are in or the page is full, letting other requests run in between."""
+        async for batch in self._batches(items):
+            for record in await render(batch):
                 if not self.add(record):
                     break
-            start += count
+
+    async def fill_keyed(
+        self,
+        items: Sequence[T],
+        render: Callable[[Sequence[T]], Awaitable[list[tuple[K, msgspec.Struct]]]],
+    ) -> K | None:
+        """As `fill`, with `render` giving each record with its key (say the seq of the
+        entry it shows; an item may give none, an entry pruned since). Returns the key of
+        the last record taken, where a full page ends (None when none was taken)."""
+        last: K | None = None
+        async for batch in self._batches(items):
+            for key, record in await render(batch):
+                if not self.add(record):
+                    break
+                last = key
+        return last
 
     def served(self, limit: int) -> int:
         """The page's `limit`: how many records it holds when it is full, else as asked."""
@@ -88,6 +112,21 @@ class ListBody:
         members, each followed by a comma)."""
         body = b"".join((envelope, b'"records":[', b",".join(self.parts), b"]}"))
         return Response(200, body, JSON, headers)
+
+    def response_around(
+        self, envelope: msgspec.Struct, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> Response:
+        """The records inside `envelope`, a Struct whose last field is `records`, given
+        empty: its other members as it encodes them, then the records. ValueError when it
+        does not encode ending with `"records":[]}` (a field renamed, moved or filled),
+        rather than an answer that is not JSON."""
+        encoded = _encoder.encode(envelope)
+        if not encoded.endswith(_EMPTY_RECORDS):
+            raise ValueError(
+                f"{type(envelope).__name__} must end with an empty `records` field to take "
+                f"the page's records, not {encoded[-len(_EMPTY_RECORDS) :]!r}"
+            )
+        return self.response_after(encoded[: -len(_EMPTY_RECORDS)], headers)
 
 
 async def rendered(

@@ -370,20 +370,18 @@ class DialectD:
         seqs, next_after_seq = await self.log.account_page(
             caller, where, after_seq=after_seq, limit=limit
         )
-        shown: list[int] = []
 
-        async def render(batch: Sequence[int]) -> list[msgspec.Struct]:
-            entries = await self.log.entries(batch)
-            shown.extend(entry.seq for entry in entries)
-            return [entry_out(entry) for entry in entries]
+        async def render(batch: Sequence[int]) -> list[tuple[int, msgspec.Struct]]:
+            # Pruned entries are missing: each record comes with the seq it shows.
+            return [(entry.seq, entry_out(entry)) for entry in await self.log.entries(batch)]
 
         body = ListBody()  # at most 1 MiB: a full page ends at its last record, and goes on
-        await body.fill(seqs, render)
+        last_seq = await body.fill_keyed(seqs, render)
         if body.full:
-            limit, next_after_seq = body.served(limit), shown[len(body.parts) - 1]
+            limit, next_after_seq = body.served(limit), last_seq
         out = LogPageOut(limit=limit, after_seq=after_seq, next_after_seq=next_after_seq,
                          records=[])  # fmt: skip
-        return body.response_after(msgspec.json.encode(out).removesuffix(b'"records":[]}'))
+        return body.response_around(out)
 
     async def update_device(self, request: Request) -> Response:
         cert = peer_certificate(request.scope)
