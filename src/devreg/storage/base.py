@@ -40,6 +40,7 @@ from devreg.core.store import (
     ParentRevoked,
 )
 from devreg.storage import change_log, sql
+from devreg.storage.batch import Batch
 
 Params = Sequence[Any]
 T = TypeVar("T")
@@ -82,7 +83,10 @@ class SqlDeviceStore:
         raise NotImplementedError
 
     async def atomic(self, work: Callable[[SqlRunner], Awaitable[T]]) -> T:
-        """`work` in one transaction; it awaits only the runner it is given."""
+        """`work` in one transaction (a write of a group-commit batch); it awaits only the
+        runner it is given and does nothing else, as it may run again (on PostgreSQL, when
+        it lost a deadlock). Once queued it runs to its end even if its caller is
+        cancelled: a cancelled caller's write may commit."""
         raise NotImplementedError
 
     async def _logged(
@@ -282,13 +286,13 @@ class SqlDeviceStore:
     async def insert_device(self, device: Device, values: dict[bytes, str], origin: Origin) -> None:
         """The device, its values, its place in the counter and its log entry: one write
         (on SQLite one item of a group commit, not a transaction waiting for its turn)."""
-        counted = (device.account_id, device.live_mode, sql.count_slot(device.id), 1)
+        counted = (device.account_id, device.live_mode, device.id, 1)
 
         async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
             await tx.run(sql.INSERT_DEVICE, sql.device_row(device))
             for field_id, value in values.items():
                 await tx.run(sql.INSERT_VALUE, (device.id, field_id, value))
-            await tx.run(sql.ADD_TO_DEVICE_COUNT, counted)
+            await _add_to_count(tx, *counted)
             return None, [changes.created_device(Action.DEVICE_CREATE, device, values)]
 
         await self._logged(origin, work)
@@ -769,7 +773,10 @@ class SqlDeviceStore:
             await tx.run(sql.MOVE_PRUNED, (int(seq), bytes(hash_)))
             return kept
 
-        return await self.atomic(work)
+        # A transaction of its own, not a write of a batch: it takes the head's row lock,
+        # which a batch takes only at its end.
+        async with self.transaction() as tx:
+            return await work(tx)
 
 
 async def _device_states(
@@ -819,9 +826,13 @@ async def _add_to_count(
     tx: SqlRunner, account_id: bytes, live_mode: bool, device_id: bytes, change: int
 ) -> None:
     """Keep device_counts right in the transaction that inserts, deletes or restores the
-    device."""
-    params = (account_id, live_mode, sql.count_slot(device_id), change)
-    await tx.run(sql.ADD_TO_DEVICE_COUNT, params)
+    device (in a group-commit batch, once per row at its end: storage/batch.py)."""
+    key = (account_id, live_mode, sql.count_slot(device_id))
+    batch: Batch | None = getattr(tx, "batch", None)
+    if batch is not None:
+        batch.defer_count(key, change)
+    else:
+        await tx.run(sql.ADD_TO_DEVICE_COUNT, (*key, change))
 
 
 def _batches(items: list[T]) -> list[list[T]]:

@@ -1,42 +1,60 @@
-"""What the writes of one group-commit batch share (storage/group_commit.py): a dict valid
-until the batch's COMMIT, and the statements to run just before it."""
+"""What the writes of one group-commit batch share until its COMMIT (storage/group_commit.py
+on SQLite, storage/postgres_batch.py on PostgreSQL), and `seal`, which writes it.
+
+No write reads these back within its batch (the log's readers and pruning read the
+committed head and stop below it; device counts are read outside transactions only), so
+they wait for the end of the batch: there the head and the count rows are taken once per
+batch, in one order (on PostgreSQL their row locks are then held only from there to the
+COMMIT, and two batches cannot deadlock over them)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-BEFORE_COMMIT = "before_commit"  # {key: (statement, params)}: run once, before the COMMIT
-# {statement: (params, ...)}: rows inserted by one executemany before the COMMIT (and
-# before BEFORE_COMMIT's statements), for rows no write of the batch reads back.
-INSERT_AT_COMMIT = "insert_at_commit"
+from devreg.changelog.entries import Change
+from devreg.core.records import Origin
+from devreg.storage import change_log, sql
+from devreg.storage.change_log import InsertMany, Unsealed
 
-Batch = dict[str, Any]
+if TYPE_CHECKING:
+    from devreg.storage.base import SqlRunner
 
-
-Saved = tuple[Batch, dict[str, int]]
-
-
-def saved(batch: Batch) -> Saved:
-    """What to go back to when a write of the batch fails (its savepoint is undone): a
-    copy, and how many rows each INSERT_AT_COMMIT list held (lists only grow, and copying
-    one per write would cost a batch holding an import dearly)."""
-    copy = {key: dict(value) if isinstance(value, dict) else value for key, value in batch.items()}
-    return copy, {
-        statement: len(rows) for statement, rows in batch.get(INSERT_AT_COMMIT, {}).items()
-    }
+CountKey = tuple[bytes, bool, int]  # a device_counts row: account, mode, slot
+Mark = tuple[int, int]
 
 
-def restore(batch: Batch, copy: Saved) -> None:
-    values, lengths = copy
-    inserts: dict[str, list[Any]] = batch.get(INSERT_AT_COMMIT, {})
-    batch.clear()
-    batch.update(values)
-    kept = {
-        statement: rows[: lengths[statement]]
-        for statement, rows in inserts.items()
-        if statement in lengths
-    }
-    if kept:
-        batch[INSERT_AT_COMMIT] = kept
-    else:
-        batch.pop(INSERT_AT_COMMIT, None)
+@dataclass(slots=True)
+class Batch:
+    unsealed: list[Unsealed] = field(default_factory=list)
+    count_deltas: list[tuple[CountKey, int]] = field(default_factory=list)
+
+    def defer_entries(self, origin: Origin, changes: Sequence[Change], now: int) -> None:
+        self.unsealed.append(Unsealed(origin, changes, now))
+
+    def defer_count(self, key: CountKey, delta: int) -> None:
+        self.count_deltas.append((key, delta))
+
+    def mark(self) -> Mark:
+        """Where to cut back to if the write about to run fails (its savepoint is undone)."""
+        return len(self.unsealed), len(self.count_deltas)
+
+    def undo_to(self, mark: Mark) -> None:
+        del self.unsealed[mark[0] :]
+        del self.count_deltas[mark[1] :]
+
+
+async def seal(tx: SqlRunner, batch: Batch, insert_rows: InsertMany) -> None:
+    """Write what the batch's writes left for the end, and empty it: the count rows'
+    summed deltas (in key order), then the log's entries (change_log.seal)."""
+    totals: Counter[CountKey] = Counter()
+    for key, delta in batch.count_deltas:
+        totals[key] += delta
+    for (account_id, live_mode, slot), delta in sorted(totals.items()):
+        if delta:
+            await tx.run(sql.ADD_TO_DEVICE_COUNT, (account_id, live_mode, slot, delta))
+    await change_log.seal(tx, batch.unsealed, insert_rows)
+    batch.unsealed.clear()
+    batch.count_deltas.clear()

@@ -5,6 +5,7 @@ are read back."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -13,14 +14,23 @@ from devreg.changelog.chain import entry_hash
 from devreg.changelog.entries import Change, Entry, Head
 from devreg.core.records import ActorKind, Origin
 from devreg.storage import sql
-from devreg.storage.batch import BEFORE_COMMIT, INSERT_AT_COMMIT
 
 if TYPE_CHECKING:
     from devreg.storage.base import SqlRunner
+    from devreg.storage.batch import Batch
 
-_HEAD = "change_head"
-InsertMany = Callable[[str, list[Sequence[Any]]], Awaitable[None]]
+Params = Sequence[Any]
+InsertMany = Callable[[str, list[Params]], Awaitable[None]]
 _encode = msgspec.json.encode
+
+
+@dataclass(slots=True, frozen=True)
+class Unsealed:
+    """One write's entries, before they have a seq and a hash."""
+
+    origin: Origin
+    changes: Sequence[Change]
+    now: int
 
 
 def _json(record: msgspec.Struct | None) -> str | None:
@@ -38,43 +48,43 @@ async def append(
     PostgreSQL its lock is held only from here to the commit."""
     if not changes:
         return
-    # SQLite's group commit: the head, once read in a batch, is kept in the batch and
-    # stored once before its COMMIT (the batch holds the write lock all along).
-    batch: dict[str, Any] | None = getattr(tx, "batch", None)
-    if batch is not None:
-        if _HEAD not in batch:
-            ((last, head_time, prev),) = await tx.rows(sql.SELECT_HEAD_TO_WRITE)
-            batch[_HEAD] = (int(last), int(head_time), bytes(prev))
-        last, head_time, prev = batch[_HEAD]
-        last += len(changes)
-    else:  # elsewhere the head row itself, locked until the commit
-        ((last, head_time, prev),) = await tx.rows(sql.TAKE_CHANGE_SEQ, (len(changes),))
-    seq, time, prev_hash = int(last) - len(changes), max(now, int(head_time)), bytes(prev)
-    rows: list[Sequence[Any]] = []
-    for change in changes:
-        seq += 1
-        entry = Entry(
-            seq, time, change.account_id, change.live_mode, origin.actor.kind, origin.actor.id,
-            origin.request_id, change.action.value, change.object_type.value, change.object_id,
-            change.version, _json(change.before), _json(change.after), prev_hash, b"",
-        )  # fmt: skip
-        prev_hash = entry_hash(prev_hash, entry)
-        rows.append(entry_row(entry, prev_hash))
-    if insert_many is not None and len(rows) > 1:  # an import: not held until the COMMIT
+    batch: Batch | None = getattr(tx, "batch", None)
+    if batch is not None:  # a group-commit batch seals its entries at its end
+        batch.defer_entries(origin, changes, now)
+        return
+    ((last, head_time, prev),) = await tx.rows(sql.TAKE_CHANGE_SEQ, (len(changes),))
+    rows, (_, time, last_hash) = sealed(
+        (int(last) - len(changes), int(head_time), bytes(prev)), [Unsealed(origin, changes, now)]
+    )
+    if insert_many is not None and len(rows) > 1:  # an import
         await insert_many(sql.INSERT_CHANGE, rows)
-    elif batch is not None:
-        # No write reads the batch's own entries back (pruning reads the committed head and
-        # stops below it): they go in with one executemany just before the COMMIT (a
-        # failed write's rows leave with its copy).
-        batch.setdefault(INSERT_AT_COMMIT, {}).setdefault(sql.INSERT_CHANGE, []).extend(rows)
     else:
         for row in rows:
             await tx.run(sql.INSERT_CHANGE, row)
-    if batch is not None:
-        batch[_HEAD] = (seq, time, prev_hash)
-        batch.setdefault(BEFORE_COMMIT, {})[_HEAD] = (sql.STORE_CHANGE_HEAD, (seq, time, prev_hash))
-    else:
-        await tx.run(sql.MOVE_CHANGE_HEAD, (time, prev_hash))
+    await tx.run(sql.MOVE_CHANGE_HEAD, (time, last_hash))
+
+
+HeadState = tuple[int, int, bytes]  # the last seq, its time and its hash
+
+
+def sealed(head: HeadState, unsealed: Sequence[Unsealed]) -> tuple[list[Params], HeadState]:
+    """The rows of `unsealed`'s entries after the head `head`, numbered and chained in
+    order, and the head after them. Times never go back, even if a clock does."""
+    seq, time, prev_hash = head
+    rows: list[Params] = []
+    for item in unsealed:
+        time = max(item.now, time)
+        for change in item.changes:
+            seq += 1
+            entry = Entry(
+                seq, time, change.account_id, change.live_mode, item.origin.actor.kind,
+                item.origin.actor.id, item.origin.request_id, change.action.value,
+                change.object_type.value, change.object_id, change.version,
+                _json(change.before), _json(change.after), prev_hash, b"",
+            )  # fmt: skip
+            prev_hash = entry_hash(prev_hash, entry)
+            rows.append(entry_row(entry, prev_hash))
+    return rows, (seq, time, prev_hash)
 
 
 def entry_row(entry: Entry, hash_: bytes) -> tuple[Any, ...]:
@@ -99,3 +109,16 @@ def entry_from_row(row: Sequence[Any]) -> Entry:
 
 def head_from_row(row: Sequence[Any]) -> Head:
     return Head(int(row[0]), int(row[1]), bytes(row[2]), int(row[3]), bytes(row[4]))
+
+
+async def seal(tx: SqlRunner, unsealed: Sequence[Unsealed], insert_rows: InsertMany) -> None:
+    """A group-commit batch's entries, numbered from the head (taken here, so on PostgreSQL
+    its lock is held from here to the COMMIT only), chained and inserted by `insert_rows`
+    (one executemany); called once, at the batch's end (storage/batch.py:seal)."""
+    if not unsealed:
+        return
+    count = sum(len(item.changes) for item in unsealed)
+    ((last, head_time, prev),) = await tx.rows(sql.TAKE_CHANGE_SEQ, (count,))
+    rows, (_, time, last_hash) = sealed((int(last) - count, int(head_time), bytes(prev)), unsealed)
+    await insert_rows(sql.INSERT_CHANGE, rows)
+    await tx.run(sql.MOVE_CHANGE_HEAD, (time, last_hash))

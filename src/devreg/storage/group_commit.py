@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from devreg.core.store import StoreUnavailable
 from devreg.storage.base import Params, SqlRunner
-from devreg.storage.batch import BEFORE_COMMIT, INSERT_AT_COMMIT, Batch, restore, saved
+from devreg.storage.batch import Batch, seal
 from devreg.storage.disk_full import DiskFullEpisodes, sqlite_disk_full
 
 Rows = list[Sequence[Any]]
@@ -67,20 +67,20 @@ class _Transaction:
 class _InTransaction:
     """A queued transaction's statements, run inline on the writer during its turn.
 
-    `batch` is what the writes of one batch share, valid until its COMMIT (the write lock
-    is held all along, so nothing else writes meanwhile): a write may keep a row's new
-    value there instead of writing it each time, and name in `batch[BEFORE_COMMIT]` the
-    statement that stores it, run once before the COMMIT. A write that fails leaves it
-    as it found it."""
+    `batch` is what the writes of one batch share until its COMMIT (storage/batch.py); a
+    write that fails leaves it as it found it."""
 
     __slots__ = ("_execute", "_writer", "batch")
 
     def __init__(
-        self, writer: sqlite3.Connection, execute: Callable[[str, Params], sqlite3.Cursor]
+        self,
+        writer: sqlite3.Connection,
+        execute: Callable[[str, Params], sqlite3.Cursor],
+        batch: Batch | None,
     ) -> None:
         self._writer = writer
         self._execute = execute
-        self.batch: Batch = {}
+        self.batch = batch
 
     async def rows(self, statement: str, params: Params = ()) -> Rows:
         # Only if the batch was torn down under a running transaction (at shutdown): its
@@ -112,7 +112,10 @@ class GroupCommitRunner:
         self._disk_full = disk_full  # told of every commit that stored a change
         self._execute = execute_write  # runs one statement, translating driver errors
         self._read = execute_read
-        self._in_transaction = _InTransaction(writer, execute_write)
+        self._in_batch = _InTransaction(writer, execute_write, Batch())
+        # A queued transaction (an import, say) writes as it goes: its log entries, which
+        # may be many, are not kept for the batch's end.
+        self._in_transaction = _InTransaction(writer, execute_write, None)
         self._commit_thread = ThreadPoolExecutor(1, thread_name_prefix="devreg-commit")
         self._pending: list[_Statement | _Work | _Transaction] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -158,12 +161,17 @@ class GroupCommitRunner:
             if queued.turn.done() and not queued.turn.cancelled():
                 queued.finished.set_result(None)  # given the turn as we were cancelled
             raise
+        try:  # the batch's writes before this one come first in the log
+            await seal(self._in_batch, self._shared(), self._insert_rows)
+        except BaseException as exc:
+            queued.batch_lost = exc  # the batch fails as a whole
+            queued.committed.cancel()
+            queued.finished.set_result(None)
+            raise
         self._writer.execute("SAVEPOINT one_transaction")
-        shared = saved(self._in_transaction.batch)
         try:
             yield self._in_transaction
         except BaseException as exc:
-            restore(self._in_transaction.batch, shared)
             if self._writer.in_transaction:
                 self._writer.execute("ROLLBACK TO one_transaction")
                 self._writer.execute("RELEASE one_transaction")
@@ -210,7 +218,7 @@ class GroupCommitRunner:
         # During a disk-full episode only a commit that stored a change ends it (a batch of
         # refused duplicates commits without needing a byte).
         changes = self._writer.total_changes if self._disk_full.active else None
-        self._in_transaction.batch = {}
+        self._in_batch.batch = Batch()
         try:
             await self._in_commit_thread("BEGIN IMMEDIATE")
             for item in batch:
@@ -224,11 +232,7 @@ class GroupCommitRunner:
                     joined.append(item)
                     if item.batch_lost is not None:  # nothing may run on in autocommit mode
                         raise item.batch_lost
-            shared = self._in_transaction.batch
-            for statement, rows in shared.get(INSERT_AT_COMMIT, {}).items():
-                self._writer.executemany(statement, rows)  # a failure fails the batch
-            for statement, params in shared.get(BEFORE_COMMIT, {}).values():
-                self._execute(statement, params)
+            await seal(self._in_batch, self._shared(), self._insert_rows)  # fails the batch
             await self._in_commit_thread("COMMIT")
         except BaseException as exc:
             if self._writer.in_transaction:
@@ -259,6 +263,14 @@ class GroupCommitRunner:
             else:
                 statement.answer.set_exception(outcome)
 
+    def _shared(self) -> Batch:
+        """What the batch's writes share (storage/batch.py)."""
+        assert self._in_batch.batch is not None
+        return self._in_batch.batch
+
+    async def _insert_rows(self, statement: str, rows: list[Params]) -> None:
+        self._writer.executemany(statement, rows)
+
     def _failure(self, exc: BaseException) -> StoreUnavailable:
         """What the batch's callers are told when it failed as a whole."""
         if isinstance(exc, StoreUnavailable):
@@ -269,9 +281,9 @@ class GroupCommitRunner:
 
     def _run_work(self, item: _Work) -> tuple[_Work, Any, bool]:
         self._writer.execute("SAVEPOINT one_write")
-        shared = saved(self._in_transaction.batch)
+        mark = self._shared().mark()
         try:
-            running = item.work(self._in_transaction)
+            running = item.work(self._in_batch)
             try:
                 running.send(None)  # type: ignore[attr-defined]
             except StopIteration as done:
@@ -282,7 +294,7 @@ class GroupCommitRunner:
         except Exception as exc:
             if not self._writer.in_transaction:
                 raise  # the whole batch was rolled back, as in _run_statement
-            restore(self._in_transaction.batch, shared)
+            self._shared().undo_to(mark)
             self._writer.execute("ROLLBACK TO one_write")
             self._writer.execute("RELEASE one_write")
             return item, exc, False

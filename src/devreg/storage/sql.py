@@ -200,7 +200,8 @@ CONSUME_ENROLLMENT = (
 )
 # The change log (migration 0007). A write takes the next `count` numbers from the head
 # (on PostgreSQL its row lock, held to the commit, orders the writers), appends its entries
-# and moves the head's time and hash to its last entry.
+# and moves the head's time and hash to its last entry. A group-commit batch does this once,
+# for all its writes, just before its COMMIT (storage/batch.py).
 CHANGE_COLUMNS = (
     "seq, time, account_id, live_mode, actor_kind, actor_id, request_id, action,"
     " object_type, object_id, object_version, before, after, prev_hash, hash"
@@ -211,9 +212,6 @@ INSERT_CHANGE = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 MOVE_CHANGE_HEAD = "UPDATE change_head SET time = ?, hash = ? WHERE one = 1"
-# SQLite's group commit reads the head once a batch and stores it once before the COMMIT.
-SELECT_HEAD_TO_WRITE = "SELECT seq, time, hash FROM change_head WHERE one = 1"
-STORE_CHANGE_HEAD = "UPDATE change_head SET seq = ?, time = ?, hash = ? WHERE one = 1"
 SELECT_CHANGE_HEAD = (
     "SELECT seq, time, hash, pruned_seq, pruned_hash FROM change_head WHERE one = 1"
 )
