@@ -361,3 +361,87 @@ async def test_two_workers_inserting_into_one_account_do_not_deadlock(
     assert first.group.commits < 150 and second.group.commits < 150  # batched
     await first.close()
     await second.close()
+
+
+@pytest.mark.postgres
+async def test_a_write_waiting_for_a_held_row_does_not_hold_up_the_others(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A write that waits for a row someone else holds (a long transaction in psql, say)
+    is taken out of its batch and runs on its own, as long as the row is held: the
+    worker's other writes go on meanwhile, and the waiting one succeeds once it is free."""
+    import asyncpg
+
+    store = await open_grouped(postgres_url, tmp_path)
+    assert isinstance(store, PostgresDeviceStore)
+    account = await stored_account(store)
+    held = device_for(account)
+    await store.insert_device(held, {}, TEST_ORIGIN)
+    holder = await asyncpg.connect(postgres_url)
+    await holder.execute("BEGIN")
+    await holder.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", held.id)
+    blocked = asyncio.create_task(
+        store.update_device(
+            account.id,
+            True,
+            held.id,
+            DeviceChange(reference_id="after"),
+            NOW + 1,
+            TEST_ORIGIN,
+            Action.DEVICE_UPDATE,
+        )
+    )
+    others = [device_for(account) for _ in range(5)]
+    await asyncio.wait_for(
+        asyncio.gather(*(store.insert_device(d, {}, TEST_ORIGIN) for d in others)), 30
+    )
+    assert not blocked.done()  # still waiting for the row: the others did not wait for it
+    await asyncio.sleep(1.5)  # longer than five batches' lock waits: it is not given up
+    assert not blocked.done()
+    await holder.execute("ROLLBACK")
+    await holder.close()
+    updated = await asyncio.wait_for(blocked, 30)
+    assert updated is not None and updated.reference_id == "after"
+    assert store.group.retries == 1
+    assert await store.count_devices(account.id, True) == 6
+    await store.close()
+
+
+async def test_a_queued_import_hears_the_batch_s_disk_full_as_507_not_a_driver_error(
+    tmp_path: Path,
+) -> None:
+    """A queued transaction first seals the log entries of the batch's writes before it;
+    if that fails (the disk is full), every caller, the transaction's too, hears the
+    store's StorageFull, and nothing of the batch is kept."""
+    import sqlite3
+
+    from devreg.core.store import StorageFull
+
+    store = await open_sqlite(tmp_path)
+    account = await stored_account(store)
+    head = await store.change_head()
+    first, imported, last = (device_for(account) for _ in range(3))
+    insert_rows = store.group._insert_rows
+
+    async def full_once(statement: str, rows: list[object]) -> None:
+        store.group._insert_rows = insert_rows  # type: ignore[method-assign]
+        raise sqlite3.OperationalError("database or disk is full")
+
+    store.group._insert_rows = full_once  # type: ignore[method-assign]
+
+    async def bulk() -> None:
+        async with store.bulk_import() as writer:
+            await writer.insert_devices_bulk([imported], [], TEST_ORIGIN)
+
+    results = await asyncio.gather(
+        store.insert_device(first, {}, TEST_ORIGIN),
+        bulk(),
+        store.insert_device(last, {}, TEST_ORIGIN),
+        return_exceptions=True,
+    )
+    assert [type(r) for r in results] == [StorageFull] * 3, results
+    assert await store.count_devices(account.id, True) == 0
+    assert (await store.change_head()).seq == head.seq
+    await store.insert_device(first, {}, TEST_ORIGIN)  # space again: writes go on
+    assert (await store.change_head()).seq == head.seq + 1
+    await store.close()

@@ -902,6 +902,12 @@ class _SqlDeviceImport:
         added: Counter[tuple[bytes, bool, int]] = Counter(
             (d.account_id, d.live_mode, sql.count_slot(d.id)) for d in devices
         )
+        # Every slot of the account, in order, from the first chunk on (0 where none): the
+        # import holds them all before it takes the log's head, as a group-commit batch
+        # takes them (storage/batch.py:seal), so the two cannot deadlock.
+        for account_id, live_mode in {(key[0], key[1]) for key in added}:
+            for slot in range(sql.COUNT_SLOTS):
+                added[(account_id, live_mode, slot)] += 0
         for (account_id, live_mode, slot), count in sorted(added.items()):
             await self._tx.run(sql.ADD_TO_DEVICE_COUNT, (account_id, live_mode, slot, count))
         await change_log.append(self._tx, origin, imported, now_us(), insert_many)

@@ -2,10 +2,11 @@
 on SQLite, storage/postgres_batch.py on PostgreSQL), and `seal`, which writes it.
 
 No write reads these back within its batch (the log's readers and pruning read the
-committed head and stop below it; device counts are read outside transactions only), so
-they wait for the end of the batch: there the head and the count rows are taken once per
-batch, in one order (on PostgreSQL their row locks are then held only from there to the
-COMMIT, and two batches cannot deadlock over them)."""
+committed head and stop below it; device counts are read outside transactions, and by an
+import, which is a transaction of its own: on SQLite the batch's writes queued before it
+are sealed first), so they wait for the end of the batch: there the head and the count
+rows are taken once per batch, in one order (on PostgreSQL their row locks are then held
+only from there to the COMMIT, and two batches cannot deadlock over them)."""
 
 from __future__ import annotations
 

@@ -163,11 +163,14 @@ class GroupCommitRunner:
             raise
         try:  # the batch's writes before this one come first in the log
             await seal(self._in_batch, self._shared(), self._insert_rows)
-        except BaseException as exc:
-            queued.batch_lost = exc  # the batch fails as a whole
+        except BaseException as exc:  # the batch fails as a whole
+            translated = isinstance(exc, StoreUnavailable) or not isinstance(exc, Exception)
+            queued.batch_lost = exc if translated else self._failure(exc)
             queued.committed.cancel()
             queued.finished.set_result(None)
-            raise
+            if translated:
+                raise
+            raise queued.batch_lost from exc
         self._writer.execute("SAVEPOINT one_transaction")
         try:
             yield self._in_transaction
@@ -205,6 +208,14 @@ class GroupCommitRunner:
             while self._pending:
                 batch, self._pending = self._pending, []
                 await self._commit_batch(batch)
+        except BaseException:  # cancelled (at shutdown): nobody may wait for ever
+            stopped = StoreUnavailable("the store is closing")
+            for item in self._pending:
+                waiter = item.turn if isinstance(item, _Transaction) else item.answer
+                if not waiter.done():
+                    waiter.set_exception(stopped)
+            self._pending = []
+            raise
         finally:
             self._flushing = None
 
@@ -269,7 +280,10 @@ class GroupCommitRunner:
         return self._in_batch.batch
 
     async def _insert_rows(self, statement: str, rows: list[Params]) -> None:
-        self._writer.executemany(statement, rows)
+        try:
+            self._writer.executemany(statement, rows)
+        except sqlite3.Error as exc:  # as `execute` translates them (disk full: 507)
+            raise self._failure(exc) from exc
 
     def _failure(self, exc: BaseException) -> StoreUnavailable:
         """What the batch's callers are told when it failed as a whole."""

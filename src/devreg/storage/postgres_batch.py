@@ -13,7 +13,7 @@ Two batches (of two workers or hosts) may each hold a row the other's next write
 The rows every write takes (the head, the device counter's) are taken only at the end, in
 one order; for the rest, a write that waits longer than LOCK_WAIT, or that PostgreSQL
 picks as a deadlock's victim, is undone to its savepoint (which frees what it held) and
-runs again in the next batch.
+runs again on its own, in a transaction of its own, as it would without batching.
 """
 
 from __future__ import annotations
@@ -38,18 +38,19 @@ log = logging.getLogger("devreg.storage")
 # Writes per batch. Each is a subtransaction, and a backend past 64 of them in one
 # transaction makes every other backend's snapshots slower (the "subxid overflow").
 MAX_WRITES = 48
-# How often a write that lost a deadlock or waited too long for a row runs again before its
-# caller is told 503.
-MAX_TRIES = 5
 # How long a write of a batch may wait for a row another transaction holds before it is
-# undone and runs again in the next batch: one blocked write must not hold up the
-# worker's whole batch for long, and a deadlock between two batches is broken at once
-# (PostgreSQL's own detection waits `deadlock_timeout`, 1 s by default). The batch's end
-# (the counts and the head) waits as long as it takes.
+# undone and run on its own instead (a transaction of its own, as without batching, that
+# waits as long as it takes): one blocked write must not hold up the worker's batches,
+# and a deadlock between two batches is broken at once (PostgreSQL's own detection waits
+# `deadlock_timeout`, 1 s by default). The batch's end (the counts and the head) waits as
+# long as it takes.
 LOCK_WAIT = "200ms"
+# How often a write on its own that lost a deadlock runs again before its caller is told
+# 503.
+MAX_TRIES = 5
 
 _BEGIN = f"BEGIN; SET LOCAL lock_timeout = '{LOCK_WAIT}'; SAVEPOINT one_write"
-_TO_SEAL = "SET LOCAL lock_timeout = 0"
+_TO_SEAL = "SET LOCAL lock_timeout TO DEFAULT"  # the operator's setting, if any
 _NEXT = "RELEASE SAVEPOINT one_write; SAVEPOINT one_write"  # after a write that succeeded
 _UNDO = "ROLLBACK TO SAVEPOINT one_write"  # after one that failed: the savepoint stays
 
@@ -58,7 +59,6 @@ _UNDO = "ROLLBACK TO SAVEPOINT one_write"  # after one that failed: the savepoin
 class _Queued:
     work: Callable[[SqlRunner], Awaitable[Any]]
     answer: asyncio.Future[Any]
-    tries: int = 0
 
 
 class _BatchRunner(PostgresRunner):
@@ -79,7 +79,8 @@ class PostgresGroupCommit:
         self._flushing: asyncio.Task[None] | None = None
         self.commits = 0  # batches committed: for tests and benchmarks (a count, not a time)
         self.writes = 0  # writes committed
-        self.retries = 0  # writes run again, after a deadlock or a long wait for a row
+        self.retries = 0  # writes run again on their own, after a deadlock or a long wait
+        self._alone: set[asyncio.Task[None]] = set()
 
     async def atomic(self, work: Callable[[SqlRunner], Awaitable[T]]) -> T:
         """`work` in a transaction of its own or as one write of a batch, all or nothing.
@@ -92,8 +93,11 @@ class PostgresGroupCommit:
         return await answer
 
     async def close(self) -> None:
-        while self._flushing is not None:
-            await asyncio.shield(self._flushing)
+        while self._flushing is not None or self._alone:
+            if self._flushing is not None:
+                await asyncio.shield(self._flushing)
+            if self._alone:
+                await asyncio.gather(*self._alone, return_exceptions=True)
 
     async def _flush(self) -> None:
         # One batch at a time: a second one running its writes while the first commits
@@ -103,8 +107,8 @@ class PostgresGroupCommit:
             while self._pending:
                 batch = self._pending[:MAX_WRITES]
                 del self._pending[:MAX_WRITES]
-                again = await self._commit_batch(batch)
-                self._pending[:0] = again  # before what came since: they were first
+                for item in await self._commit_batch(batch):
+                    self._run_alone(item)
         except BaseException:  # cancelled (at shutdown): nobody may wait for ever
             stopped = StoreUnavailable("the store is closing")
             for item in self._pending:
@@ -116,7 +120,8 @@ class PostgresGroupCommit:
             self._flushing = None
 
     async def _commit_batch(self, batch: list[_Queued]) -> list[_Queued]:
-        """Runs and commits `batch`, answers its callers; returns the writes to run again."""
+        """Runs and commits `batch`, answers its callers; returns the writes to run again,
+        on their own."""
         done: list[tuple[_Queued, Any, bool]] = []
         again: list[_Queued] = []
         try:
@@ -133,7 +138,7 @@ class PostgresGroupCommit:
                     raise
         except Contended as exc:  # the batch's end lost a deadlock: all of it again
             log.info("a write batch was rolled back (%s); its writes run again", exc)
-            return self._retried([item for item in batch if not item.answer.done()])
+            return [item for item in batch if not item.answer.done()]
         except BaseException as exc:
             failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
             for item in batch:
@@ -153,7 +158,7 @@ class PostgresGroupCommit:
                 item.answer.set_result(outcome)
             else:
                 item.answer.set_exception(outcome)
-        return self._retried(again)
+        return again
 
     async def _run_writes(
         self,
@@ -187,18 +192,45 @@ class PostgresGroupCommit:
         if between == _UNDO:  # the last write's failure, undone before the seal
             await conn.execute(_UNDO)
 
-    def _retried(self, items: list[_Queued]) -> list[_Queued]:
-        kept: list[_Queued] = []
-        for item in items:
-            self.retries += 1
-            item.tries += 1
-            if item.tries < MAX_TRIES:
-                kept.append(item)
-            elif not item.answer.done():
-                item.answer.set_exception(
-                    StoreUnavailable(f"a write lost {MAX_TRIES} deadlocks in a row")
-                )
-        return kept
+    def _run_alone(self, item: _Queued) -> None:
+        """A write that waited too long or lost a deadlock in a batch: in a transaction of
+        its own, beside the batches, so it holds none of them up."""
+        self.retries += 1
+        task = asyncio.get_running_loop().create_task(self._alone_until_done(item))
+        self._alone.add(task)
+        task.add_done_callback(self._alone.discard)
+
+    async def _alone_until_done(self, item: _Queued) -> None:
+        for _ in range(MAX_TRIES):
+            if item.answer.done():
+                return
+            try:
+                async with (
+                    translated_errors(self._disk_full),
+                    pooled(self._pool) as conn,
+                    conn.transaction(),
+                ):
+                    result = await item.work(PostgresRunner(conn, self._disk_full))
+            except Contended:
+                continue  # lost a deadlock: PostgreSQL rolled it back
+            except BaseException as exc:
+                if not item.answer.done():
+                    item.answer.set_exception(
+                        exc if isinstance(exc, Exception) else StoreUnavailable(str(exc))
+                    )
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            if self._disk_full.active:
+                self._disk_full.wrote()
+            self.writes += 1
+            if not item.answer.done():
+                item.answer.set_result(result)
+            return
+        if not item.answer.done():
+            item.answer.set_exception(
+                StoreUnavailable(f"a write lost {MAX_TRIES} deadlocks in a row")
+            )
 
 
 async def _rolled_back(conn: asyncpg.Connection) -> None:
