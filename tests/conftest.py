@@ -1,5 +1,5 @@
-"""Shared fixtures: real SQLite files, a real PostgreSQL database, real Redis, and a real
-`devreg serve` subprocess on a free port.
+"""Shared fixtures: real SQLite files, a real PostgreSQL database, real Redis, a real
+`devreg serve` subprocess on a free port, and the real ASGI app in-process (`app_client`).
 
 Services come from DEVREG_TEST_POSTGRES_URL / DEVREG_TEST_REDIS_URL (defaults: this
 machine's). When one is unreachable its tests are skipped with the reason, unless
@@ -18,7 +18,8 @@ import pytest
 
 from devreg.core.store import DeviceStore
 from devreg.storage import migrate_store, open_store
-from tests.support.server import RunningServer, create_account, start_server
+from tests.support import inprocess
+from tests.support.server import STORES, RunningServer, create_account, start_server
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DEVREG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -106,3 +107,23 @@ def server(backend: str | None, tmp_path: Path) -> Iterator[RunningServer]:
 @pytest.fixture
 def account(server: RunningServer) -> dict[str, str]:
     return create_account(server, "Acme")
+
+
+@pytest.fixture(params=STORES)
+def app_backend(request: pytest.FixtureRequest) -> str | None:
+    """The database URL of each store in turn for `app_client` (None: SQLite in its data
+    directory); the PostgreSQL case carries the `postgres` marker, as STORES does."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return None
+
+
+@pytest.fixture
+async def app_client(app_backend: str | None, tmp_path: Path) -> AsyncIterator[inprocess.AppClient]:
+    """The real app in-process (tests/support/inprocess.py) on each store in turn, with a
+    fresh account (`.account`), a client without credentials (`.client`), `.d()` and `.f()`
+    clients of its keys and `.token()`: for handler tests that need a request and its
+    answer only. Rate limits, access log and retention off."""
+    async with inprocess.app_client(tmp_path / "data", app_backend) as made:
+        yield made

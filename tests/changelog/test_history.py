@@ -1,4 +1,5 @@
-"""A device's history and its state "as of" a moment, over dialect D, on both stores."""
+"""A device's history and its state "as of" a moment, and the account's log, over dialect D
+on both stores: handler tests, on the app in-process (`app_client`, a fresh account each)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.conformance.conftest import Vendors
 from tests.dialect_d.helpers import assert_errors, assert_no_such_device
+from tests.support.inprocess import AppClient
 
 SHAPE = {
     "id", "account_id", "division", "device_identifier", "device_profile", "created",
@@ -17,15 +18,15 @@ SHAPE = {
 }  # fmt: skip
 
 
-def history(world: Vendors, device_id: str, **params: Any) -> dict[str, Any]:
-    answer = world.d.live.get(f"/device/{device_id}/history", params=params)
+async def history(app: AppClient, device_id: str, **params: Any) -> dict[str, Any]:
+    answer = await app.d().get(f"/device/{device_id}/history", params=params)
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
 
 
-def as_of(world: Vendors, device_id: str, moment: str) -> dict[str, Any]:
-    answer = world.d.live.get(f"/device/{device_id}", params={"as_of": moment})
+async def as_of(app: AppClient, device_id: str, moment: str) -> dict[str, Any]:
+    answer = await app.d().get(f"/device/{device_id}", params={"as_of": moment})
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
@@ -35,16 +36,16 @@ def shifted(moment: str, microseconds: int) -> str:
     return (datetime.fromisoformat(moment) + timedelta(microseconds=microseconds)).isoformat()
 
 
-def test_history_is_newest_first_in_pages_with_whole_records(world: Vendors) -> None:
-    profile = world.profile("History")
-    device = world.device(profile, "h-1")
-    live = world.d.live
+async def test_history_is_newest_first_in_pages_with_whole_records(app_client: AppClient) -> None:
+    profile = await app_client.profile("History")
+    device = await app_client.device(profile, "h-1")
+    live = app_client.d()
     for n in range(3):
         body = {"device_identifier": f"h-1.{n}",
                 "fields": [{"id": profile["fields"][0]["id"], "value": f"v{n}"}]}  # fmt: skip
-        assert live.put(f"/device/{device['id']}", json=body).status_code == 201
-    assert live.put(f"/device/{device['id']}/disable").status_code == 200
-    whole = history(world, device["id"])
+        assert (await live.put(f"/device/{device['id']}", json=body)).status_code == 201
+    assert (await live.put(f"/device/{device['id']}/disable")).status_code == 200
+    whole = await history(app_client, device["id"])
     assert whole["total"] == 5 and whole["limit"] == 20 and whole["offset"] == 0
     actions = [r["action"] for r in whole["records"]]
     assert actions == ["device.disable", *["device.update"] * 3, "device.create"]
@@ -63,105 +64,116 @@ def test_history_is_newest_first_in_pages_with_whole_records(world: Vendors) -> 
     records = whole["records"]
     for newer, older in itertools.pairwise(records):
         assert newer["before"] == older["after"]
-    page = history(world, device["id"], limit=2, offset=2)
+    page = await history(app_client, device["id"], limit=2, offset=2)
     assert (page["limit"], page["offset"], page["total"]) == (2, 2, 5)
     assert [r["seq"] for r in page["records"]] == seqs[2:4]
 
 
-def test_as_of_answers_each_moment_of_the_history(world: Vendors) -> None:
-    profile = world.profile("AsOf")
-    device = world.device(profile, "a-1")
-    live = world.d.live
+async def test_as_of_answers_each_moment_of_the_history(app_client: AppClient) -> None:
+    profile = await app_client.profile("AsOf")
+    device = await app_client.device(profile, "a-1")
+    live = app_client.d()
     body = {
         "device_identifier": "a-2",
         "fields": [{"id": profile["fields"][0]["id"], "value": "x"}],
     }
-    assert live.put(f"/device/{device['id']}", json=body).status_code == 201
-    assert live.delete(f"/device/{device['id']}").status_code == 200
-    records = list(reversed(history(world, device["id"])["records"]))
+    assert (await live.put(f"/device/{device['id']}", json=body)).status_code == 201
+    assert (await live.delete(f"/device/{device['id']}")).status_code == 200
+    records = list(reversed((await history(app_client, device["id"]))["records"]))
     for record in records:
-        then = as_of(world, device["id"], record["time"])
+        then = await as_of(app_client, device["id"], record["time"])
         assert then == record["after"]
         assert set(then) == SHAPE
     created, updated, deleted = records
     # between two entries: the earlier one's state
-    assert as_of(world, device["id"], shifted(updated["time"], -1)) == created["after"]
+    assert await as_of(app_client, device["id"], shifted(updated["time"], -1)) == created["after"]
     # a deleted device is still there as of before its deletion, and DELETED after it
-    assert as_of(world, device["id"], shifted(deleted["time"], 10**6))["status"] == "DELETED"
-    assert live.get(f"/device/{device['id']}").status_code == 400  # gone from plain reads
+    after = await as_of(app_client, device["id"], shifted(deleted["time"], 10**6))
+    assert after["status"] == "DELETED"
+    assert (await live.get(f"/device/{device['id']}")).status_code == 400  # gone from reads
     # before it existed
+    before = shifted(created["time"], -1)
     assert_no_such_device(
-        live.get(f"/device/{device['id']}", params={"as_of": shifted(created["time"], -1)}),
-        device["id"],
+        await live.get(f"/device/{device['id']}", params={"as_of": before}), device["id"]
     )
 
 
-def test_as_of_shows_what_only_dialect_f_shows(world: Vendors) -> None:
-    made = world.f_live.post("/devices", json={"reference_id": "crm-1"})
+async def test_as_of_shows_what_only_dialect_f_shows(app_client: AppClient) -> None:
+    made = await (await app_client.f()).post("/devices", json={"reference_id": "crm-1"})
     assert made.status_code == 201, made.text
     device_id = made.json()["id"].removeprefix("dev_")
     uuid_text = str(uuid.UUID(hex=device_id))
-    (entry,) = history(world, uuid_text)["records"]
-    then = as_of(world, uuid_text, entry["time"])
+    (entry,) = (await history(app_client, uuid_text))["records"]
+    then = await as_of(app_client, uuid_text, entry["time"])
     assert then["reference_id"] == "crm-1" and then["device_identifier"] == ""
 
 
-def test_history_and_as_of_are_the_accounts_and_the_modes(world: Vendors) -> None:
-    device = world.device(world.profile("Scoped"), "s-1")
+async def test_history_and_as_of_are_the_accounts_and_the_modes(app_client: AppClient) -> None:
+    device = await app_client.device(await app_client.profile("Scoped"), "s-1")
+    test = app_client.d(live=False)
     # the test key does not see a live device
-    assert_no_such_device(world.d.test.get(f"/device/{device['id']}/history"), device["id"])
-    entry = history(world, device["id"])["records"][0]
-    answer = world.d.test.get(f"/device/{device['id']}", params={"as_of": entry["time"]})
+    assert_no_such_device(await test.get(f"/device/{device['id']}/history"), device["id"])
+    entry = (await history(app_client, device["id"]))["records"][0]
+    answer = await test.get(f"/device/{device['id']}", params={"as_of": entry["time"]})
     assert_no_such_device(answer, device["id"])
     unknown = "01a23801-0c83-77c0-a948-9917b0f078ac"
-    assert_no_such_device(world.d.live.get(f"/device/{unknown}/history"), unknown)
+    assert_no_such_device(await app_client.d().get(f"/device/{unknown}/history"), unknown)
 
 
-def test_bad_as_of_and_history_parameters_are_refused(world: Vendors) -> None:
-    device = world.device(world.profile("Bad"), "b-1")
-    live = world.d.live
+async def test_bad_as_of_and_history_parameters_are_refused(app_client: AppClient) -> None:
+    device = await app_client.device(await app_client.profile("Bad"), "b-1")
+    live = app_client.d()
     for bad in ("yesterday", "2026-12-02", "2026-12-02T10:00:00", "2026-13-02T10:00:00Z"):
-        answer = live.get(f"/device/{device['id']}", params={"as_of": bad})
+        answer = await live.get(f"/device/{device['id']}", params={"as_of": bad})
         assert_errors(answer, 400, "invalid_input", mentions=["as_of"])
-    answer = live.get(f"/device/{device['id']}", params={"as_off": "2026-12-02T10:00:00Z"})
+    answer = await live.get(f"/device/{device['id']}", params={"as_off": "2026-12-02T10:00:00Z"})
     assert_errors(answer, 400, "invalid_input", mentions=["as_off"])
     for params in ({"limit": "0"}, {"limit": "1001"}, {"offset": "-1"}, {"sort": "x"}):
-        answer = live.get(f"/device/{device['id']}/history", params=params)
+        answer = await live.get(f"/device/{device['id']}/history", params=params)
         assert answer.status_code == 400, (params, answer.text)
 
 
-def test_the_account_log_filters_and_pages(world: Vendors) -> None:
-    live = world.d.live
-    profile = world.profile("Log")
-    device = world.device(profile, "l-1")
-    assert live.put(f"/device/{device['id']}/disable").status_code == 200
-    assert live.put(f"/device/{device['id']}/enable").status_code == 200
-    everything = live.get("/audit-log", params={"limit": 1000}).json()["records"]
+async def test_the_account_log_filters_and_pages(app_client: AppClient) -> None:
+    live = app_client.d()
+
+    async def records(**params: Any) -> list[dict[str, Any]]:
+        answer = await live.get("/audit-log", params=params)
+        found: list[dict[str, Any]] = answer.json()["records"]
+        return found
+
+    profile = await app_client.profile("Log")
+    device = await app_client.device(profile, "l-1")
+    assert (await live.put(f"/device/{device['id']}/disable")).status_code == 200
+    assert (await live.put(f"/device/{device['id']}/enable")).status_code == 200
+    everything = await records(limit=1000)
     assert [e["seq"] for e in everything] == sorted(e["seq"] for e in everything)
-    mine = live.get("/audit-log", params={"object_id": device["id"]}).json()["records"]
+    mine = await records(object_id=device["id"])
     assert [e["action"] for e in mine] == ["device.create", "device.disable", "device.enable"]
-    only = live.get("/audit-log", params={"action": "device.disable"}).json()["records"]
+    only = await records(action="device.disable")
     assert [e["object_id"] for e in only] == [device["id"]]
-    cli = live.get("/audit-log", params={"actor_kind": "cli"}).json()["records"]
+    cli = await records(actor_kind="cli")
     assert {e["action"] for e in cli} == {"account.create", "api_key.create",
                                           "division.create", "device_profile.create"}  # fmt: skip
-    first = live.get("/audit-log", params={"limit": 2}).json()
+    first = (await live.get("/audit-log", params={"limit": 2})).json()
     assert len(first["records"]) == 2 and first["next_after_seq"] == first["records"][-1]["seq"]
-    rest = live.get("/audit-log", params={"after_seq": first["next_after_seq"]}).json()
+    rest = (await live.get("/audit-log", params={"after_seq": first["next_after_seq"]})).json()
     assert [e["seq"] for e in first["records"] + rest["records"]] == [e["seq"] for e in everything]
     since = everything[-2]["time"]
-    recent = live.get("/audit-log", params={"from": since}).json()["records"]
+    recent = await records(**{"from": since})
     assert [e["seq"] for e in recent] == [e["seq"] for e in everything if e["time"] >= since]
     for params in ({"actor_kind": "robot"}, {"object_id": "x"}, {"from": "today"}, {"x": "1"}):
-        assert_errors(live.get("/audit-log", params=params), 400, "invalid_input")
+        assert_errors(await live.get("/audit-log", params=params), 400, "invalid_input")
 
 
-def test_the_account_logs_text_filters_refuse_nul_and_overlong_values(world: Vendors) -> None:
+async def test_the_account_logs_text_filters_refuse_nul_and_overlong_values(
+    app_client: AppClient,
+) -> None:
     """A NUL (PostgreSQL cannot compare one) or more than 255 characters in actor_id or
     action: 400 invalid_input naming the parameter, on both stores (not a 500)."""
-    live = world.d.live
+    live = app_client.d()
     for name in ("actor_id", "action"):
         for bad in ("a\x00b", "\x00", "x" * 256, "a\u202eb"):
-            answer = live.get("/audit-log", params={name: bad})
+            answer = await live.get("/audit-log", params={name: bad})
             assert_errors(answer, 400, "invalid_input", mentions=[name])
-        assert live.get("/audit-log", params={name: "x" * 255}).json()["records"] == []
+        empty = await live.get("/audit-log", params={name: "x" * 255})
+        assert empty.json()["records"] == []

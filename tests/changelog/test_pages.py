@@ -1,7 +1,8 @@
 """The change log's pages are bounded: a history or account-log page of large records
 stays under dialect D's list bound (1 MiB) and paging on reaches every entry; a page of
 the account's log examines at most MAX_LOG_SCAN of the account's entries whatever its
-filters match; the deep history page walks the covering index only."""
+filters match; the deep history page walks the covering index only. The HTTP ones run on
+the app in-process (`app_client`)."""
 
 from __future__ import annotations
 
@@ -19,18 +20,18 @@ from devreg.dialect_d.pages import MAX_LIST_BYTES
 from devreg.storage import migrate_store, open_store, sql
 from devreg.storage.base import SqlDeviceStore
 from tests.changelog.test_chain import populate
-from tests.conformance.conftest import Vendors
 from tests.support.databases import fresh_database
+from tests.support.inprocess import AppClient
 from tests.support.origins import api_caller
 
 FIELDS = 100  # a profile's most, each value of the most characters (1,024)
 
 
-def big_device(world: Vendors, updates: int) -> tuple[str, list[str]]:
+async def big_device(app: AppClient, updates: int) -> tuple[str, list[str]]:
     """A device of ~100 kB records, updated `updates` times: its history's entries are
     ~200 kB each, `before` and `after`."""
-    live = world.d.live
-    made = live.post(
+    live = app.d()
+    made = await live.post(
         "/device-profile",
         json={"name": "Big", "fields": [{"name": f"f{n}", "mandatory": False}
                                         for n in range(FIELDS)]},
@@ -38,7 +39,7 @@ def big_device(world: Vendors, updates: int) -> tuple[str, list[str]]:
     assert made.status_code == 201, made.text
     profile = made.json()
     ids = [field["id"] for field in profile["fields"]]
-    device = live.post(
+    device = await live.post(
         "/device",
         json={
             "division_id": profile["division"]["id"], "device_identifier": "big-1",
@@ -49,7 +50,7 @@ def big_device(world: Vendors, updates: int) -> tuple[str, list[str]]:
     assert device.status_code == 201, device.status_code
     for n in range(updates):
         value = chr(ord("b") + n) * 1024
-        put = live.put(
+        put = await live.put(
             f"/device/{device.json()['id']}", json={"fields": [{"id": i, "value": value}
                                                                for i in ids]},
         )  # fmt: skip
@@ -57,14 +58,16 @@ def big_device(world: Vendors, updates: int) -> tuple[str, list[str]]:
     return device.json()["id"], ids
 
 
-def test_a_history_page_of_big_records_is_bounded_and_pages_on(world: Vendors) -> None:
-    device_id, _ = big_device(world, updates=9)  # 10 entries of ~200 kB
+async def test_a_history_page_of_big_records_is_bounded_and_pages_on(
+    app_client: AppClient,
+) -> None:
+    device_id, _ = await big_device(app_client, updates=9)  # 10 entries of ~200 kB
     seen: list[int] = []
     offset, pages = 0, 0
     while True:
         pages += 1
-        answer = world.d.live.get(f"/device/{device_id}/history",
-                                  params={"limit": 1000, "offset": offset})  # fmt: skip
+        answer = await app_client.d().get(f"/device/{device_id}/history",
+                                          params={"limit": 1000, "offset": offset})  # fmt: skip
         assert answer.status_code == 200, answer.text
         assert len(answer.content) <= MAX_LIST_BYTES
         body = answer.json()
@@ -79,13 +82,15 @@ def test_a_history_page_of_big_records_is_bounded_and_pages_on(world: Vendors) -
     assert pages > 2  # ~2 MB of records, 1 MiB a page at most
 
 
-def test_an_account_log_page_of_big_records_is_bounded_and_pages_on(world: Vendors) -> None:
-    device_id, _ = big_device(world, updates=9)
-    live = world.d.live
+async def test_an_account_log_page_of_big_records_is_bounded_and_pages_on(
+    app_client: AppClient,
+) -> None:
+    device_id, _ = await big_device(app_client, updates=9)
+    live = app_client.d()
     everything: list[dict[str, Any]] = []
     after_seq, pages = 0, 0
     while True:
-        answer = live.get("/audit-log", params={"after_seq": after_seq, "limit": 1000})
+        answer = await live.get("/audit-log", params={"after_seq": after_seq, "limit": 1000})
         assert answer.status_code == 200, answer.text
         assert len(answer.content) <= MAX_LIST_BYTES
         body = answer.json()
