@@ -6,7 +6,7 @@ import asyncio
 import secrets
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +14,7 @@ import pytest
 
 from devreg.storage import SQLITE_FILE, migrate_store, open_store, sqlite_path
 from devreg.storage.migrations import migration_scripts, split_statements
+from devreg.storage.postgres import numbered
 from devreg.storage.sqlite import SqliteDeviceStore
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.storage.conftest import NOW, stored_account
@@ -67,16 +68,21 @@ def fresh_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     return None
 
 
-async def fetch(database_url: str | None, data_dir: Path, query: str) -> list[tuple[object, ...]]:
+async def fetch(
+    database_url: str | None, data_dir: Path, query: str, params: Sequence[object] = ()
+) -> list[tuple[object, ...]]:
+    """`query` (`?` placeholders) on its own connection, committed."""
     if database_url is None:
         conn = sqlite3.connect(data_dir / SQLITE_FILE)
         try:
-            return [tuple(row) for row in conn.execute(query).fetchall()]
+            rows = [tuple(row) for row in conn.execute(query, params).fetchall()]
+            conn.commit()
+            return rows
         finally:
             conn.close()
     pg = await asyncpg.connect(database_url)
     try:
-        return [tuple(row) for row in await pg.fetch(query)]
+        return [tuple(row) for row in await pg.fetch(numbered(query), *params)]
     finally:
         await pg.close()
 
@@ -243,13 +249,10 @@ async def test_postgres_store_durability_is_the_commit_setting(postgres_url: str
             await store.close()
 
 
-async def test_an_upgraded_database_starts_from_its_revocations(
-    fresh_backend: str | None, tmp_path: Path
+async def apply_scripts(
+    fresh_backend: str | None, tmp_path: Path, scripts: list[tuple[int, str, str]]
 ) -> None:
-    """Every migration but 0003, certificates revoked, then 0003: the mark counts them.
-    (The later ones are applied first so that today's store code can write the rows.)"""
-    backend = "sqlite" if fresh_backend is None else "postgres"
-    scripts = [(v, name, text) for v, name, text in migration_scripts(backend) if v != 3]
+    """These migrations, and only these, recorded as applied."""
     if fresh_backend is None:
         conn = sqlite3.connect(sqlite_path(None, tmp_path), isolation_level=None)
         conn.execute(
@@ -261,22 +264,62 @@ async def test_an_upgraded_database_starts_from_its_revocations(
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
         conn.close()
-    else:
-        import asyncpg
+        return
+    import asyncpg
 
-        pg = await asyncpg.connect(fresh_backend)
-        try:
-            await pg.execute(
-                "CREATE TABLE schema_migrations"
-                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ)"
-            )
-            for version, name, script in scripts:
-                await pg.execute(script)
-                await pg.execute(
-                    "INSERT INTO schema_migrations VALUES ($1, $2, now())", version, name
-                )
-        finally:
-            await pg.close()
+    pg = await asyncpg.connect(fresh_backend)
+    try:
+        await pg.execute(
+            "CREATE TABLE schema_migrations"
+            " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ)"
+        )
+        for version, name, script in scripts:
+            await pg.execute(script)
+            await pg.execute("INSERT INTO schema_migrations VALUES ($1, $2, now())", version, name)
+    finally:
+        await pg.close()
+
+
+async def test_keys_made_before_0008_become_default_write_keys(
+    fresh_backend: str | None, tmp_path: Path
+) -> None:
+    """An account and its key stored by the code before 0008, then 0008: the key reads
+    back as a `default` key with scope write, no expiry, and the access mark starts at 0."""
+    backend = "sqlite" if fresh_backend is None else "postgres"
+    await apply_scripts(
+        fresh_backend, tmp_path, [s for s in migration_scripts(backend) if s[0] < 8]
+    )
+    key_hash = bytes(32)
+    account_id, key_id = bytes(range(16)), bytes(range(1, 17))
+    for statement, params in (
+        ("INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)", (account_id, "Old", NOW)),
+        (
+            "INSERT INTO api_keys (id, account_id, live_mode, key_hash, prefix, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (key_id, account_id, True, key_hash, "sk_live_abcd", NOW),
+        ),
+    ):
+        await fetch(fresh_backend, tmp_path, statement, params)
+    assert await migrate_store(fresh_backend, tmp_path) == [8]
+    store = await open_store(fresh_backend, tmp_path)
+    try:
+        key = await store.find_api_key(key_hash)
+        assert key is not None and (key.id, key.name, key.scope.value, key.expires_at) == (
+            key_id, "default", "write", None,
+        )  # fmt: skip
+        assert await store.access_mark() == 0
+    finally:
+        await store.close()
+
+
+async def test_an_upgraded_database_starts_from_its_revocations(
+    fresh_backend: str | None, tmp_path: Path
+) -> None:
+    """Every migration but 0003, certificates revoked, then 0003: the mark counts them.
+    (The later ones are applied first so that today's store code can write the rows.)"""
+    backend = "sqlite" if fresh_backend is None else "postgres"
+    scripts = [(v, name, text) for v, name, text in migration_scripts(backend) if v != 3]
+    await apply_scripts(fresh_backend, tmp_path, scripts)
     # Revoked before the upgrade (the revoking statement is the same before and after).
     store = await open_store(fresh_backend, tmp_path)
     try:

@@ -169,10 +169,10 @@ def placeholders(statement: str) -> list[int]:
 @pytest.mark.parametrize(
     ("statement", "arity"),
     [
-        (sql.INSERT_ACCOUNT, 4),
+        (sql.INSERT_ACCOUNT, 5),
         (sql.SELECT_ACCOUNT_VERSION, 1),
         (sql.UPDATE_ACCOUNT_VERSION, 2),
-        (sql.INSERT_API_KEY, 7),
+        (sql.INSERT_API_KEY, len(sql.KEY_COLUMNS.split(","))),
         (sql.INSERT_DIVISION, 6),
         (sql.INSERT_PROFILE, len(sql.PROFILE_COLUMNS.split(","))),
         (sql.INSERT_DEVICE, len(sql.DEVICE_COLUMNS.split(","))),

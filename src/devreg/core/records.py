@@ -20,6 +20,14 @@ class Account(msgspec.Struct, frozen=True):
     name: str
     created_at: int
     api_version: str = DEFAULT_VERSION  # dialect F's default for this account
+    disabled_at: int | None = None  # its keys, tokens and certificates refused meanwhile
+
+
+class Scope(StrEnum):
+    """What an API key may do: `write` includes `read`."""
+
+    READ = "read"
+    WRITE = "write"
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -32,6 +40,11 @@ class ApiKey(msgspec.Struct, frozen=True):
     prefix: str  # `sk_live_` or `sk_test_` plus a few characters, to tell keys apart in a list
     created_at: int
     revoked_at: int | None = None
+    name: str = "default"
+    scope: Scope = Scope.WRITE
+    expires_at: int | None = None
+    last_used_at: int | None = None  # kept late on purpose: not a write per request
+    rotated_from: bytes | None = None  # the key this one replaces
 
 
 class Division(msgspec.Struct, frozen=True):

@@ -158,6 +158,12 @@ class DeviceStore(Protocol):
 
     async def find_api_key(self, key_hash: bytes) -> ApiKey | None: ...
 
+    async def access_mark(self) -> int:
+        """The access mark's generation: moves whenever a key's or an account's state
+        changes in a way that may refuse a credential, in the same transaction. One row
+        read."""
+        ...
+
     async def account_api_version(self, account_id: bytes) -> str | None:
         """The account's default dialect F version; None if there is no such account."""
 

@@ -115,16 +115,9 @@ class SqlDeviceStore:
         origin: Origin,
     ) -> None:
         async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
-            await tx.run(
-                sql.INSERT_ACCOUNT,
-                (account.id, account.name, account.created_at, account.api_version),
-            )
+            await tx.run(sql.INSERT_ACCOUNT, sql.account_row(account))
             for key in keys:
-                await tx.run(
-                    sql.INSERT_API_KEY,
-                    (key.id, key.account_id, key.live_mode, key.key_hash, key.prefix,
-                     key.created_at, key.revoked_at),
-                )  # fmt: skip
+                await tx.run(sql.INSERT_API_KEY, sql.key_row(key))
             await tx.run(sql.INSERT_DIVISION, sql.division_row(division))
             await tx.run(sql.INSERT_PROFILE, sql.profile_row(profile))
             return None, [
@@ -155,12 +148,14 @@ class SqlDeviceStore:
 
     async def find_api_key(self, key_hash: bytes) -> ApiKey | None:
         row = await self._one(sql.SELECT_API_KEY, (key_hash,))
-        if row is None:
-            return None
-        return ApiKey(
-            id=bytes(row[0]), account_id=bytes(row[1]), live_mode=bool(row[2]),
-            key_hash=bytes(row[3]), prefix=row[4], created_at=row[5], revoked_at=row[6],
-        )  # fmt: skip
+        return None if row is None else sql.key_from_row(row)
+
+    async def access_mark(self) -> int:
+        """The access mark's generation (migration 0008): it moves in the transaction of
+        every change that may refuse a credential a process holds verified."""
+        row = await self._one(sql.SELECT_ACCESS_MARK)
+        assert row is not None  # made by migration 0008
+        return int(row[0])
 
     # --- divisions and profiles
 

@@ -13,12 +13,14 @@ from typing import Any
 from devreg.changelog.store import EntryFilter
 from devreg.core.records import (
     Account,
+    ApiKey,
     Certificate,
     Device,
     DeviceProfile,
     DeviceStatus,
     Division,
     ProfileField,
+    Scope,
 )
 from devreg.core.store import DeviceChange, DeviceFilter
 
@@ -31,14 +33,20 @@ PROFILE_COLUMNS = (
     " created_at, updated_at"
 )
 
-INSERT_ACCOUNT = "INSERT INTO accounts (id, name, created_at, api_version) VALUES (?, ?, ?, ?)"
-SELECT_ACCOUNT_VERSION = "SELECT api_version FROM accounts WHERE id = ?"
-SELECT_ACCOUNT = "SELECT id, name, created_at, api_version FROM accounts WHERE id = ?"
-UPDATE_ACCOUNT_VERSION = "UPDATE accounts SET api_version = ? WHERE id = ? RETURNING id"
-INSERT_API_KEY = (
-    "INSERT INTO api_keys (id, account_id, live_mode, key_hash, prefix, created_at, revoked_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+INSERT_ACCOUNT = (
+    "INSERT INTO accounts (id, name, created_at, api_version, disabled_at) VALUES (?, ?, ?, ?, ?)"
 )
+SELECT_ACCOUNT_VERSION = "SELECT api_version FROM accounts WHERE id = ?"
+SELECT_ACCOUNT = "SELECT id, name, created_at, api_version, disabled_at FROM accounts WHERE id = ?"
+UPDATE_ACCOUNT_VERSION = "UPDATE accounts SET api_version = ? WHERE id = ? RETURNING id"
+KEY_COLUMNS = (
+    "id, account_id, live_mode, key_hash, prefix, created_at, revoked_at, name, scope,"
+    " expires_at, last_used_at, rotated_from"
+)
+INSERT_API_KEY = f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Moved by triggers (migration 0008) whenever a key's or an account's state changes in a
+# way that may refuse a credential some process holds verified.
+SELECT_ACCESS_MARK = "SELECT generation FROM access_mark WHERE id = 1"
 INSERT_DIVISION = (
     "INSERT INTO divisions (id, account_id, name, is_default, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -49,10 +57,7 @@ INSERT_PROFILE = (
 INSERT_DEVICE = (
     f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-SELECT_API_KEY = (
-    "SELECT id, account_id, live_mode, key_hash, prefix, created_at, revoked_at"
-    " FROM api_keys WHERE key_hash = ?"
-)
+SELECT_API_KEY = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
 SELECT_DEFAULT_PROFILE = (
     f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? AND is_default"
 )
@@ -402,7 +407,36 @@ def query_devices_statements(
 
 
 def account_from_row(row: Sequence[Any]) -> Account:
-    return Account(id=bytes(row[0]), name=row[1], created_at=int(row[2]), api_version=row[3])
+    return Account(
+        id=bytes(row[0]), name=row[1], created_at=int(row[2]), api_version=row[3],
+        disabled_at=_int_or_none(row[4]),
+    )  # fmt: skip
+
+
+def account_row(account: Account) -> tuple[Any, ...]:
+    return (account.id, account.name, account.created_at, account.api_version, account.disabled_at)
+
+
+def key_row(key: ApiKey) -> tuple[Any, ...]:
+    return (
+        key.id, key.account_id, key.live_mode, key.key_hash, key.prefix, key.created_at,
+        key.revoked_at, key.name, key.scope.value, key.expires_at, key.last_used_at,
+        key.rotated_from,
+    )  # fmt: skip
+
+
+def key_from_row(row: Sequence[Any]) -> ApiKey:
+    return ApiKey(
+        id=bytes(row[0]), account_id=bytes(row[1]), live_mode=bool(row[2]),
+        key_hash=bytes(row[3]), prefix=row[4], created_at=int(row[5]),
+        revoked_at=_int_or_none(row[6]), name=row[7], scope=Scope(row[8]),
+        expires_at=_int_or_none(row[9]), last_used_at=_int_or_none(row[10]),
+        rotated_from=None if row[11] is None else bytes(row[11]),
+    )  # fmt: skip
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def division_row(division: Division) -> tuple[Any, ...]:
