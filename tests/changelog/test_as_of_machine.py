@@ -13,7 +13,6 @@ from hypothesis.stateful import invariant, run_state_machine_as_test
 
 from devreg.changelog.records import DeviceRecord, device_record
 from devreg.changelog.service import ChangeLogService
-from devreg.core.clock import now_us
 from devreg.core.errors import NotFound
 from tests.core.test_device_state_machine import EXAMPLES, STEPS, DeviceMachine, World
 from tests.core.test_device_state_machine import world as world  # the fixture
@@ -40,9 +39,10 @@ class HistoryMachine(DeviceMachine):
             )
             for device_id, model in self.devices.items()
         }
-        moment = now_us()
-        while now_us() <= moment:  # the next step's entries are later than this moment
-            pass
+        # The log's last entry's time: every later write's entries are later (an entry
+        # carries the time its write stamped, here the world's own clock, and never one
+        # earlier than the entry before it), so this moment held exactly this state.
+        moment = self.world.run(self.world.store.change_head()).time  # type: ignore[attr-defined]
         return moment, states
 
     @invariant()

@@ -5,6 +5,7 @@ the chain holds, on both stores."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import msgspec
 
@@ -65,5 +66,10 @@ async def test_parallel_writers_get_gapless_increasing_seqs(
     assert len(updates) == 4 * WRITES
     # the log's order is the order the device was written in: its version, one by one
     assert [e.object_version for e in updates] == list(range(2, 2 + 4 * WRITES))
+    # and each entry's before is the one before's after: no write missed in between
+    # (a before read ahead of the row's lock would miss the other process's write)
+    device_entries = [e for e in entries if e.object_id == device.id]
+    for previous, entry in itertools.pairwise(device_entries):
+        assert entry.before == previous.after, (entry.seq, entry.before, previous.after)
     assert [e.time for e in entries] == sorted(e.time for e in entries)
     assert (await log.verify()).broken is None

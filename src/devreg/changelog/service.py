@@ -25,6 +25,8 @@ MAX_LOG_PAGE = 1000
 MAX_LOG_SCAN = 10_000
 DEFAULT_LOG_PAGE = 100
 EXPORT_BATCH = 1000
+# Walks of the chain `verify` makes when pruning moved the pruned mark under the last one.
+VERIFY_ATTEMPTS = 3
 MAX_FILTER_TEXT = 255  # the longest actor_id or action filter (longer than any written)
 DEFAULT_RETENTION_DAYS = 400  # longer than a year of audits
 DAY_US = 86_400 * 1_000_000
@@ -173,7 +175,18 @@ class ChangeLogService:
     async def verify(self) -> Verification:
         """Every stored entry, oldest first (also any below the pruned mark: they are
         still served, so they are checked, and fail), against the head (taken first:
-        entries appended while it walks are not checked this time)."""
+        entries appended while it walks are not checked this time). A break found while
+        a pruner (of a serving process) moved the pruned mark is no break: the walk
+        starts again, from the new oldest entry."""
+        for _ in range(VERIFY_ATTEMPTS - 1):
+            found = await self._verify_once()
+            if found.broken is None:
+                return found
+            if (await self.log.change_head()).pruned_seq == found.head.pruned_seq:
+                return found  # nothing pruned meanwhile: a real break
+        return await self._verify_once()
+
+    async def _verify_once(self) -> Verification:
         head = await self.log.change_head()
         first_seq = await self.log.oldest_seq()  # below 1 too: a row put there is served
         oldest: list[Entry] = []

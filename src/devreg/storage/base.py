@@ -61,6 +61,10 @@ class SqlRunner(Protocol):
 
 
 class SqlDeviceStore:
+    # Whether a write transaction holds the database's one write lock (SQLite): its reads
+    # are then of the latest state already, and need not lock the rows they read.
+    serialized_writes = False
+
     def runner(self) -> SqlRunner:
         """Statements outside a transaction, each committed on its own."""
         raise NotImplementedError
@@ -93,13 +97,16 @@ class SqlDeviceStore:
         self,
         origin: Origin,
         work: Callable[[SqlRunner], Awaitable[tuple[T, list[Change]]]],
+        at: int | None = None,
     ) -> T:
         """The one way a change is written: `work` makes it and says what changed, and the
-        change log's entries are appended in the same transaction, last."""
+        change log's entries are appended in the same transaction, last. `at`: the time
+        the change stamps on its record (a device's `updated`), which its entries then
+        carry too (never earlier than the log's last), so "as of" that time includes it."""
 
         async def logged(tx: SqlRunner) -> T:
             result, changes = await work(tx)
-            await change_log.append(tx, origin, changes, now_us())
+            await change_log.append(tx, origin, changes, now_us() if at is None else at)
             return result
 
         return await self.atomic(logged)
@@ -209,7 +216,7 @@ class SqlDeviceStore:
         origin: Origin,
     ) -> None:
         async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
-            before_rows = await tx.rows(sql.SELECT_PROFILE, (profile.account_id, profile.id))
+            before_rows = await tx.rows(sql.LOCK_PROFILE, (profile.account_id, profile.id))
             old_fields = [
                 sql.field_from_row(row)
                 for row in await tx.rows(sql.in_list(sql.SELECT_FIELDS_OF, 1), (profile.id,))
@@ -225,7 +232,9 @@ class SqlDeviceStore:
                 # The devices losing a value are written too: their version moves, and
                 # each is in the log with the value it lost.
                 affected = await tx.rows(sql.DEVICES_WITH_FIELD, (field_id,))
-                olds = await _device_states(tx, [bytes(row[0]) for row in affected])
+                olds = await _device_states(
+                    tx, [bytes(row[0]) for row in affected], lock=not self.serialized_writes
+                )
                 await tx.run(sql.BUMP_DEVICES_WITH_FIELD, (profile.updated_at, field_id))
                 await tx.run(sql.DELETE_FIELD_VALUES, (field_id,))
                 news = await _device_states(tx, list(olds))
@@ -290,7 +299,7 @@ class SqlDeviceStore:
             await _add_to_count(tx, *counted)
             return None, [changes.created_device(Action.DEVICE_CREATE, device, values)]
 
-        await self._logged(origin, work)
+        await self._logged(origin, work, device.created_at)
 
     async def get_device(
         self, account_id: bytes, live_mode: bool, device_id: bytes, *, include_deleted: bool = False
@@ -390,7 +399,7 @@ class SqlDeviceStore:
         deleting = change.status is DeviceStatus.DELETED
 
         async def work(tx: SqlRunner) -> tuple[Device | None, list[Change]]:
-            olds = await _device_states(tx, [device_id])
+            olds = await _device_states(tx, [device_id], lock=not self.serialized_writes)
             rows = await tx.rows(statement, params)
             if not rows:
                 return None, []
@@ -410,7 +419,7 @@ class SqlDeviceStore:
                 logged += await _revoke_of_device(tx, updated, revoke_reason, now)
             return updated, logged
 
-        return await self._logged(origin, work)
+        return await self._logged(origin, work, now)
 
     async def restore_device(
         self,
@@ -422,7 +431,7 @@ class SqlDeviceStore:
         origin: Origin,
     ) -> Device | None:
         async def work(tx: SqlRunner) -> tuple[Device | None, list[Change]]:
-            olds = await _device_states(tx, [device_id])
+            olds = await _device_states(tx, [device_id], lock=not self.serialized_writes)
             rows = await tx.rows(sql.RESTORE_DEVICE, (now, device_id, account_id, live_mode))
             if not rows:
                 return None, []
@@ -437,7 +446,7 @@ class SqlDeviceStore:
             logged += await _revoke_secrets(tx, restored, now)
             return restored, logged
 
-        return await self._logged(origin, work)
+        return await self._logged(origin, work, now)
 
     async def touch_last_seen(self, device_id: bytes, now: int) -> None:
         await self.runner().run(sql.TOUCH_LAST_SEEN, (now, device_id))
@@ -751,7 +760,7 @@ class SqlDeviceStore:
 
     async def prune_changes(self, before_time: int, batch: int) -> int:
         async def work(tx: SqlRunner) -> int:
-            head = await tx.rows(sql.SELECT_CHANGE_HEAD)
+            head = await tx.rows(sql.LOCK_HEAD_TO_PRUNE)
             last_seq = int(head[0][0])
             oldest = await tx.rows(sql.SELECT_OLDEST_CHANGES, (batch,))
             # A run from the oldest only (time never goes back as seq grows), never the
@@ -765,7 +774,7 @@ class SqlDeviceStore:
                 return 0
             seq, _, hash_ = oldest[kept - 1]
             await tx.run(sql.PRUNE_CHANGES, (int(seq),))
-            await tx.run(sql.MOVE_PRUNED, (int(seq), bytes(hash_)))
+            await tx.run(sql.MOVE_PRUNED, (int(seq), bytes(hash_), int(seq)))
             return kept
 
         # A transaction of its own, not a write of a batch: it takes the head's row lock,
@@ -775,14 +784,16 @@ class SqlDeviceStore:
 
 
 async def _device_states(
-    tx: SqlRunner, device_ids: list[bytes]
+    tx: SqlRunner, device_ids: list[bytes], *, lock: bool = False
 ) -> dict[bytes, tuple[Device, dict[bytes, str]]]:
-    """The devices (any status) with their values, as the transaction sees them."""
+    """The devices (any status) with their values, as the transaction sees them; `lock`:
+    each device's row locked first, so that no other transaction writes it in between."""
     if not device_ids:
         return {}
     found: dict[bytes, tuple[Device, dict[bytes, str]]] = {}
+    select = sql.LOCK_ANY_DEVICES_BY_IDS if lock else sql.SELECT_ANY_DEVICES_BY_IDS
     for batch in _batches(device_ids):
-        for row in await tx.rows(sql.in_list(sql.SELECT_ANY_DEVICES_BY_IDS, len(batch)), batch):
+        for row in await tx.rows(sql.in_list(select, len(batch)), batch):
             device = sql.device_from_row(row)
             found[device.id] = (device, {})
         statement = sql.in_list(sql.SELECT_VALUES_OF, len(batch))

@@ -69,11 +69,14 @@ HeadState = tuple[int, int, bytes]  # the last seq, its time and its hash
 
 def sealed(head: HeadState, unsealed: Sequence[Unsealed]) -> tuple[list[Params], HeadState]:
     """The rows of `unsealed`'s entries after the head `head`, numbered and chained in
-    order, and the head after them. Times never go back, even if a clock does."""
+    order, and the head after them. A write's entries carry the time it stamped on its
+    records, and each write's time is later than the one before it, even if a clock went
+    back or another write stamped a later time: "as of" a write's time includes it and
+    nothing after it."""
     seq, time, prev_hash = head
     rows: list[Params] = []
     for item in unsealed:
-        time = max(item.now, time)
+        time = max(item.now, time + 1)
         for change in item.changes:
             seq += 1
             entry = Entry(

@@ -91,6 +91,11 @@ SELECT_DIVISIONS = (
 )
 COUNT_DIVISIONS = "SELECT COUNT(*) FROM divisions WHERE account_id = ?"
 SELECT_PROFILE = f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? AND id = ?"
+# The same, the row locked first (see LOCK_ANY_DEVICES_BY_IDS).
+LOCK_PROFILE = (
+    f"UPDATE device_profiles SET name = name WHERE account_id = ? AND id = ?"
+    f" RETURNING {PROFILE_COLUMNS}"
+)
 SELECT_PROFILES = (
     f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? ORDER BY created_at, id"
 )
@@ -111,6 +116,12 @@ DELETE_FIELD = "DELETE FROM profile_fields WHERE id = ?"
 INSERT_VALUE = "INSERT INTO device_field_values (device_id, field_id, value) VALUES (?, ?, ?)"
 DELETE_VALUES = "DELETE FROM device_field_values WHERE device_id = ?"
 SELECT_ANY_DEVICES_BY_IDS = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id IN (?)"
+# The same, each row locked first (a PostgreSQL row lock waits for another transaction's
+# write to that device to commit, and RETURNING then gives what it wrote): the state a
+# write's log entry names as its `before` must be the one it replaces.
+LOCK_ANY_DEVICES_BY_IDS = (
+    f"UPDATE devices SET version = version WHERE id IN (?) RETURNING {DEVICE_COLUMNS}"
+)
 SELECT_DEVICE_BY_ID = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ? AND status <> 'DELETED'"
 TOUCH_LAST_SEEN = "UPDATE devices SET last_seen = ? WHERE id = ? AND status <> 'DELETED'"
 INSERT_CERTIFICATE = (
@@ -255,7 +266,12 @@ OLDEST_SEQ = "SELECT MIN(seq) FROM change_log"
 # keeps the last pruned entry's seq and hash, so the chain verifies from the oldest kept.
 SELECT_OLDEST_CHANGES = "SELECT seq, time, hash FROM change_log ORDER BY seq LIMIT ?"
 PRUNE_CHANGES = "DELETE FROM change_log WHERE seq <= ?"
-MOVE_PRUNED = "UPDATE change_head SET pruned_seq = ?, pruned_hash = ? WHERE one = 1"
+MOVE_PRUNED = (
+    "UPDATE change_head SET pruned_seq = ?, pruned_hash = ? WHERE one = 1 AND pruned_seq < ?"
+)
+# A pruning transaction's first statement: the head locked (two pruners, of two processes,
+# take turns) and its last seq as the lock found it.
+LOCK_HEAD_TO_PRUNE = "UPDATE change_head SET pruned_seq = pruned_seq WHERE one = 1 RETURNING seq"
 
 
 def account_changes_query(

@@ -130,6 +130,8 @@ class _SqliteRunner:
 
 
 class SqliteDeviceStore(SqlDeviceStore):
+    serialized_writes = True  # a group-commit batch holds the write lock all along
+
     def __init__(self, path: Path, *, durable: bool = True) -> None:
         self.path = path
         self._conn = connect(path, durable=durable)  # the writer: only group commit uses it
