@@ -216,7 +216,8 @@ class SqlDeviceStore:
         origin: Origin,
     ) -> None:
         async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
-            before_rows = await tx.rows(sql.LOCK_PROFILE, (profile.account_id, profile.id))
+            read = sql.SELECT_PROFILE if self.serialized_writes else sql.LOCK_PROFILE
+            before_rows = await tx.rows(read, (profile.account_id, profile.id))
             old_fields = [
                 sql.field_from_row(row)
                 for row in await tx.rows(sql.in_list(sql.SELECT_FIELDS_OF, 1), (profile.id,))

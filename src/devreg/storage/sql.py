@@ -91,11 +91,8 @@ SELECT_DIVISIONS = (
 )
 COUNT_DIVISIONS = "SELECT COUNT(*) FROM divisions WHERE account_id = ?"
 SELECT_PROFILE = f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? AND id = ?"
-# The same, the row locked first (see LOCK_ANY_DEVICES_BY_IDS).
-LOCK_PROFILE = (
-    f"UPDATE device_profiles SET name = name WHERE account_id = ? AND id = ?"
-    f" RETURNING {PROFILE_COLUMNS}"
-)
+# The same, the row locked first (PostgreSQL only: see LOCK_ANY_DEVICES_BY_IDS).
+LOCK_PROFILE = SELECT_PROFILE + " FOR UPDATE"
 SELECT_PROFILES = (
     f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? ORDER BY created_at, id"
 )
@@ -116,12 +113,11 @@ DELETE_FIELD = "DELETE FROM profile_fields WHERE id = ?"
 INSERT_VALUE = "INSERT INTO device_field_values (device_id, field_id, value) VALUES (?, ?, ?)"
 DELETE_VALUES = "DELETE FROM device_field_values WHERE device_id = ?"
 SELECT_ANY_DEVICES_BY_IDS = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id IN (?)"
-# The same, each row locked first (a PostgreSQL row lock waits for another transaction's
-# write to that device to commit, and RETURNING then gives what it wrote): the state a
-# write's log entry names as its `before` must be the one it replaces.
-LOCK_ANY_DEVICES_BY_IDS = (
-    f"UPDATE devices SET version = version WHERE id IN (?) RETURNING {DEVICE_COLUMNS}"
-)
+# The same, each row locked first (it waits for another transaction's write to that
+# device to commit, then reads what it wrote): the state a write's log entry names as its
+# `before` must be the one it replaces. PostgreSQL only (FOR UPDATE): on SQLite a write
+# holds the database's write lock already (SqlDeviceStore.serialized_writes).
+LOCK_ANY_DEVICES_BY_IDS = SELECT_ANY_DEVICES_BY_IDS + " FOR UPDATE"
 SELECT_DEVICE_BY_ID = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ? AND status <> 'DELETED'"
 TOUCH_LAST_SEEN = "UPDATE devices SET last_seen = ? WHERE id = ? AND status <> 'DELETED'"
 INSERT_CERTIFICATE = (
