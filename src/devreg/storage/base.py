@@ -761,7 +761,7 @@ class SqlDeviceStore:
 
     async def prune_changes(self, before_time: int, batch: int) -> int:
         async def work(tx: SqlRunner) -> int:
-            head = await tx.rows(sql.LOCK_HEAD_TO_PRUNE)
+            head = await tx.rows(sql.SELECT_CHANGE_HEAD)
             last_seq = int(head[0][0])
             oldest = await tx.rows(sql.SELECT_OLDEST_CHANGES, (batch,))
             # A run from the oldest only (time never goes back as seq grows), never the

@@ -92,7 +92,7 @@ SELECT_DIVISIONS = (
 COUNT_DIVISIONS = "SELECT COUNT(*) FROM divisions WHERE account_id = ?"
 SELECT_PROFILE = f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? AND id = ?"
 # The same, the row locked first (PostgreSQL only: see LOCK_ANY_DEVICES_BY_IDS).
-LOCK_PROFILE = SELECT_PROFILE + " FOR UPDATE"
+LOCK_PROFILE = SELECT_PROFILE + " FOR NO KEY UPDATE"
 SELECT_PROFILES = (
     f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? ORDER BY created_at, id"
 )
@@ -117,7 +117,9 @@ SELECT_ANY_DEVICES_BY_IDS = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id IN (
 # device to commit, then reads what it wrote): the state a write's log entry names as its
 # `before` must be the one it replaces. PostgreSQL only (FOR UPDATE): on SQLite a write
 # holds the database's write lock already (SqlDeviceStore.serialized_writes).
-LOCK_ANY_DEVICES_BY_IDS = SELECT_ANY_DEVICES_BY_IDS + " FOR UPDATE"
+# NO KEY: the lock an UPDATE of the row takes, which a foreign key's check (a value or a
+# secret inserted for the device) does not wait for.
+LOCK_ANY_DEVICES_BY_IDS = SELECT_ANY_DEVICES_BY_IDS + " FOR NO KEY UPDATE"
 SELECT_DEVICE_BY_ID = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ? AND status <> 'DELETED'"
 TOUCH_LAST_SEEN = "UPDATE devices SET last_seen = ? WHERE id = ? AND status <> 'DELETED'"
 INSERT_CERTIFICATE = (
@@ -262,12 +264,11 @@ OLDEST_SEQ = "SELECT MIN(seq) FROM change_log"
 # keeps the last pruned entry's seq and hash, so the chain verifies from the oldest kept.
 SELECT_OLDEST_CHANGES = "SELECT seq, time, hash FROM change_log ORDER BY seq LIMIT ?"
 PRUNE_CHANGES = "DELETE FROM change_log WHERE seq <= ?"
+# Forward only: two pruners (of two processes) at once leave the further mark, whichever
+# commits last; the head's lock is taken here, last, so writers wait for it only briefly.
 MOVE_PRUNED = (
     "UPDATE change_head SET pruned_seq = ?, pruned_hash = ? WHERE one = 1 AND pruned_seq < ?"
 )
-# A pruning transaction's first statement: the head locked (two pruners, of two processes,
-# take turns) and its last seq as the lock found it.
-LOCK_HEAD_TO_PRUNE = "UPDATE change_head SET pruned_seq = pruned_seq WHERE one = 1 RETURNING seq"
 
 
 def account_changes_query(
