@@ -445,3 +445,136 @@ async def test_a_queued_import_hears_the_batch_s_disk_full_as_507_not_a_driver_e
     await store.insert_device(first, {}, TEST_ORIGIN)  # space again: writes go on
     assert (await store.change_head()).seq == head.seq + 1
     await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_write_that_keeps_losing_deadlocks_is_answered_503_and_others_go_on(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A write that loses its batch's deadlock runs on its own; one that loses five in a
+    row there too is told the store is unavailable (a 503: retry later); the batch's
+    other writes commit meanwhile."""
+    from devreg.core.store import StoreUnavailable
+    from devreg.storage.postgres_batch import MAX_TRIES
+    from devreg.storage.postgres_runner import Contended
+
+    store = await open_grouped(postgres_url, tmp_path)
+    assert isinstance(store, PostgresDeviceStore)
+    account = await stored_account(store)
+    runs = 0
+
+    async def always_loses(tx):  # type: ignore[no-untyped-def]
+        nonlocal runs
+        runs += 1
+        await tx.rows("SELECT 1")
+        raise Contended("deadlock detected (as PostgreSQL would say)")
+
+    others = [device_for(account) for _ in range(3)]
+    results = await asyncio.gather(
+        store.atomic(always_loses),
+        *(store.insert_device(d, {}, TEST_ORIGIN) for d in others),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], StoreUnavailable) and "deadlocks" in str(results[0])
+    assert results[1:] == [None, None, None]
+    assert runs == 1 + MAX_TRIES  # once in the batch, then on its own
+    assert await store.count_devices(account.id, True) == 3
+    await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_write_on_its_own_that_fails_tells_its_caller(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A write taken out of its batch (it lost a deadlock) that then fails for its own
+    reason (a duplicate, say) answers its caller with that failure, and leaves nothing."""
+    from devreg.storage.postgres_runner import Contended
+
+    store = await open_grouped(postgres_url, tmp_path)
+    assert isinstance(store, PostgresDeviceStore)
+    account = await stored_account(store)
+    device = device_for(account)
+    runs = 0
+
+    async def loses_then_fails(tx):  # type: ignore[no-untyped-def]
+        nonlocal runs
+        runs += 1
+        await tx.run(sql.INSERT_DEVICE, sql.device_row(device))
+        if runs == 1:
+            raise Contended("deadlock detected")
+        raise DuplicateValue("reference_id")
+
+    with pytest.raises(DuplicateValue):
+        await store.atomic(loses_then_fails)
+    assert runs == 2 and await store.get_device(account.id, True, device.id) is None
+    await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_batch_whose_connection_breaks_answers_every_caller_with_unavailable(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The server ends the batch's connection under it: every write of the batch is
+    told the store is unavailable, none is kept, and the next batch works."""
+    from devreg.core.store import StoreUnavailable
+
+    store = await open_grouped(postgres_url, tmp_path)
+    assert isinstance(store, PostgresDeviceStore)
+    account = await stored_account(store)
+    devices = [device_for(account) for _ in range(4)]
+
+    async def connection_ends(tx):  # type: ignore[no-untyped-def]
+        await tx.rows("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    results = await asyncio.gather(
+        store.insert_device(devices[0], {}, TEST_ORIGIN),
+        store.atomic(connection_ends),
+        *(store.insert_device(d, {}, TEST_ORIGIN) for d in devices[1:3]),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
+    assert await store.count_devices(account.id, True) == 0
+    await store.insert_device(devices[3], {}, TEST_ORIGIN)
+    assert await store.count_devices(account.id, True) == 1
+    await store.close()
+
+
+async def test_a_cancelled_flush_fails_every_queued_write(grouped: Grouped) -> None:
+    """At shutdown the batches' task may be cancelled: every write still queued or in the
+    batch is told the store is unavailable, none waits for ever."""
+    from devreg.core.store import StoreUnavailable
+
+    store = grouped
+    account = await stored_account(store)
+    started = asyncio.Event()
+    never = asyncio.Event()
+
+    async def waits(tx):  # type: ignore[no-untyped-def]
+        started.set()
+        await never.wait()  # holds the batch (a test only: works await only their runner)
+
+    if isinstance(store, SqliteDeviceStore):
+        # SQLite runs a work inline and refuses one that awaits anything else; a queued
+        # transaction holds the batch instead.
+        async def held() -> None:
+            async with store.transaction():
+                started.set()
+                await never.wait()
+
+        first = asyncio.create_task(held())
+    else:
+        first = asyncio.create_task(store.atomic(waits))
+    await started.wait()
+    queued = [
+        asyncio.create_task(store.insert_device(device_for(account), {}, TEST_ORIGIN))
+        for _ in range(60)
+    ]
+    await asyncio.sleep(0.05)
+    flushing = store.group._flushing
+    assert flushing is not None
+    flushing.cancel()
+    await asyncio.sleep(0.01)
+    never.set()  # the held transaction (SQLite) ends: its batch is gone
+    results = await asyncio.wait_for(asyncio.gather(first, *queued, return_exceptions=True), 30)
+    assert all(isinstance(r, StoreUnavailable | asyncio.CancelledError) for r in results), results
+    assert sum(isinstance(r, StoreUnavailable) for r in results[1:]) == 60

@@ -127,10 +127,6 @@ class Recording:
         self.seen.append(statement)
         await self.real.run(statement, params)
 
-    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
-        self.seen.extend(statement for statement, _ in statements)
-        await self.real.run_together(statements)
-
 
 async def test_the_unfiltered_total_is_the_counter(
     store: DeviceStore, monkeypatch: pytest.MonkeyPatch

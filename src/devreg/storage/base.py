@@ -56,9 +56,6 @@ class SqlRunner(Protocol):
 
     async def run(self, statement: str, params: Params = ()) -> None: ...
 
-    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
-        """Writes that commit together or not at all (outside a transaction: as one)."""
-
 
 class SqlDeviceStore:
     # Whether a write transaction holds the database's one write lock (SQLite): its reads

@@ -39,7 +39,6 @@ class _Statement:
     statement: str
     params: Params
     answer: asyncio.Future[Rows]
-    also: Sequence[tuple[str, Params]] = ()  # run after it under the same savepoint
 
 
 @dataclass(slots=True)
@@ -62,6 +61,13 @@ class _Transaction:
 
     def __post_init__(self) -> None:
         self.committed = self.turn.get_loop().create_future()
+
+
+def _finish(queued: _Transaction) -> None:
+    """The transaction's savepoint is closed: the flush may go on (unless it was cancelled
+    while it waited, which cancelled this future too)."""
+    if not queued.finished.done():
+        queued.finished.set_result(None)
 
 
 class _InTransaction:
@@ -91,10 +97,6 @@ class _InTransaction:
 
     async def run(self, statement: str, params: Params = ()) -> None:
         await self.rows(statement, params)
-
-    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
-        for statement, params in statements:
-            await self.rows(statement, params)
 
 
 class GroupCommitRunner:
@@ -132,14 +134,6 @@ class GroupCommitRunner:
     async def run(self, statement: str, params: Params = ()) -> None:
         await self.rows(statement, params)
 
-    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
-        """Writes that commit together or not at all, queued as one item of the batch: no
-        transaction's turn on the writer to wait for (an insert and its counter)."""
-        (first, params), *rest = statements
-        answer: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Statement(first, params, answer, rest))
-        await answer
-
     async def atomic(self, work: Callable[[SqlRunner], Awaitable[T]]) -> T:
         """`work` on the writer, all or nothing, as one item of the batch. `work` may
         await only the runner it is given (which never suspends)."""
@@ -159,7 +153,7 @@ class GroupCommitRunner:
             await queued.turn
         except asyncio.CancelledError:
             if queued.turn.done() and not queued.turn.cancelled():
-                queued.finished.set_result(None)  # given the turn as we were cancelled
+                _finish(queued)  # given the turn as we were cancelled
             raise
         try:  # the batch's writes before this one come first in the log
             await seal(self._in_batch, self._shared(), self._insert_rows)
@@ -167,7 +161,7 @@ class GroupCommitRunner:
             translated = isinstance(exc, StoreUnavailable) or not isinstance(exc, Exception)
             queued.batch_lost = exc if translated else self._failure(exc)
             queued.committed.cancel()
-            queued.finished.set_result(None)
+            _finish(queued)
             if translated:
                 raise
             raise queued.batch_lost from exc
@@ -181,15 +175,15 @@ class GroupCommitRunner:
             else:  # SQLite rolled the whole batch back itself (after SQLITE_FULL, say)
                 queued.batch_lost = exc
             queued.committed.cancel()  # not committed, and nobody waits for it
-            queued.finished.set_result(None)
+            _finish(queued)
             raise
         if not self._writer.in_transaction:  # rolled back under a caller that went on
             queued.batch_lost = StoreUnavailable("the transaction was rolled back")
             queued.committed.cancel()
-            queued.finished.set_result(None)
+            _finish(queued)
             raise queued.batch_lost
         self._writer.execute("RELEASE one_transaction")
-        queued.finished.set_result(None)
+        _finish(queued)
         await queued.committed  # durable before the caller goes on
 
     async def close(self) -> None:
@@ -319,8 +313,6 @@ class GroupCommitRunner:
         self._writer.execute("SAVEPOINT one_write")
         try:
             rows = self._execute(item.statement, item.params).fetchall()
-            for statement, params in item.also:
-                self._execute(statement, params)
         except Exception as exc:  # this write fails alone ...
             if not self._writer.in_transaction:
                 # ... unless SQLite rolled the whole batch back itself, as it may after

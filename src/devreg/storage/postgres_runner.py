@@ -116,18 +116,6 @@ class PostgresRunner:
                 return
             await self._target.execute(numbered(statement), *params)
 
-    async def run_together(self, statements: Sequence[tuple[str, Params]]) -> None:
-        async with translated_errors(self._disk_full):
-            if isinstance(self._target, asyncpg.Pool):
-                async with pooled(self._target) as conn, conn.transaction():
-                    for statement, params in statements:
-                        await conn.execute(numbered(statement), *params)
-                if self._disk_full.active:  # a device stored: the disk has room again
-                    self._disk_full.wrote()
-                return
-            for statement, params in statements:
-                await self._target.execute(numbered(statement), *params)
-
     async def insert_rows(self, statement: str, rows: list[Params]) -> None:
         """`statement` once per row, in one round trip (on a held connection)."""
         if not isinstance(self._target, asyncpg.Connection):
