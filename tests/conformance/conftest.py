@@ -12,7 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.dialect_d.helpers import FLAGS, Account, d_client
+from tests.dialect_d.helpers import (
+    FLAGS,
+    Account,
+    d_client,
+    example_device_body,
+    example_profile_body,
+)
 from tests.dialect_f.helpers import anonymous_client, bearer_client, login
 from tests.support.server import STORES, RunningServer, create_account, start_server
 
@@ -38,32 +44,13 @@ class Vendors:
         """A profile with one mandatory and one optional field, as DigiCert's examples use;
         with `device_api`, its devices may read, update and renew over client auth."""
         flags = {flag: True for flag in FLAGS} if device_api else {}
-        made = self.d.live.post(
-            "/device-profile",
-            json={
-                "name": name,
-                "fields": [
-                    {"name": "Mandatory Field", "mandatory": True},
-                    {"name": "Optional Field", "mandatory": False},
-                ],
-                **flags,
-            },
-        )
+        made = self.d.live.post("/device-profile", json=example_profile_body(name, **flags))
         assert made.status_code == 201, made.text
         profile: dict[str, Any] = made.json()
         return profile
 
     def device(self, profile: dict[str, Any], identifier: str) -> dict[str, Any]:
-        mandatory, optional = (field["id"] for field in profile["fields"])
-        made = self.d.live.post(
-            "/device",
-            json={
-                "division_id": profile["division"]["id"],
-                "device_identifier": identifier,
-                "device_profile_id": profile["id"],
-                "fields": [{"id": mandatory, "value": "m0"}, {"id": optional, "value": "o0"}],
-            },
-        )
+        made = self.d.live.post("/device", json=example_device_body(profile, identifier))
         assert made.status_code == 201, made.text
         device: dict[str, Any] = made.json()
         return device

@@ -267,3 +267,26 @@ def make_csr(directory: Path, name: str, key_args: Iterable[str] = ()) -> tuple[
     openssl(directory, "genpkey", *args, "-out", str(key))
     openssl(directory, "req", "-new", "-key", str(key), "-subj", f"/CN={name}", "-out", str(csr))
     return key, csr.read_text()
+
+
+def example_profile_body(name: str, **flags: bool) -> dict[str, Any]:
+    """A profile with one mandatory and one optional field, as DigiCert's examples use."""
+    return {
+        "name": name,
+        "fields": [
+            {"name": "Mandatory Field", "mandatory": True},
+            {"name": "Optional Field", "mandatory": False},
+        ],
+        **flags,
+    }
+
+
+def example_device_body(profile: dict[str, Any], identifier: str) -> dict[str, Any]:
+    """A device of `profile` (made from example_profile_body) with both fields set."""
+    mandatory, optional = (field["id"] for field in profile["fields"])
+    return {
+        "division_id": profile["division"]["id"],
+        "device_identifier": identifier,
+        "device_profile_id": profile["id"],
+        "fields": [{"id": mandatory, "value": "m0"}, {"id": optional, "value": "o0"}],
+    }

@@ -16,15 +16,11 @@ from typing import Any
 
 import httpx
 
-from devreg.auth.api_keys import new_api_key
-from devreg.auth.tokens import load_or_create_signing_key
-from devreg.cli.origin import cli_origin
-from devreg.core.accounts import build_account
-from devreg.core.clock import now_us
+from devreg.cli.main import create_account as cli_create_account
+from devreg.cli.main import initialise
 from devreg.server.app import DevregApp
 from devreg.server.config import Config, ensure_data_dir, load_config
-from devreg.storage import migrate_store, open_store
-from devreg.tls.server_cert import ensure_server_certificate
+from tests.dialect_d.helpers import example_device_body, example_profile_body
 
 BASE_URL = "http://testserver"
 D = "/iot/api/v2"  # dialect D's prefix
@@ -98,32 +94,14 @@ class AppClient:
     async def profile(self, name: str = "Device Profile") -> dict[str, Any]:
         """A profile with one mandatory and one optional field (as the conformance suite's
         `Vendors.profile` makes it), by the live key."""
-        made = await self.d().post(
-            "/device-profile",
-            json={
-                "name": name,
-                "fields": [
-                    {"name": "Mandatory Field", "mandatory": True},
-                    {"name": "Optional Field", "mandatory": False},
-                ],
-            },
-        )
+        made = await self.d().post("/device-profile", json=example_profile_body(name))
         assert made.status_code == 201, made.text
         profile: dict[str, Any] = made.json()
         return profile
 
     async def device(self, profile: dict[str, Any], identifier: str) -> dict[str, Any]:
         """A live device of `profile` with both fields set (as `Vendors.device` makes it)."""
-        mandatory, optional = (field["id"] for field in profile["fields"])
-        made = await self.d().post(
-            "/device",
-            json={
-                "division_id": profile["division"]["id"],
-                "device_identifier": identifier,
-                "device_profile_id": profile["id"],
-                "fields": [{"id": mandatory, "value": "m0"}, {"id": optional, "value": "o0"}],
-            },
-        )
+        made = await self.d().post("/device", json=example_device_body(profile, identifier))
         assert made.status_code == 201, made.text
         device: dict[str, Any] = made.json()
         return device
@@ -136,29 +114,17 @@ class AppClient:
 
 
 async def init_data_dir(config: Config) -> None:
-    """What `devreg init` does (cli/main.py): the data directory (owner only), the schema,
-    the token signing key, the CA and the server certificate."""
+    """What `devreg init` does, through its own code (cli/main.py): the data directory
+    (owner only), the schema, the token signing key, the CA and the server certificate."""
     ensure_data_dir(config)
-    await migrate_store(config.database_url, config.data_dir)
-    load_or_create_signing_key(Path(config.data_dir))
-    ensure_server_certificate(Path(config.data_dir), config.tls_names)
+    await initialise(config)
 
 
 async def create_account(config: Config, name: str = "Acme") -> AppAccount:
-    """What `devreg account create --name NAME` does: the account with its default division
-    and profile and its live and test keys, in one store call, by the CLI's origin."""
-    now = now_us()
-    new = build_account(name, now)
-    live_secret, live_key = new_api_key(new.account.id, True, now)
-    test_secret, test_key = new_api_key(new.account.id, False, now)
-    store = await open_store(config.database_url, config.data_dir)
-    try:
-        await store.create_account(
-            new.account, [live_key, test_key], new.division, new.profile, cli_origin()
-        )
-    finally:
-        await store.close()
-    return AppAccount("acc_" + new.account.id.hex(), live_secret, test_secret)
+    """What `devreg account create --name NAME` does, through its own code: the account
+    with its default division and profile and its live and test keys, by the CLI's origin."""
+    made = await cli_create_account(config, name)
+    return AppAccount(made["account_id"], made["live_key"], made["test_key"])
 
 
 def app_config(data_dir: Path, database_url: str | None, **settings: object) -> Config:

@@ -183,7 +183,8 @@ async def _prepare(config: Config) -> list[int]:
     return applied
 
 
-async def _init(config: Config) -> list[int]:
+async def initialise(config: Config) -> list[int]:
+    """`devreg init`: the schema, the token signing key, the CA and the server certificate."""
     applied = await _prepare(config)
     # The CA, then the server certificate for the configured names (`serve` checks again).
     ensure_server_certificate(Path(config.data_dir), config.tls_names)
@@ -200,7 +201,11 @@ async def _set_version(config: Config, account_id: str, version: str) -> None:
         await store.close()
 
 
-async def _create_account(config: Config, name: str, api_version: str) -> dict[str, str]:
+async def create_account(
+    config: Config, name: str, api_version: str = DEFAULT_VERSION
+) -> dict[str, str]:
+    """`devreg account create`: the account, its default division and profile, its live and
+    test keys (the answer holds their secrets, shown once)."""
     check_served(api_version)  # before the data directory is touched
     await _prepare(config)
     now = now_us()
@@ -227,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _config(args)
         ensure_data_dir(config)
         if args.command == "init":
-            applied = asyncio.run(_init(config))
+            applied = asyncio.run(initialise(config))
             print(
                 f"devreg initialised: {config.database_label}, data dir {config.data_dir}"
                 f" ({len(applied)} migration(s) applied)"
@@ -243,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(f"account {args.account_id}: default API version {args.api_version}")
         elif args.command == "account":
-            created = asyncio.run(_create_account(config, args.name, args.api_version))
+            created = asyncio.run(create_account(config, args.name, args.api_version))
             if args.json:
                 print(json.dumps(created))
             else:
