@@ -41,36 +41,39 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("login", "F", (("GET", "/login"),)),
-    Column("F list", "F", (("POST", "/devices"), ("GET", "/devices"))),
+    Column("F create", "F", (("POST", "/devices"),)),
+    Column("F list", "F", (("GET", "/devices"),)),
+    Column("F GET", "F", (("GET", "/devices/{id}"),)),
+    Column("F write", "F", (("PATCH", "/devices/{id}"), ("DELETE", "/devices/{id}"))),
     Column(
-        "F device",
-        "F",
-        (("GET", "/devices/{id}"), ("PATCH", "/devices/{id}"), ("DELETE", "/devices/{id}")),
-    ),
-    Column(
-        "D lists",
+        "D list reads",
         "D",
         (
-            ("POST", D + "/division"),
             ("GET", D + "/division"),
             ("GET", D + "/device-profile"),
             ("GET", D + "/audit-log"),
         ),
     ),
+    Column("D division POST", "D", (("POST", D + "/division"),)),
     Column("D devices", "D", (("GET", D + "/device"),)),
     Column(
-        "D named",
+        "D named reads",
         "D",
-        (
-            ("GET", D + "/division/{id}"),
-            ("POST", D + "/device-profile"),
-            ("GET", D + "/device-profile/{id}"),
-            ("POST", D + "/device"),
-        ),
+        (("GET", D + "/division/{id}"), ("GET", D + "/device-profile/{id}")),
+    ),
+    Column(
+        "D named writes",
+        "D",
+        (("POST", D + "/device-profile"), ("POST", D + "/device")),
     ),
     Column("D profile PUT", "D", (("PUT", D + "/device-profile/{id}"),)),
     Column(
-        "D admin",
+        "D admin reads",
+        "D",
+        (("GET", D + "/device/{id}/certificate"), ("GET", D + "/device/{id}/history")),
+    ),
+    Column(
+        "D admin writes",
         "D",
         (
             ("DELETE", D + "/device/{id}"),
@@ -78,8 +81,6 @@ COLUMNS: tuple[Column, ...] = (
             ("PUT", D + "/device/{id}/enable"),
             ("PUT", D + "/device/{id}/restore"),
             ("POST", D + "/device/{id}/certificate"),
-            ("GET", D + "/device/{id}/certificate"),
-            ("GET", D + "/device/{id}/history"),
             ("PUT", D + "/device/{id}/certificate/revoke"),
             ("POST", D + "/device/{id}/enrollment-secret"),
             ("PUT", D + "/device/{id}/enrollment-secret/revoke"),
@@ -110,18 +111,23 @@ COLUMNS: tuple[Column, ...] = (
 # What each column means to a reader of the README.
 COLUMN_NOTES: dict[str, str] = {
     "login": "`GET /login`",
-    "F list": "`POST /devices`, `GET /devices?reference_id=` (the target's reference)",
-    "F device": "`GET`, `PATCH`, `DELETE /devices/{id}` (the target)",
-    "D lists": "`POST /division`, `GET /division`, `GET /device-profile`, `GET /audit-log`"
-    " (lists hold the target's division and profile, the log its division's creation)",
+    "F create": "`POST /devices`",
+    "F list": "`GET /devices?reference_id=` (the target's reference)",
+    "F GET": "`GET /devices/{id}` (the target)",
+    "F write": "`PATCH`, `DELETE /devices/{id}` (the target)",
+    "D list reads": "`GET /division`, `GET /device-profile`, `GET /audit-log` (lists hold the"
+    " target's division and profile, the log its division's creation)",
+    "D division POST": "`POST /division`",
     "D devices": "`GET /device?device_identifier=` (the target's identifier)",
-    "D named": "`GET /division/{id}`, `POST /device-profile` in that division, `GET"
-    " /device-profile/{id}`, `POST /device` in that division and profile (the target's)",
+    "D named reads": "`GET /division/{id}`, `GET /device-profile/{id}` (the target's)",
+    "D named writes": "`POST /device-profile` in the target's division, `POST /device` in"
+    " its division and profile",
     "D profile PUT": "`PUT /device-profile/{id}` (the target's profile)",
-    "D admin": "`DELETE /device/{id}`, `PUT …/disable`, `PUT …/enable`, `PUT …/restore` (of"
-    " the target once deleted), `POST` and `GET"
-    " …/certificate`, `GET …/history`, `PUT …/certificate/revoke`, `POST …/enrollment-secret`, `PUT"
-    " …/enrollment-secret/revoke`, `PUT /certificate/{id}/revoke` (the target's certificate)",
+    "D admin reads": "`GET /device/{id}/certificate`, `GET …/history` (the target's)",
+    "D admin writes": "`DELETE /device/{id}`, `PUT …/disable`, `PUT …/enable`, `PUT …/restore`"
+    " (of the target once deleted), `POST …/certificate`, `PUT …/certificate/revoke`, `POST"
+    " …/enrollment-secret`, `PUT …/enrollment-secret/revoke`, `PUT /certificate/{id}/revoke`"
+    " (the target's certificate)",
     "D GET": "`GET /device/{id}` (API key or the device's certificate)",
     "D PUT": "`PUT /device/{id}` (API key or the device's certificate)",
     "D renew": "`POST /device/{id}/renew` (the device's certificate only)",
@@ -150,9 +156,10 @@ class Row:
         return self.outcomes[COLUMNS.index(column)]
 
 
-#  login, F list, F device | D lists, devices, named, profile PUT, admin, GET, PUT, renew |
+#  login, F create, list, GET, write | D list reads, division POST, devices, named reads,
+#  named writes, profile PUT, admin reads, admin writes, GET, PUT, renew |
 #  EST cacerts, enroll, reenroll | public
-REFUSED = "403 403 403 | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"
+REFUSED = "403 403 403 403 403 | 401 401 401 401 401 401 401 401 401 401 403 | ok  401 401 | ok"
 ROWS: tuple[Row, ...] = (
     # Nothing, or something that is no credential at all.
     Row("none", "none", REFUSED),
@@ -173,29 +180,29 @@ ROWS: tuple[Row, ...] = (
     Row("token-tampered", "test token edited to `live_mode: true`", REFUSED),
     # The owner's own credentials, each where it belongs and where it does not.
     Row("basic-owner", "Basic `account_id:live_key` (the login)",
-        "ok  403 403 | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
+        "ok  403 403 403 403 | 401 401 401 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
     Row("token-owner", "owner's live token (F)",
-        "403 ok  ok  | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
+        "403 ok  ok  ok  ok  | 401 401 401 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
     Row("key-owner", "owner's live key (D `x-api-key`)",
-        "403 403 403 | ok  ok  ok  ok  ok  ok  ok  403 | ok  401 401 | ok"),
+        "403 403 403 403 403 | ok  ok  ok  ok  ok  ok  ok  ok  ok  ok  403 | ok  401 401 | ok"),
     Row("key-as-bearer", "owner's live key sent as `Bearer` (D on F)", REFUSED),
     Row("token-as-key", "owner's live token sent as `x-api-key` (F on D)", REFUSED),
     # Valid credentials of someone else, or of the other mode.
     Row("token-other-account", "another account's live token",
-        "403 own 404 | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
+        "403 own own 404 404 | 401 401 401 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
     Row("key-other-account", "another account's live key",
-        "403 403 403 | own own 400 400 400 400 400 403 | ok  401 401 | ok"),
+        "403 403 403 403 403 | own own own 400 400 400 400 400 400 400 403 | ok  401 401 | ok"),
     Row("token-test-on-live", "owner's test token, live target",
-        "403 own 404 | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
+        "403 own own 404 404 | 401 401 401 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
     Row("token-live-on-test", "owner's live token, test target",
-        "403 own 404 | 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
+        "403 own own 404 404 | 401 401 401 401 401 401 401 401 401 401 403 | ok  401 401 | ok"),
     Row("key-test-on-live", "owner's test key, live target",
-        "403 403 403 | ok  own ok  403 400 400 400 403 | ok  401 401 | ok"),
+        "403 403 403 403 403 | ok  ok  own ok  ok  403 400 400 400 400 403 | ok  401 401 | ok"),
     Row("key-live-on-test", "owner's live key, test target",
-        "403 403 403 | ok  own ok  ok  400 400 400 403 | ok  401 401 | ok"),
+        "403 403 403 403 403 | ok  ok  own ok  ok  ok  400 400 400 400 403 | ok  401 401 | ok"),
     # EST one-time enrollment secrets (HTTP Basic `<device UUID>:<secret>`).
     Row("secret-own", "enrollment secret of the target",
-        "403 403 403 | 401 401 401 401 401 401 401 403 | ok  ok  401 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 401 401 403 | ok  ok  401 | ok"),
     Row("secret-other-device", "enrollment secret of another device", REFUSED),
     Row("secret-used", "enrollment secret already used", REFUSED),
     Row("secret-disabled", "enrollment secret of the target, disabled", REFUSED),
@@ -203,45 +210,45 @@ ROWS: tuple[Row, ...] = (
     # The target's own valid certificate in a proxy's header, from a peer that is not a
     # trusted proxy: no credential at all.
     Row("xssl-no-proxy", "`X-SSL-Client-Cert`, no `--trusted-proxy`",
-        "403 403 403 | 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
     Row("xfcc-no-proxy", "`X-Forwarded-Client-Cert`, no `--trusted-proxy`",
-        "403 403 403 | 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
     Row("xssl-other-proxy", "`X-SSL-Client-Cert`, peer is not the `--trusted-proxy`",
-        "403 403 403 | 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
     Row("xfcc-other-proxy", "`X-Forwarded-Client-Cert`, peer is not the `--trusted-proxy`",
-        "403 403 403 | 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 401 401 403 | 404 404 404 | ok"),
     # The same header from the proxy a server does trust: the target's certificate counts.
     Row("xssl-trusted-proxy", "`X-SSL-Client-Cert` from the `--trusted-proxy` (control)",
-        "403 403 403 | 401 401 401 401 401 ok  ok  ok  | ok  ok  ok  | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 ok  ok  ok  | ok  ok  ok  | ok"),
     # Client certificates, on the client-auth listener (EST: on the EST port).
     Row("cert-own", "certificate of the target",
-        "403 403 403 | 401 401 401 401 401 ok  ok  ok  | ok  ok  ok  | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 ok  ok  ok  | ok  ok  ok  | ok"),
     Row("cert-other-device", "certificate of another device",
-        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
     Row("cert-other-account", "certificate of another account's device",
-        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
     Row("cert-test-device", "certificate of a test device, live target",
-        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
     Row("cert-other-forwarding", "another device's, the target's in `X-SSL-Client-Cert` too",
-        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 403 403 403 | ok  own 400 | ok"),
     Row("cert-revoked", "revoked certificate of the target",
-        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
     Row("cert-disabled", "certificate of the target, disabled",
-        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
     Row("cert-deleted", "certificate of the target, deleted",
-        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
     Row("cert-read-off", "certificate of the target, `device_api_allow_read` false",
-        "403 403 403 | 401 401 401 401 401 403 ok  ok  | ok  ok  ok  | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 403 ok  ok  | ok  ok  ok  | ok"),
     Row("cert-write-off", "… of the target, `device_api_allow_write` false",
-        "403 403 403 | 401 401 401 401 401 ok  403 ok  | ok  ok  ok  | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 ok  403 ok  | ok  ok  ok  | ok"),
     Row("cert-renew-off", "… of the target, `device_api_allow_renew_certificate` false",
-        "403 403 403 | 401 401 401 401 401 ok  ok  403 | ok  403 403 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 ok  ok  403 | ok  403 403 | ok"),
     Row("cert-unregistered", "devreg's CA, registered to no device",
-        "403 403 403 | 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
+        "403 403 403 403 403 | 401 401 401 401 401 401 401 401 403 403 403 | ok  403 403 | ok"),
     Row("cert-expired", "expired, from devreg's CA",
-        "TLS TLS TLS | TLS TLS TLS TLS TLS TLS TLS TLS | TLS TLS TLS | TLS"),
+        "TLS TLS TLS TLS TLS | TLS TLS TLS TLS TLS TLS TLS TLS TLS TLS TLS | TLS TLS TLS | TLS"),
     Row("cert-untrusted-ca", "from a CA devreg does not trust",
-        "TLS TLS TLS | TLS TLS TLS TLS TLS TLS TLS TLS | TLS TLS TLS | TLS"),
+        "TLS TLS TLS TLS TLS | TLS TLS TLS TLS TLS TLS TLS TLS TLS TLS TLS | TLS TLS TLS | TLS"),
 )  # fmt: skip
 
 LEGEND = """\

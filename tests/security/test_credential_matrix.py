@@ -7,8 +7,9 @@ with real tokens, keys, enrollment secrets and certificates from devreg's CA ove
 Each cell checks the exact status and, for a refusal, the column's error envelope, that
 the target's records read back unchanged through the API (for writes) and that not one row
 of the database changed. A success on a write acts on a fresh target of the same kind, so
-the shared targets stay as they were made. Two more tests keep the table honest: it covers
-exactly the endpoints the app's router serves, and README.md shows exactly this table.
+the shared targets stay as they were made. More tests keep the table honest: it covers
+exactly the endpoints the app's router serves, no column mixes reads (GET) and writes (so a
+read-only credential's cell has one outcome), and README.md shows exactly this table.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from devreg.server.app import create_app
 from devreg.server.config import Config
 from devreg.storage import migrate_store
 from tests.security.credential_matrix import (
+    COLUMN_NOTES,
     COLUMNS,
     EST,
     README,
@@ -1143,6 +1145,15 @@ def test_the_forged_tokens_differ_from_a_good_one_only_in_what_they_forge(world:
     token = world.token_signed(world.signing_key, "HS256", iat=now, exp=now + 60)
     answer = world.plain.get("/devices/" + world.live_target.f_id, headers=bearer(token))
     assert answer.status_code == 200, answer.text
+
+
+def test_no_column_mixes_reads_and_writes() -> None:
+    """A read-only credential may read and not write: each column is one or the other, so
+    its cell has one outcome. A new endpoint goes in a column of its own kind."""
+    for column in COLUMNS:
+        kinds = {"read" if method == "GET" else "write" for method, _ in column.endpoints}
+        assert len(kinds) == 1, (column.title, column.endpoints)
+    assert list(COLUMN_NOTES) == [column.title for column in COLUMNS]
 
 
 def test_every_row_has_a_builder_and_every_cell_an_outcome() -> None:
