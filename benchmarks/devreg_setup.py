@@ -28,10 +28,15 @@ DEVREG = str(Path(sys.executable).parent / "devreg")
 STORE_BATCH = 2_000  # concurrent inserts: devreg's group commit writes each batch at once
 
 
-def devreg_env(data_dir: Path, database_url: str | None = None) -> dict[str, str]:
+def devreg_env(
+    data_dir: Path, database_url: str | None = None, source: Path | None = None
+) -> dict[str, str]:
     """The environment of every devreg command: no DEVREG_* of the caller's, rate limits
-    and the access log off (a benchmark measures neither)."""
+    and the access log off (a benchmark measures neither). `source`: a checkout's `src/`,
+    put alone on PYTHONPATH, so the venv's `devreg` runs that code (`run.py --against`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVREG_")}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     env.update(DEVREG_DATA_DIR=str(data_dir), DEVREG_RATE_LIMIT="0", DEVREG_ACCESS_LOG="0")
     # The account's device quota (1,000,000 per mode by default) would refuse the mTLS
     # device made after a 1M import: a benchmark measures the registry, not its quota.

@@ -18,6 +18,8 @@ from benchmarks import nginx, wrk
 from benchmarks.scenarios import SCENARIOS, Scenario
 
 LOGGED_SIDE = "baseline+log"  # stages.LOGGED_SIDE (not imported: stages imports nginx, servers)
+AGAINST_PREFIX = "devreg@"  # against.PREFIX: the side of run.py --against REV
+AGAINST_FIELDS = ("against", "against_requests_per_s", "against_ratio")
 
 
 @dataclass
@@ -69,6 +71,10 @@ class Row:
     # issue 14: the baseline that also writes devreg's change log entry (None: not run)
     log_baseline_requests_per_s: float | None = None
     log_ratio: float | None = None
+    # issue 15 (run.py --against REV): devreg at REV, "devreg@REV" (None: not run)
+    against: str | None = None
+    against_requests_per_s: float | None = None
+    against_ratio: float | None = None
 
 
 @dataclass
@@ -102,6 +108,11 @@ class Report:
         theirs = median_run([r for r in mine if r.side == "baseline"])
         logged = [r for r in mine if r.side == LOGGED_SIDE]
         log_rate = median_run(logged).requests_per_s if logged else None
+        earlier = [r for r in mine if r.side.startswith(AGAINST_PREFIX)]
+        rev_rate = median_run(earlier).requests_per_s if earlier else None
+        target = target_text(scenario)
+        if earlier and scenario.against_target is not None:
+            target += f"{', ' if target else ''}vs @rev >= {scenario.against_target:.2f}"
         return Row(
             key=scenario.key,
             scenario=scenario.name,
@@ -118,9 +129,12 @@ class Report:
             ratio=ours.requests_per_s / theirs.requests_per_s if theirs.requests_per_s else 0.0,
             errors=sum(r.errors for r in mine),
             runs=len([r for r in mine if r.side == "devreg"]),
-            target=target_text(scenario),
+            target=target,
             log_baseline_requests_per_s=log_rate,
             log_ratio=ours.requests_per_s / log_rate if log_rate else None,
+            against=earlier[0].side if earlier else None,
+            against_requests_per_s=rev_rate,
+            against_ratio=ours.requests_per_s / rev_rate if rev_rate else None,
         )
 
 
@@ -206,6 +220,12 @@ def _scenario_checks(scenario: Scenario, rows: dict[tuple[str, int], Row]) -> li
                            f">= {scenario.log_ratio_target:.2f}",
                            None if row.log_ratio is None
                            else row.log_ratio >= scenario.log_ratio_target))  # fmt: skip
+    if scenario.against_target is not None and rows[scenario.key, small].against:
+        row = rows[scenario.key, small]
+        ratio = row.against_ratio or 0.0
+        found.append(Check(f"{scenario.name}, {small:,} devices: devreg / {row.against}"
+                           " (issue 15)", f"{ratio:.2f}", f">= {scenario.against_target:.2f}",
+                           ratio >= scenario.against_target))  # fmt: skip
     if scenario.scale_target is not None and big > small:
         share = rows[scenario.key, big].requests_per_s / rows[scenario.key, small].requests_per_s
         found.append(Check(f"{scenario.name}: {big:,} devices / {small:,} devices",
@@ -236,30 +256,39 @@ def markdown(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    return markdown(
-        HEAD,
-        [
-            (
-                r.scenario,
-                f"{r.devices:,}",
-                f"{r.requests_per_s:,.0f}",
-                f"{r.p50_ms:.2f}",
-                f"{r.p99_ms:.2f}",
-                f"{r.server_cpu_pct:.0f}",
-                f"{r.load_cpu_pct:.0f}",
-                f"{r.peak_rss_mb:.1f}",
-                f"{r.baseline_requests_per_s:,.0f}",
-                f"{r.baseline_p99_ms:.2f}",
-                f"{r.baseline_cpu_pct:.0f}",
-                f"{r.ratio:.2f}",
-                "—"
-                if r.log_baseline_requests_per_s is None
-                else f"{r.log_baseline_requests_per_s:,.0f}",
-                "—" if r.log_ratio is None else f"{r.log_ratio:.2f}",
-                r.target,
-            )
-            for r in rows
-        ],
+    """HEAD's columns; with devreg@REV runs (--against), its req/s and devreg / devreg@REV
+    too, before the target."""
+    rev = next((r.against for r in rows if r.against), None)
+    if rev is None:
+        return markdown(HEAD, [_cells(r) for r in rows])
+    head = (*HEAD[:-1], f"{rev} req/s", f"devreg / {rev}", HEAD[-1])
+    return markdown(head, [(*_cells(r)[:-1], *_against_cells(r), r.target) for r in rows])
+
+
+def _cells(r: Row) -> tuple[str, ...]:
+    return (
+        r.scenario,
+        f"{r.devices:,}",
+        f"{r.requests_per_s:,.0f}",
+        f"{r.p50_ms:.2f}",
+        f"{r.p99_ms:.2f}",
+        f"{r.server_cpu_pct:.0f}",
+        f"{r.load_cpu_pct:.0f}",
+        f"{r.peak_rss_mb:.1f}",
+        f"{r.baseline_requests_per_s:,.0f}",
+        f"{r.baseline_p99_ms:.2f}",
+        f"{r.baseline_cpu_pct:.0f}",
+        f"{r.ratio:.2f}",
+        "—" if r.log_baseline_requests_per_s is None else f"{r.log_baseline_requests_per_s:,.0f}",
+        "—" if r.log_ratio is None else f"{r.log_ratio:.2f}",
+        r.target,
+    )
+
+
+def _against_cells(r: Row) -> tuple[str, str]:
+    return (
+        "—" if r.against_requests_per_s is None else f"{r.against_requests_per_s:,.0f}",
+        "—" if r.against_ratio is None else f"{r.against_ratio:.2f}",
     )
 
 
@@ -302,13 +331,22 @@ def versions() -> dict[str, str]:
     }
 
 
+def _result(row: Row) -> dict[str, Any]:
+    """A row as JSON; without --against, without its (empty) devreg@REV fields."""
+    fields = asdict(row)
+    if row.against is None:
+        for name in AGAINST_FIELDS:
+            del fields[name]
+    return fields
+
+
 def write_json(report: Report, path: Path, meta: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **meta,
         "options": report.options,
-        "results": [asdict(r) for r in report.rows()],
+        "results": [_result(r) for r in report.rows()],
         "targets": [asdict(c) for c in checks(report)],
         "imports": report.imports,
         "memory_after": report.memory_after,

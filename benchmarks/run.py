@@ -10,18 +10,25 @@ scenario: 2 worker processes per side, nothing pinned. devreg runs with rate lim
 the access log off; its SQLite store is durable (`synchronous=FULL`), the baselines' is
 not (`synchronous=NORMAL`), as issue 5 sets the targets. Prints the table (medians) and
 the targets, writes JSON (with every run) and a PNG chart. Exits 1 if any request failed.
+
+`--against REV` adds devreg at REV (benchmarks/against.py) as one more side of the
+scenarios with an `against_target` (F PATCH and GET, issue 15), round by round, and the
+ratio devreg / devreg@REV; the current side then runs this checkout's src/ (PYTHONPATH).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-from benchmarks import chart
+from benchmarks import against, chart
 from benchmarks.report import (
     Report,
     Run,
@@ -35,7 +42,14 @@ from benchmarks.report import (
 )
 from benchmarks.scenarios import SCENARIOS, Scenario, Side, selected
 from benchmarks.servers import REPO, busy_seconds
-from benchmarks.stages import LOAD_CORE, Stage, postgres_reachable, postgres_stage, sqlite_stage
+from benchmarks.stages import (
+    LOAD_CORE,
+    SERVER_CORE,
+    Stage,
+    postgres_reachable,
+    postgres_stage,
+    sqlite_stage,
+)
 from benchmarks.wrk import Load, run_wrk
 
 SCALES = {"10k": [10_000], "1m": [1_000_000], "both": [10_000, 1_000_000]}
@@ -63,6 +77,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a short sanity run: 1 run of 2 s each, 1 s warm-up")  # fmt: skip
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES,
                         help="PostgreSQL to create the benchmark's databases in")  # fmt: skip
+    parser.add_argument("--against", metavar="REV",
+                        help="also run devreg at git revision REV (F PATCH, F GET),"
+                             " round by round, and report devreg / devreg@REV")  # fmt: skip
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--png", type=Path, default=RESULTS / "latest.png")
     args = parser.parse_args(argv)
@@ -130,6 +147,8 @@ def run_scenarios(scenarios: list[Scenario], stage: Stage, report: Report,
             sides = [stage.devreg, stage.baseline]
             if scenario.log_baseline and stage.baseline_log is not None:
                 sides.append(stage.baseline_log)  # issue 14: with the change log's INSERT
+            if scenario.against_target is not None and stage.against is not None:
+                sides.append(stage.against)  # issue 15: devreg at --against REV
             for side in sides:  # alternating, run after run
                 run = measure(scenario, side, stage, index, args, workdir)
                 report.runs.append(run)
@@ -157,14 +176,24 @@ def record_stage(stage: Stage, store: str, report: Report) -> None:
     print(f"  devreg after the runs: RSS {rss:.1f} MB, peak {peak:.1f} MB", flush=True)
 
 
-def run_all(args: argparse.Namespace, report: Report, workdir: Path) -> None:
+def run_all(args: argparse.Namespace, report: Report, workdir: Path,
+            source: Path | None = None) -> None:  # fmt: skip
+    """`source`: the checkout of --against (its side joins the SQLite stages)."""
     scenarios = selected(args.only)
     on_sqlite = [s for s in scenarios if s.store == "sqlite"]
     on_postgres = [s for s in scenarios if s.store == "postgres"]
     scales = args.devices or SCALES[args.scale]
     for devices in scales if on_sqlite else []:
         print(f"SQLite, {devices:,} devices", flush=True)
-        with sqlite_stage(devices, workdir / f"sqlite-{devices}") as stage:
+        stage_dir = workdir / f"sqlite-{devices}"
+        with sqlite_stage(devices, stage_dir) as stage, ExitStack() as rev:
+            if source is not None and any(s.against_target is not None for s in on_sqlite):
+                name = against.PREFIX + args.against
+                stage.against, imports = rev.enter_context(
+                    against.against_side(source, name, devices, stage_dir / "against",
+                                         SERVER_CORE)
+                )  # fmt: skip
+                _note_once(report, f"{name} runs devreg from {imports}")
             run_scenarios(on_sqlite, stage, report, args, workdir)
             record_stage(stage, "sqlite", report)
     if on_postgres:
@@ -180,6 +209,11 @@ def run_all(args: argparse.Namespace, report: Report, workdir: Path) -> None:
             record_stage(stage, "postgres", report)
 
 
+def _note_once(report: Report, note: str) -> None:
+    if note not in report.notes:
+        report.notes.append(note)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     missing = missing_tools()
@@ -187,15 +221,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing: {', '.join(missing)} (apt-get install -y wrk nginx-light util-linux)",
               file=sys.stderr)  # fmt: skip
         return 2
-    meta = {"machine": machine(), "versions": versions()}
+    commit = None
+    if args.against:
+        try:
+            commit = against.resolve(args.against)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        # the current side runs this checkout's code, whatever the venv's install points to
+        os.environ["PYTHONPATH"] = str(REPO / "src")
+    meta: dict[str, Any] = {"machine": machine(), "versions": versions()}
+    if commit is not None:
+        meta["against"] = {"rev": args.against, "commit": commit}
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     report = Report(options=options)
     report.notes.append(
         "SQLite scenarios: servers pinned to core 0, wrk and nginx to core 1."
         " PostgreSQL scenario: nothing pinned (2 workers per side)."
     )
-    with tempfile.TemporaryDirectory(prefix="devreg-bench-") as tmp:
-        run_all(args, report, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="devreg-bench-") as tmp, ExitStack() as stack:
+        source = None
+        if commit is not None:
+            source = stack.enter_context(against.checkout(commit))
+            here = against.imports_from(dict(os.environ))
+            report.notes.append(f"{against.PREFIX}{args.against} is commit {commit[:12]};"
+                                f" devreg runs devreg from {here}")  # fmt: skip
+        run_all(args, report, Path(tmp), source)
     report.notes += noise_notes(report.runs, {s.key for s in SCENARIOS if s.store == "sqlite"})
     rows = report.rows()
     print()

@@ -186,14 +186,16 @@ def serving(
     cores: str | None,
     ready_url: str,
     workers: int = 1,
+    cwd: Path = REPO,
 ) -> Iterator[Server]:
-    """Start `argv` (pinned to `cores` unless None), wait until `ready_url` answers and
-    every worker is up, stop it (SIGTERM, then SIGKILL) on the way out."""
+    """Start `argv` in `cwd` (pinned to `cores` unless None), wait until `ready_url`
+    answers and every worker is up, stop it (SIGTERM, then SIGKILL) on the way out. Which
+    code a Python server runs is `env`'s (PYTHONPATH: see devreg_setup.devreg_env)."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             pinned(argv, cores),
             env=env,
-            cwd=REPO,
+            cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its workers form a group we can stop together

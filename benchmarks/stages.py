@@ -56,6 +56,7 @@ class Stage:
     imported: Imported | None = None
     seconds_to_seed: float = 0.0
     baseline_log: Side | None = None  # the baseline writing the change log (issue 14)
+    against: Side | None = None  # devreg at another revision (run.py --against)
 
 
 def _say(text: str) -> None:

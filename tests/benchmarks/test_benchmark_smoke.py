@@ -98,8 +98,39 @@ def test_the_command_documents_its_options() -> None:
         timeout=60,
     )
     assert done.returncode == 0
-    for option in ("--runs", "--seconds", "--scale", "--devices", "--only", "--quick", "--json"):
+    for option in ("--runs", "--seconds", "--scale", "--devices", "--only", "--quick", "--json",
+                   "--against"):  # fmt: skip
         assert option in done.stdout
+
+
+def test_against_a_revision_adds_its_side_and_removes_its_checkout(tmp_path: Path) -> None:
+    """--against HEAD: devreg at HEAD (a detached worktree, its own data dir) is run beside
+    the current build for F PATCH and GET, its ratio reported; the worktree is gone after."""
+    missing = _missing_tools()
+    if missing:
+        service_missing(f"{', '.join(missing)} not installed: the load is driven with wrk")
+    report = tmp_path / "latest.json"
+    argv = ["--against", "HEAD", "--only", "f-patch", "--only", "f-get", "--devices", "200"]
+    argv += ["--runs", "1", "--seconds", "1", "--warmup", "0", "--json", str(report)]
+    argv += ["--png", str(tmp_path / "latest.png")]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", *argv],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(report.read_text())
+    assert document["against"]["rev"] == "HEAD"
+    results = {r["key"]: r for r in document["results"]}
+    assert set(results) == {"f-patch", "f-get"}
+    for key, result in results.items():
+        assert result["against"] == "devreg@HEAD", key
+        assert result["against_requests_per_s"] > 0 and result["against_ratio"] > 0, key
+        assert result["errors"] == 0, key
+    assert "| devreg / devreg@HEAD |" in done.stdout
+    assert any("devreg@HEAD (issue 15)" in t["target"] for t in document["targets"])
+    listed = subprocess.run(["git", "-C", str(REPO), "worktree", "list"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "devreg-against-" not in listed
 
 
 def test_the_change_log_reads_run_and_are_reported(tmp_path: Path) -> None:
