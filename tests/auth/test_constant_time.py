@@ -17,6 +17,7 @@ import pytest
 
 import devreg
 from devreg.auth import api_keys
+from devreg.auth.access_gate import AccessGate
 from devreg.auth.api_keys import authenticate_key, new_api_key
 from devreg.core.accounts import build_account
 from devreg.core.errors import Unauthenticated
@@ -128,7 +129,7 @@ class LookupRecorder:
     def __init__(self) -> None:
         self.looked_up: list[bytes] = []
 
-    async def find_api_key(self, key_hash: bytes) -> None:
+    async def key_standing_by_hash(self, key_hash: bytes) -> None:
         self.looked_up.append(key_hash)
 
     async def get_device_by_id(self, device_id: bytes) -> object:
@@ -150,6 +151,7 @@ async def test_keys_and_enrollment_secrets_are_looked_up_by_their_sha256() -> No
     with pytest.raises(Unauthenticated):
         await enrollment.authenticate_secret(
             recorder,  # type: ignore[arg-type]
+            AccessGate(recorder),  # type: ignore[arg-type]
             new_id(),
             enrollment_secret,
             "est-secret:test",

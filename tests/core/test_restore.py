@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from devreg.auth.access_gate import AccessGate
 from devreg.changelog.entries import Action
 from devreg.core.clock import now_us
 from devreg.core.devices import DeviceService
@@ -113,12 +114,16 @@ async def test_an_enrollment_secret_made_before_the_delete_stays_revoked_after_r
 ) -> None:
     made = await service.create_in_profile(tenant.live, "est-gw", None, None, [])
     secret = await create_secret(store, tenant.live, made.id)
-    caller = await authenticate_secret(store, made.id, secret.secret, CREDENTIAL, "req_test")
+    caller = await authenticate_secret(
+        store, AccessGate(store), made.id, secret.secret, CREDENTIAL, "req_test"
+    )
     assert caller.device is not None and caller.device.id == made.id
     await service.delete(tenant.live, made.id)
     await service.restore(tenant.live, made.id)
     with pytest.raises(Unauthenticated):
-        await authenticate_secret(store, made.id, secret.secret, CREDENTIAL, "req_test")
+        await authenticate_secret(
+            store, AccessGate(store), made.id, secret.secret, CREDENTIAL, "req_test"
+        )
 
 
 class DeletedBeforeTheWrite:
@@ -159,4 +164,6 @@ async def test_what_was_issued_while_the_delete_committed_is_revoked_by_the_rest
     (after,) = await store.list_certificates(tenant.account_id, made.id)
     assert after.revoked_at is not None and after.revocation_reason == "cessationOfOperation"
     with pytest.raises(Unauthenticated):
-        await authenticate_secret(store, made.id, secret.secret, CREDENTIAL, "req_test")
+        await authenticate_secret(
+            store, AccessGate(store), made.id, secret.secret, CREDENTIAL, "req_test"
+        )

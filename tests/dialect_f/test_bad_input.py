@@ -511,7 +511,7 @@ def broken_bearer_headers(world: World) -> list[tuple[str, str | bytes | None, s
             "no such account",
             "Bearer "
             + jwt.encode({**fresh, "sub": "acc_" + "ab" * 16}, key, algorithm="HS256", headers=kid),
-            "no account",
+            "not valid now",
         ),
     ]
 

@@ -1,44 +1,29 @@
-"""API keys: `sk_live_...` / `sk_test_...` plus 256 random bits. Only the SHA-256 is stored.
-
-A fast hash is right here (unlike for passwords): the secret is 256 random bits, so there is
-nothing to brute-force, and the lookup by hash stays one indexed read per login.
-"""
+"""API keys at the door: the `Basic account_id:api_key` header of dialect F's `/login`
+and the secret of dialect D's `x-api-key`, each found by its hash in one indexed read
+(core/api_keys.py makes keys and says when one may be used)."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
-import secrets
 
+from devreg.core.api_keys import (
+    LIVE_PREFIX,
+    TEST_PREFIX,
+    hash_key,
+    new_api_key,
+    usable_key,
+)
+from devreg.core.clock import now_us
 from devreg.core.errors import Unauthenticated
-from devreg.core.ids import new_id, parse_prefixed
+from devreg.core.ids import parse_prefixed
 from devreg.core.records import ApiKey
 from devreg.core.store import DeviceStore
 
-LIVE_PREFIX = "sk_live_"
-TEST_PREFIX = "sk_test_"
+__all__ = ["LIVE_PREFIX", "TEST_PREFIX", "authenticate_key", "find_key", "hash_key", "new_api_key"]
+
 MAX_BASIC_HEADER = 512
 MAX_KEY_LENGTH = 200
-
-
-def hash_key(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode("utf-8")).digest()
-
-
-def new_api_key(account_id: bytes, live_mode: bool, now: int) -> tuple[str, ApiKey]:
-    """A fresh key: the secret (shown once) and the record to store."""
-    prefix = LIVE_PREFIX if live_mode else TEST_PREFIX
-    secret = prefix + secrets.token_urlsafe(32)
-    record = ApiKey(
-        id=new_id(),
-        account_id=account_id,
-        live_mode=live_mode,
-        key_hash=hash_key(secret),
-        prefix=secret[: len(prefix) + 4],
-        created_at=now,
-    )
-    return secret, record
 
 
 def parse_basic(header: str | None) -> tuple[str, str]:
@@ -60,22 +45,27 @@ def parse_basic(header: str | None) -> tuple[str, str]:
     return user, password
 
 
-async def find_key(store: DeviceStore, secret: str, refusal: str) -> ApiKey:
-    """The stored, unrevoked key for `secret`; Unauthenticated(`refusal`) otherwise."""
+async def find_key(
+    store: DeviceStore, secret: str, refusal: str, account_id: bytes | None = None
+) -> ApiKey:
+    """The stored key for `secret`, if it may be used now (core/api_keys.py:usable_key):
+    Unauthenticated(`refusal`) for an unknown, revoked or expired key (or one of another
+    account than `account_id`, when given), AccountDisabled for one of a disabled account.
+    One statement, so always current."""
     if len(secret) > MAX_KEY_LENGTH:  # no key is this long: not worth hashing
         raise Unauthenticated(refusal)
-    key = await store.find_api_key(hash_key(secret))
-    if key is None or key.revoked_at is not None:
+    standing = await store.key_standing_by_hash(hash_key(secret))
+    if account_id is not None and (
+        standing is None or not hmac.compare_digest(standing.key.account_id, account_id)
+    ):
         raise Unauthenticated(refusal)
-    return key
+    return usable_key(standing, now_us(), refusal)
 
 
 async def authenticate_key(store: DeviceStore, account_id_text: str, secret: str) -> ApiKey:
-    """The stored key for `secret`, if it is live and belongs to the named account."""
+    """The stored key for `secret`, if it may be used and belongs to the named account."""
     if not secret.startswith((LIVE_PREFIX, TEST_PREFIX)):
         raise Unauthenticated("Bad credentials")
-    key = await find_key(store, secret, "Bad credentials")
-    account_id = parse_prefixed("acc", account_id_text)
-    if account_id is None or not hmac.compare_digest(key.account_id, account_id):
-        raise Unauthenticated("Bad credentials")
-    return key
+    # A malformed account id still costs the look-up: no timing tells the two apart.
+    account_id = parse_prefixed("acc", account_id_text) or b"\0" * 16
+    return await find_key(store, secret, "Bad credentials", account_id)

@@ -2,7 +2,8 @@
 
 The algorithm list is pinned, so neither `none` nor an asymmetric-key confusion is accepted,
 every claim we rely on is required, the header's `kid` must name the signing key, a token
-may live no longer than the TTL (`exp - iat`), and the account it names must exist.
+may live no longer than the TTL (`exp - iat`). The key it was made from is checked on every
+use (auth/access_gate.py): revoked, expired, or of a disabled account, it is refused.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from pathlib import Path
 
 import jwt
 
-from devreg.core.accounts import account_exists
 from devreg.core.errors import Unauthenticated
 from devreg.core.ids import render_uuid
 from devreg.core.records import Actor, ActorKind, ApiKey, Caller
-from devreg.core.store import DeviceStore
 from devreg.core.versions import DEFAULT_VERSION, SERVED
 
 TOKEN_TTL_SECONDS = 3600
@@ -29,7 +28,6 @@ AUDIENCE = "devreg:dialect-f"
 SIGNING_KEY_FILE = "jwt-signing.key"
 MAX_TOKEN_LENGTH = 2048
 VERIFIED_CACHE_SIZE = 4096
-KNOWN_ACCOUNTS_SIZE = 4096
 
 
 def signing_key_id(key: bytes) -> str:
@@ -89,6 +87,13 @@ class TokenSigner:
         self._cache_size = cache_size
         self._verified: dict[str, tuple[Caller, int]] = {}
 
+    def lifetime(self, api_key: ApiKey, now_seconds: int) -> int:
+        """The TTL, or less for a key that expires sooner: a token never outlives its key
+        (the key is checked on every use anyway; this tells the client when to log in)."""
+        if api_key.expires_at is None:
+            return self.ttl
+        return max(0, min(self.ttl, api_key.expires_at // 1_000_000 - now_seconds))
+
     def issue(self, api_key: ApiKey, now_seconds: int, api_version: str = DEFAULT_VERSION) -> str:
         claims = {
             "iss": ISSUER,
@@ -104,7 +109,7 @@ class TokenSigner:
             "api_version": api_version,
             "iat": now_seconds,
             "nbf": now_seconds,
-            "exp": now_seconds + self.ttl,
+            "exp": now_seconds + self.lifetime(api_key, now_seconds),
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.key_id})
 
@@ -174,43 +179,9 @@ class TokenSigner:
             actor=Actor(ActorKind.BEARER_TOKEN, render_uuid(key_id)),
             request_id="",
             api_version=version,
+            key_id=key_id,
         )
         return caller, int(claims["exp"])
-
-
-class BearerTokens:
-    """A token's caller, once the token is verified and the account it names is known to
-    the store: a token signed with the real key may still name an account that is not
-    there (a data directory restored without it, a key copied from elsewhere).
-
-    Accounts are never deleted, so an account found once stays found: the ids seen are
-    remembered (bounded, like the verified tokens), and the hot path pays no look-up."""
-
-    def __init__(
-        self, signer: TokenSigner, store: DeviceStore, known_size: int = KNOWN_ACCOUNTS_SIZE
-    ) -> None:
-        self.signer = signer
-        self.store = store
-        self._known_size = known_size
-        self._known: dict[bytes, None] = {}
-
-    async def caller(self, token: str) -> Caller:
-        caller = self.signer.verify(token)
-        if self.unconfirmed(caller):
-            await self.confirm(caller)
-        return caller
-
-    # `caller` in two steps, for the hot path: once the account is known, no coroutine.
-
-    def unconfirmed(self, caller: Caller) -> bool:
-        return caller.account_id not in self._known
-
-    async def confirm(self, caller: Caller) -> None:
-        if not await account_exists(self.store, caller.account_id):
-            raise Unauthenticated("Bearer token names no account of this service")
-        if len(self._known) >= self._known_size:
-            del self._known[next(iter(self._known))]
-        self._known[caller.account_id] = None
 
 
 def parse_bearer(header: str | None) -> str:

@@ -38,6 +38,22 @@ def created_key(key: ApiKey) -> Change:
     )  # fmt: skip
 
 
+def changed_key(action: Action, old: ApiKey, new: ApiKey) -> Change:
+    """A key revoked (API_KEY_REVOKE) or set to expire by a rotation (API_KEY_ROTATE)."""
+    return Change(
+        action, ObjectType.API_KEY, new.id, new.account_id, new.live_mode, None,
+        records.api_key_record(old), records.api_key_record(new),
+    )  # fmt: skip
+
+
+def account_status(old: Account, new: Account) -> Change:
+    action = Action.ACCOUNT_ENABLE if new.disabled_at is None else Action.ACCOUNT_DISABLE
+    return Change(
+        action, ObjectType.ACCOUNT, new.id, new.id, None, None,
+        records.account_record(old), records.account_record(new),
+    )  # fmt: skip
+
+
 def created_division(division: Division) -> Change:
     return Change(
         Action.DIVISION_CREATE, ObjectType.DIVISION, division.id, division.account_id, None,

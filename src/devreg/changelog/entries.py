@@ -24,7 +24,11 @@ class Action(StrEnum):
 
     ACCOUNT_CREATE = "account.create"
     ACCOUNT_UPDATE = "account.update"
+    ACCOUNT_DISABLE = "account.disable"
+    ACCOUNT_ENABLE = "account.enable"
     API_KEY_CREATE = "api_key.create"
+    API_KEY_REVOKE = "api_key.revoke"
+    API_KEY_ROTATE = "api_key.rotate"  # the old key, now set to expire; the new one is a create
     DIVISION_CREATE = "division.create"
     PROFILE_CREATE = "device_profile.create"
     PROFILE_UPDATE = "device_profile.update"

@@ -136,30 +136,41 @@ def division_record(division: Division) -> DivisionRecord:
     )  # fmt: skip
 
 
-class AccountRecord(msgspec.Struct, frozen=True):
+class AccountRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str
     name: str
     created: int
     api_version: str
+    disabled_at: int | None = None  # omitted while enabled, as in entries made before it
 
 
 def account_record(account: Account) -> AccountRecord:
     return AccountRecord(
-        render_uuid(account.id), account.name, account.created_at, account.api_version
-    )
+        render_uuid(account.id), account.name, account.created_at, account.api_version,
+        account.disabled_at,
+    )  # fmt: skip
 
 
 class ApiKeyRecord(msgspec.Struct, frozen=True):
-    """Not even the key's prefix: its characters are part of the secret."""
+    """Not even the key's prefix: its characters are part of the secret. Not its last use
+    either: that is not a change."""
 
     id: str
     live_mode: bool
     created: int
     revoked_at: int | None
+    name: str
+    scope: str
+    expires_at: int | None
+    rotated_from: str | None
 
 
 def api_key_record(key: ApiKey) -> ApiKeyRecord:
-    return ApiKeyRecord(render_uuid(key.id), key.live_mode, key.created_at, key.revoked_at)
+    return ApiKeyRecord(
+        render_uuid(key.id), key.live_mode, key.created_at, key.revoked_at, key.name,
+        key.scope.value, key.expires_at,
+        None if key.rotated_from is None else render_uuid(key.rotated_from),
+    )  # fmt: skip
 
 
 class EnrollmentSecretRecord(msgspec.Struct, frozen=True):

@@ -1,5 +1,5 @@
-"""`devreg init | serve | account create | account set-version | import | export |
-certificates revoke`: the stable command line of PRODUCT.md."""
+"""`devreg init | serve | account create | set-version | list | disable | enable | key … |
+import | export | certificates revoke | audit …`: the stable command line of PRODUCT.md."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from devreg.auth.api_keys import new_api_key
 from devreg.auth.tokens import load_or_create_signing_key
-from devreg.cli import audit, bulk, certificates
+from devreg.cli import audit, bulk, certificates, keys
 from devreg.cli.origin import cli_origin
 from devreg.core.accounts import build_account, set_default_version
 from devreg.core.clock import now_us
@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     set_version.add_argument("account_id", metavar="ACCOUNT_ID")
     set_version.add_argument("api_version", metavar="VERSION", help=" or ".join(SERVED))
     set_version.add_argument("--json", action="store_true", help="print JSON")
+    keys.add_account_commands(account_commands, _common)
 
+    keys.add_commands(commands, _common)
     bulk.add_commands(commands, _common)
     certificates.add_commands(commands, _common)
     audit.add_commands(commands, _common)
@@ -247,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps({"account_id": args.account_id, "api_version": args.api_version}))
             else:
                 print(f"account {args.account_id}: default API version {args.api_version}")
+        elif args.command == "account" and args.account_command in ("list", "disable", "enable"):
+            return keys.run_account(args, config)
         elif args.command == "account":
             created = asyncio.run(create_account(config, args.name, args.api_version))
             if args.json:
@@ -259,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         elif args.command in ("import", "export"):
             return bulk.run(args, config)
+        elif args.command == "key":
+            return keys.run(args, config)
         elif args.command == "certificates":
             return certificates.run(args, config)
         elif args.command == "audit":

@@ -5,7 +5,7 @@ flag for the action is set; never its own flags; and every accepted call moves i
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -16,6 +16,14 @@ from devreg.core.records import Actor, ActorKind, Caller, Certificate, Device, D
 from devreg.core.store import DeviceStore
 
 Action = Literal["read", "write", "renew"]
+
+
+class AccountGate(Protocol):
+    """Whether an account is disabled, as fresh as a revocation needs
+    (auth/access_gate.py:AccessGate)."""
+
+    async def check_account(self, account_id: bytes) -> None:
+        """AccountDisabled if it is."""
 
 
 def check_certificate(cert: Certificate | None, now: int) -> Certificate:
@@ -79,6 +87,7 @@ def check_own_flags(device: Device, flags: DeviceFlags) -> None:
 
 async def authenticate_device(
     store: DeviceStore,
+    accounts: AccountGate,
     digest: bytes,
     device_id: bytes | None,
     action: Action,
@@ -86,8 +95,10 @@ async def authenticate_device(
 ) -> tuple[Caller, Certificate]:
     """The caller a device's certificate (SHA-256 `digest`) makes, if the certificate is
     registered, unrevoked and valid and its device may do `action` on `device_id` (None:
-    on itself, as over EST). Looked up on every request, so a revocation holds at once."""
+    on itself, as over EST), and its account is not disabled. Looked up on every request,
+    so a revocation holds at once."""
     record = check_certificate(await store.find_certificate(digest), now_us())
+    await accounts.check_account(record.account_id)
     device = await store.get_device_by_id(record.device_id)
     device = check_device_access(
         record, device, record.device_id if device_id is None else device_id, action

@@ -3,8 +3,12 @@ so that a device created without naming either (dialect F does) still has both."
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
+from devreg.core.access_mark import Sleep, until_everywhere
+from devreg.core.clock import now_us
 from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import new_id, parse_prefixed
 from devreg.core.records import Account, DeviceProfile, Division, Origin
@@ -77,3 +81,30 @@ async def set_default_version(
     if account_id is None or not await store.set_account_api_version(account_id, version, origin):
         raise NotFound(f"No such account: {account_id_text[:64]!r}")
     return account_id
+
+
+def parse_account_id(text: str) -> bytes:
+    account_id = parse_prefixed("acc", text)
+    if account_id is None:
+        raise NotFound(f"No such account: {text[:64]!r}")
+    return account_id
+
+
+async def set_account_disabled(
+    store: DeviceStore,
+    account_id_text: str,
+    disabled: bool,
+    origin: Origin,
+    sleep: Sleep = asyncio.sleep,
+) -> Account:
+    """Disables or enables the account. Nothing is deleted: while it is disabled its keys,
+    tokens and device certificates are refused, and enabling restores all of them. Returns
+    once every devreg process holds the new state; doing it twice changes nothing."""
+    account_id = parse_account_id(account_id_text)
+    result = await store.set_account_disabled(account_id, now_us() if disabled else None, origin)
+    if result is None:
+        raise NotFound(f"No such account: {account_id_text[:64]!r}")
+    changed, account = result
+    if changed:
+        await until_everywhere(sleep)
+    return account

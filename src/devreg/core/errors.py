@@ -67,3 +67,12 @@ class QuotaExceeded(DomainError):
     def __init__(self, message: str, setting: str) -> None:
         super().__init__(message)
         self.setting = setting
+
+
+class AccountDisabled(Forbidden):
+    """Good credentials of an account an operator disabled: refused, with nothing deleted,
+    until it is enabled again. Dialect F has its own answer for it (422)."""
+
+    def __init__(self, account_id: bytes) -> None:
+        super().__init__(f"The account acc_{account_id.hex()} is disabled")
+        self.account_id = account_id

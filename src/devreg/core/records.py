@@ -47,6 +47,15 @@ class ApiKey(msgspec.Struct, frozen=True):
     rotated_from: bytes | None = None  # the key this one replaces
 
 
+class KeyStanding(msgspec.Struct, frozen=True):
+    """A key with its account's state, read in one snapshot, tagged with the access mark's
+    generation of that snapshot (auth/access_gate.py: how long a process may trust it)."""
+
+    key: ApiKey
+    account_disabled: bool
+    generation: int
+
+
 class Division(msgspec.Struct, frozen=True):
     id: bytes
     account_id: bytes
@@ -169,6 +178,10 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     api_version: str = DEFAULT_VERSION  # dialect F: the account's default, as of the token
     # The device itself: its record as checked when it authenticated (core/access.py)
     device: Device | None = None
+    # The API key behind an x-api-key or a bearer token, and its scope as stored now
+    # (never a token's claim): None and WRITE for the CLI, devices and devreg itself.
+    key_id: bytes | None = None
+    scope: Scope = Scope.WRITE
 
     @property
     def origin(self) -> Origin:

@@ -18,6 +18,7 @@ from devreg.core.records import (
     DeviceProfile,
     DeviceStatus,
     Division,
+    KeyStanding,
     Origin,
     ProfileField,
     RevokedEntry,
@@ -158,10 +159,63 @@ class DeviceStore(Protocol):
 
     async def find_api_key(self, key_hash: bytes) -> ApiKey | None: ...
 
+    async def key_standing_by_hash(self, key_hash: bytes) -> KeyStanding | None:
+        """The key with this secret's hash, its account's state and the access mark, in one
+        snapshot (one statement)."""
+
+    async def key_standing_by_id(self, key_id: bytes) -> KeyStanding | None:
+        """As `key_standing_by_hash`, by the key's id (a bearer token names it)."""
+
     async def access_mark(self) -> int:
         """The access mark's generation: moves whenever a key's or an account's state
         changes in a way that may refuse a credential, in the same transaction. One row
         read."""
+        ...
+
+    async def access_snapshot(self) -> tuple[int, frozenset[bytes]]:
+        """The access mark's generation and the disabled accounts, in one snapshot."""
+        ...
+
+    async def insert_api_key(self, key: ApiKey, at_most: int, now: int, origin: Origin) -> bool:
+        """Stores a new key of an existing account, unless the account already holds
+        `at_most` usable (unrevoked, unexpired at `now`) keys: then False."""
+        ...
+
+    async def api_keys(self, account_id: bytes) -> list[ApiKey]:
+        """The account's keys, both modes, revoked ones too, oldest first."""
+        ...
+
+    async def api_key(self, key_id: bytes) -> ApiKey | None: ...
+
+    async def revoke_api_key(
+        self, key_id: bytes, at: int, origin: Origin
+    ) -> tuple[bool, ApiKey] | None:
+        """Revokes the key (whether that changed it, and the key now); None: no such key."""
+        ...
+
+    async def rotate_api_key(
+        self, old_id: bytes, new: ApiKey, ends: int, revoke: bool, at: int, origin: Origin
+    ) -> ApiKey | None:
+        """In one transaction: the old key set to expire at `ends` (or revoked at `at`) and
+        `new` stored. The old key as it is now; None if it was revoked meanwhile."""
+        ...
+
+    async def touch_api_keys(self, used: dict[bytes, int]) -> None:
+        """Moves each key's last-used time forward to the time given (never back). Not a
+        change: not in the change log, and the access mark stays."""
+        ...
+
+    async def account(self, account_id: bytes) -> Account | None: ...
+
+    async def accounts(self) -> list[Account]:
+        """Every account, oldest first."""
+        ...
+
+    async def set_account_disabled(
+        self, account_id: bytes, at: int | None, origin: Origin
+    ) -> tuple[bool, Account] | None:
+        """Disables (at `at`) or enables (None) the account: whether that changed it, and
+        the account now; None: no such account."""
         ...
 
     async def account_api_version(self, account_id: bytes) -> str | None:

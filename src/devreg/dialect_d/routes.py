@@ -10,12 +10,14 @@ from contextlib import contextmanager
 import msgspec
 from cryptography import x509
 
+from devreg.auth.access_gate import AccessGate
 from devreg.auth.api_keys import find_key
 from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
 from devreg.changelog.export import entry_out
 from devreg.changelog.service import ChangeLogService
 from devreg.core.access import Action, DeviceFlags, authenticate_device
+from devreg.core.api_keys import check_scope
 from devreg.core.clock import now_us, render_rfc3339
 from devreg.core.devices import DeviceService, FieldLabel
 from devreg.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -32,6 +34,7 @@ from devreg.core.records import (
 )
 from devreg.core.store import DeviceStore
 from devreg.dialect_d import params as query
+from devreg.dialect_d.api_keys import ApiKeyRoutes
 from devreg.dialect_d.errors import render_error
 from devreg.dialect_d.history import DeviceRenderer, LogPageOut
 from devreg.dialect_d.pages import TOTAL_EXACT_HEADER, ListBody, rendered
@@ -114,10 +117,12 @@ class DialectD:
         certificates: CertificateService,
         limiter: RateLimiter,
         log: ChangeLogService,
+        gate: AccessGate,
         *,
         max_enrollment_secrets: int = DEFAULT_MAX_OUTSTANDING_SECRETS,
     ) -> None:
         self.max_enrollment_secrets = max_enrollment_secrets
+        self.gate = gate
         self.store = store
         self.devices = devices
         self.profiles = devices.profiles
@@ -151,6 +156,7 @@ class DialectD:
             ("POST", "/device/{id}/enrollment-secret", self.create_enrollment_secret),
             ("PUT", "/device/{id}/enrollment-secret/revoke", self.revoke_enrollment_secrets),
             ("PUT", "/certificate/{id}/revoke", self.revoke_certificate),
+            *ApiKeyRoutes(self.store, self.api_caller).routes(),
         ]
         for method, path, handler in routes:
             router.add(method, BASE + path, handler, render_error)
@@ -161,6 +167,7 @@ class DialectD:
         secret = request.credential_header(b"x-api-key")
         if not secret:
             raise Unauthenticated("Missing x-api-key header")
+        # One statement per request (the key, its account, now): always current, no wait.
         key = await guarded(
             self.limiter, request.scope, lambda: find_key(self.store, secret, "Invalid API key")
         )
@@ -168,8 +175,11 @@ class DialectD:
             account_id=key.account_id, live_mode=key.live_mode,
             credential_id="key:" + key.id.hex(),
             actor=Actor(ActorKind.API_KEY, render_uuid(key.id)), request_id=request.request_id,
+            key_id=key.id, scope=key.scope,
         )  # fmt: skip
         request.credential = caller.credential_id
+        check_scope(key.scope, request.method)
+        self.gate.used(key, now_us())
         await self.limiter.check(caller.credential_id)
         return caller
 
@@ -181,7 +191,9 @@ class DialectD:
         request.credential = "cert:" + digest.hex()[:32]
         await self.limiter.check(request.credential)
         path_id = parse_uuid(request.path_params["id"]) or b""
-        return await authenticate_device(self.store, digest, path_id, action, request.request_id)
+        return await authenticate_device(
+            self.store, self.gate, digest, path_id, action, request.request_id
+        )
 
     def device_id(self, request: Request) -> bytes:
         text = request.path_params["id"]

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from devreg.core.accounts import MAX_NAME
+from devreg.core.api_keys import (
+    DEFAULT_OVERLAP_HOURS,
+    MAX_EXPIRES_IN_DAYS,
+    MAX_OVERLAP_HOURS,
+    key_status,
+)
 from devreg.core.clock import render_rfc3339
 from devreg.core.devices import MAX_IDENTIFIER, DeviceView
 from devreg.core.ids import render_uuid
 from devreg.core.profiles import Profile
-from devreg.core.records import Certificate, Division
+from devreg.core.records import ApiKey, Certificate, Division
 from devreg.core.text import TEXT_PATTERN, TEXT_RULE
 
 Uuid = Annotated[str, Meta(examples=["64c02969-3890-4da8-a5ef-b574fd72887e"])]
@@ -370,3 +376,74 @@ def render_certificate(
         issued_by=cert.issued_by,
         private_key=private_key,
     )
+
+
+# --- API keys (/iot/api/v2/api-key)
+
+
+class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    scope: Annotated[
+        Literal["read", "write"], Meta(description="read: GET only; write: everything")
+    ] = "write"
+    expires_in_days: (
+        Annotated[int, Meta(ge=1, le=MAX_EXPIRES_IN_DAYS, description="None sent: never")]
+        | UnsetType
+    ) = UNSET
+
+
+class RotateIn(msgspec.Struct, forbid_unknown_fields=True):
+    overlap_hours: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=MAX_OVERLAP_HOURS,
+            description="How long the old key keeps working; 0: revoked at once",
+        ),
+    ] = DEFAULT_OVERLAP_HOURS
+
+
+class ApiKeyOut(msgspec.Struct):
+    """Never the secret nor its hash: `prefix` tells keys apart."""
+
+    id: Uuid
+    name: str
+    mode: Literal["live", "test"]
+    scope: Literal["read", "write"]
+    prefix: str
+    status: Literal["ACTIVE", "EXPIRED", "REVOKED"]
+    created: str
+    last_used: Annotated[str | None, Meta(description="Up to a minute late")]
+    expires_at: str | None
+    revoked_at: str | None
+    rotated_from: Uuid | None
+
+
+class ApiKeyCreatedOut(msgspec.Struct):
+    """The only answer that holds the secret."""
+
+    secret: str
+    key: ApiKeyOut
+    replaces: Uuid | None = None  # a rotation: the key it replaces
+
+
+class ApiKeyListOut(msgspec.Struct):
+    limit: int
+    offset: int
+    total: int
+    records: list[ApiKeyOut]
+
+
+def _time_or_none(us: int | None) -> str | None:
+    return None if us is None else render_rfc3339(us)
+
+
+def render_api_key(key: ApiKey, now: int) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=render_uuid(key.id), name=key.name, mode="live" if key.live_mode else "test",
+        scope=key.scope.value, prefix=key.prefix,
+        status=key_status(key, now).value,
+        created=render_rfc3339(key.created_at), last_used=_time_or_none(key.last_used_at),
+        expires_at=_time_or_none(key.expires_at), revoked_at=_time_or_none(key.revoked_at),
+        rotated_from=None if key.rotated_from is None else render_uuid(key.rotated_from),
+    )  # fmt: skip

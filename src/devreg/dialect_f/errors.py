@@ -8,6 +8,7 @@ import logging
 
 from devreg.core.clock import now_us, render_rfc3339
 from devreg.core.errors import (
+    AccountDisabled,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -81,6 +82,8 @@ def render_failure(exc: Exception, *, context: str, live_mode: bool) -> Response
             exc.message,
             live_mode=live_mode,
         )
+    if isinstance(exc, AccountDisabled):  # Flatpeak's own answer, on any endpoint
+        return out(422, "api_error", "account_disabled", "Your account is disabled")
     # The seed has no 401: every credential problem is a 403 access_denied.
     if isinstance(exc, Unauthenticated | Forbidden):
         return out(403, "invalid_request", "access_denied", exc.message)

@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
+from devreg.auth.access_gate import AccessGate
 from devreg.auth.api_keys import authenticate_key, parse_basic
 from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
-from devreg.auth.tokens import BearerTokens, TokenSigner, parse_bearer
+from devreg.auth.tokens import TokenSigner, parse_bearer
 from devreg.core.clock import now_us
 from devreg.core.devices import DEFAULT_PAGE, MAX_PAGE, DeviceService
 from devreg.core.errors import InvalidInput, NotFound
@@ -119,11 +120,12 @@ class DialectF:
         devices: DeviceService,
         signer: TokenSigner,
         limiter: RateLimiter,
+        gate: AccessGate,
     ) -> None:
         self.store = store
         self.devices = devices
         self.signer = signer
-        self.tokens = BearerTokens(signer, store)
+        self.gate = gate
         self.limiter = limiter
 
     def mount(self, router: Router) -> None:
@@ -140,16 +142,20 @@ class DialectF:
             router.add(method, path, endpoint(context, handler), render_error)
 
     async def caller(self, request: Request, exchange: Exchange) -> Caller:
-        # BearerTokens.caller, in its two steps: no coroutine once the account is known.
         caller = self.signer.verify(parse_bearer(request.credential_header(b"authorization")))
-        if self.tokens.unconfirmed(caller):
-            await self.tokens.confirm(caller)
         exchange.live_mode = caller.live_mode
         request.credential = caller.credential_id
+        # AccessGate.token_key in its two steps: no coroutine while the key's state is cached.
+        assert caller.key_id is not None  # every token names its key
+        standing = self.gate.cached_key(caller.key_id)
+        if standing is None:
+            standing = await self.gate.load_key(caller.key_id)
+        key = self.gate.admit(caller, standing, request.method)
         await self.limiter.check(caller.credential_id)
         exchange.settle(caller.api_version)  # carried in the token: no look-up
-        # The verified token's caller is cached across requests; the request id is this one's.
-        return msgspec.structs.replace(caller, request_id=request.request_id)
+        # The verified token's caller is cached across requests; the request id is this
+        # one's, and the scope the key has now.
+        return msgspec.structs.replace(caller, request_id=request.request_id, scope=key.scope)
 
     async def login(self, request: Request, exchange: Exchange) -> Response:
         user, secret = parse_basic(request.credential_header(b"authorization"))
@@ -164,8 +170,11 @@ class DialectF:
             log.warning("account %s: stored API version is not served", key.account_id.hex())
             default = DEFAULT_VERSION
         exchange.settle(default)
-        token = self.signer.issue(key, now_us() // 1_000_000, default)
-        out = LoginOut(bearer_token=token, expires_in=self.signer.ttl, live_mode=key.live_mode)
+        now = now_us() // 1_000_000
+        token = self.signer.issue(key, now, default)
+        out = LoginOut(
+            bearer_token=token, expires_in=self.signer.lifetime(key, now), live_mode=key.live_mode
+        )
         return json_response(200, out, [NO_STORE])
 
     async def create_device(self, request: Request, exchange: Exchange) -> Response:

@@ -15,8 +15,9 @@ import msgspec
 from cryptography import x509
 
 from devreg.changelog.entries import Action
+from devreg.core.access import AccountGate
 from devreg.core.clock import now_us
-from devreg.core.errors import LimitReached, NotFound, Unauthenticated
+from devreg.core.errors import AccountDisabled, LimitReached, NotFound, Unauthenticated
 from devreg.core.ids import new_id, render_uuid
 from devreg.core.records import Actor, ActorKind, Caller, Certificate, Device, DeviceStatus
 from devreg.core.store import DeviceStore, OverLimit
@@ -79,18 +80,27 @@ async def revoke_secrets(store: DeviceStore, caller: Caller, device_id: bytes) -
 
 
 async def authenticate_secret(
-    store: DeviceStore, device_id: bytes, secret: str, credential_id: str, request_id: str
+    store: DeviceStore,
+    accounts: AccountGate,
+    device_id: bytes,
+    secret: str,
+    credential_id: str,
+    request_id: str,
 ) -> Caller:
-    """The device as a caller, if it is ACTIVE and `secret` is its outstanding secret; the
-    secret is not spent. A disabled device is refused like a wrong secret, so that nobody
-    without the secret learns the device's status; its secret works once it is enabled
-    again."""
+    """The device as a caller, if it is ACTIVE, its account is not disabled and `secret`
+    is its outstanding secret; the secret is not spent. A disabled device or account is
+    refused like a wrong secret, so that nobody without the secret learns the device's
+    status; its secret works once it is enabled again."""
     device = await store.get_device_by_id(device_id)
     secret_id = None
     if device is not None and device.status is DeviceStatus.ACTIVE:
         secret_id = await store.enrollment_secret_valid(device.id, _hash(secret), now_us())
     if device is None or secret_id is None:
         raise Unauthenticated(_REFUSED)
+    try:
+        await accounts.check_account(device.account_id)
+    except AccountDisabled:
+        raise Unauthenticated(_REFUSED) from None
     return Caller(
         account_id=device.account_id, live_mode=device.live_mode, credential_id=credential_id,
         actor=Actor(ActorKind.ENROLLMENT_SECRET, render_uuid(secret_id)),

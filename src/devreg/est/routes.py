@@ -8,7 +8,7 @@ from cryptography import x509
 
 from devreg.auth.api_keys import parse_basic
 from devreg.auth.rate_limit import RateLimiter
-from devreg.core.access import Action, authenticate_device
+from devreg.core.access import AccountGate, Action, authenticate_device
 from devreg.core.devices import DeviceService
 from devreg.core.errors import Unauthenticated
 from devreg.core.ids import parse_uuid
@@ -46,7 +46,9 @@ class Est:
         certificates: CertificateService,
         limiter: RateLimiter,
         devices: DeviceService,
+        gate: AccountGate,
     ) -> None:
+        self.gate = gate
         self.devices = devices
         self.store = store
         self.ca = ca
@@ -96,7 +98,9 @@ class Est:
         digest = fingerprint(cert)
         request.credential = "cert:" + digest.hex()[:32]
         await self.limiter.check(request.credential)
-        return await authenticate_device(self.store, digest, None, action, request.request_id)
+        return await authenticate_device(
+            self.store, self.gate, digest, None, action, request.request_id
+        )
 
     async def secret_holder(self, request: Request) -> tuple[Caller, str]:
         """The device whose outstanding secret the request carries (not spent yet)."""
@@ -110,7 +114,7 @@ class Est:
             raise Unauthenticated("The Basic user name must be the device's UUID")
         request.credential = "est-secret:" + user
         caller = await authenticate_secret(
-            self.store, device_id, secret, request.credential, request.request_id
+            self.store, self.gate, device_id, secret, request.credential, request.request_id
         )
         return caller, secret
 

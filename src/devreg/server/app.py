@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from devreg.auth.access_gate import AccessGate
 from devreg.auth.crl_fetches import check_crl_fetch, make_crl_fetch_limiter
 from devreg.auth.rate_limit import RateLimiter, make_rate_limiter
 from devreg.auth.tokens import TokenSigner, load_or_create_signing_key
@@ -68,6 +69,7 @@ class Services(msgspec.Struct):
     crl_fetches: RateLimiter  # per client address
     quotas: Quotas
     log: ChangeLogService
+    gate: AccessGate
 
 
 async def open_services(config: Config) -> Services:
@@ -104,7 +106,7 @@ async def open_services(config: Config) -> Services:
         crl=CrlPublisher(store, ca), issuance_bucket=issuance_bucket,
         max_enrollment_secrets=config.max_enrollment_secrets,
         crl_fetches=crl_fetches,
-        quotas=config.quotas, log=ChangeLogService(store, store),
+        quotas=config.quotas, log=ChangeLogService(store, store), gate=AccessGate(store),
     )  # fmt: skip
 
 
@@ -113,10 +115,15 @@ def build_router(services: Services) -> Router:
     devices = DeviceService(services.store, quotas=services.quotas)
     DialectD(
         services.store, devices, services.certificates, services.limiter, services.log,
-        max_enrollment_secrets=services.max_enrollment_secrets,
+        services.gate, max_enrollment_secrets=services.max_enrollment_secrets,
     ).mount(router)  # fmt: skip
-    DialectF(services.store, devices, services.signer, services.limiter).mount(router)
-    Est(services.store, services.ca, services.certificates, services.limiter, devices).mount(router)
+    DialectF(services.store, devices, services.signer, services.limiter, services.gate).mount(
+        router
+    )
+    Est(
+        services.store, services.ca, services.certificates, services.limiter, devices,
+        services.gate,
+    ).mount(router)  # fmt: skip
     spec = msgspec.json.encode(build_openapi())
 
     async def openapi(request: Request) -> Response:
@@ -170,23 +177,28 @@ class DevregApp:
         self.router = Router()
         self.refusals = RefusalCounter(config.rate_limit_log_interval)
         self._pruning: asyncio.Task[None] | None = None
+        self._access: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:
         self.services = await open_services(self.config)
         self.router = build_router(self.services)
+        loop = asyncio.get_running_loop()
+        self._access = loop.create_task(self.services.gate.run_refresher())
         if self.config.audit_retention_days > 0:
-            self._pruning = asyncio.get_running_loop().create_task(
+            self._pruning = loop.create_task(
                 keep_pruning(self.services.log, self.config.audit_retention_days)
             )
 
     async def shutdown(self) -> None:
-        if self._pruning is not None:
-            self._pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruning
-            self._pruning = None
+        for task in (self._pruning, self._access):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._pruning = self._access = None
         self.refusals.close()
         if self.services is not None:
+            await self.services.gate.close()  # the last use of keys, before the store goes
             await self.services.limiter.close()
             await self.services.issuance_bucket.close()
             await self.services.crl_fetches.close()

@@ -26,6 +26,7 @@ from devreg.core.records import (
     DeviceProfile,
     DeviceStatus,
     Division,
+    KeyStanding,
     Origin,
     ProfileField,
     RevokedEntry,
@@ -55,6 +56,17 @@ class SqlRunner(Protocol):
     async def rows(self, statement: str, params: Params = ()) -> list[Sequence[Any]]: ...
 
     async def run(self, statement: str, params: Params = ()) -> None: ...
+
+
+def _standing(row: Sequence[Any] | None) -> KeyStanding | None:
+    if row is None:
+        return None
+    columns = len(sql.KEY_COLUMNS.split(","))
+    return KeyStanding(
+        key=sql.key_from_row(row[:columns]),
+        account_disabled=row[columns] is not None,
+        generation=int(row[columns + 1]),
+    )
 
 
 class SqlDeviceStore:
@@ -154,12 +166,113 @@ class SqlDeviceStore:
         row = await self._one(sql.SELECT_API_KEY, (key_hash,))
         return None if row is None else sql.key_from_row(row)
 
+    async def key_standing_by_hash(self, key_hash: bytes) -> KeyStanding | None:
+        return _standing(await self._one(sql.SELECT_KEY_STANDING_BY_HASH, (key_hash,)))
+
+    async def key_standing_by_id(self, key_id: bytes) -> KeyStanding | None:
+        return _standing(await self._one(sql.SELECT_KEY_STANDING_BY_ID, (key_id,)))
+
     async def access_mark(self) -> int:
         """The access mark's generation (migration 0008): it moves in the transaction of
         every change that may refuse a credential a process holds verified."""
         row = await self._one(sql.SELECT_ACCESS_MARK)
         assert row is not None  # made by migration 0008
         return int(row[0])
+
+    async def access_snapshot(self) -> tuple[int, frozenset[bytes]]:
+        rows = await self.runner().rows(sql.SELECT_ACCESS_SNAPSHOT)
+        assert rows  # the mark's row, made by migration 0008
+        disabled = frozenset(bytes(row[1]) for row in rows if row[1] is not None)
+        return int(rows[0][0]), disabled
+
+    async def insert_api_key(self, key: ApiKey, at_most: int, now: int, origin: Origin) -> bool:
+        async def work(tx: SqlRunner) -> tuple[bool, list[Change]]:
+            await tx.run(sql.LOCK_ACCOUNT, (key.account_id,))  # counts stay true per account
+            (held,) = (await tx.rows(sql.COUNT_LIVE_ACCOUNT_KEYS, (key.account_id, now)))[0]
+            if int(held) >= at_most:
+                return False, []
+            await tx.run(sql.INSERT_API_KEY, sql.key_row(key))
+            return True, [changes.created_key(key)]
+
+        return await self._logged(origin, work)
+
+    async def api_keys(self, account_id: bytes) -> list[ApiKey]:
+        rows = await self.runner().rows(sql.SELECT_ACCOUNT_KEYS, (account_id,))
+        return [sql.key_from_row(row) for row in rows]
+
+    async def api_key(self, key_id: bytes) -> ApiKey | None:
+        row = await self._one(sql.SELECT_API_KEY_BY_ID, (key_id,))
+        return None if row is None else sql.key_from_row(row)
+
+    async def _locked_key(self, tx: SqlRunner, key_id: bytes) -> ApiKey | None:
+        read = sql.SELECT_API_KEY_BY_ID if self.serialized_writes else sql.LOCK_API_KEY_BY_ID
+        rows = await tx.rows(read, (key_id,))
+        return sql.key_from_row(rows[0]) if rows else None
+
+    async def revoke_api_key(
+        self, key_id: bytes, at: int, origin: Origin
+    ) -> tuple[bool, ApiKey] | None:
+        async def work(tx: SqlRunner) -> tuple[tuple[bool, ApiKey] | None, list[Change]]:
+            old = await self._locked_key(tx, key_id)
+            if old is None or old.revoked_at is not None:
+                return (None if old is None else (False, old)), []
+            await tx.run(sql.REVOKE_API_KEY, (at, key_id))
+            new = msgspec.structs.replace(old, revoked_at=at)
+            return (True, new), [changes.changed_key(Action.API_KEY_REVOKE, old, new)]
+
+        return await self._logged(origin, work)
+
+    async def rotate_api_key(
+        self, old_id: bytes, new: ApiKey, ends: int, revoke: bool, at: int, origin: Origin
+    ) -> ApiKey | None:
+        async def work(tx: SqlRunner) -> tuple[ApiKey | None, list[Change]]:
+            old = await self._locked_key(tx, old_id)
+            if old is None or old.revoked_at is not None:
+                return None, []
+            if revoke:
+                await tx.run(sql.REVOKE_API_KEY, (at, old_id))
+                after = msgspec.structs.replace(old, revoked_at=at)
+            else:
+                await tx.run(sql.EXPIRE_API_KEY, (ends, old_id))
+                after = msgspec.structs.replace(old, expires_at=ends)
+            await tx.run(sql.INSERT_API_KEY, sql.key_row(new))
+            return after, [
+                changes.created_key(new),
+                changes.changed_key(Action.API_KEY_ROTATE, old, after),
+            ]
+
+        return await self._logged(origin, work)
+
+    async def touch_api_keys(self, used: dict[bytes, int]) -> None:
+        async def work(tx: SqlRunner) -> None:
+            for key_id, at in sorted(used.items()):  # one order: two flushes never deadlock
+                await tx.run(sql.TOUCH_API_KEY, (at, key_id, at))
+
+        await self.atomic(work)
+
+    async def account(self, account_id: bytes) -> Account | None:
+        row = await self._one(sql.SELECT_ACCOUNT, (account_id,))
+        return None if row is None else sql.account_from_row(row)
+
+    async def accounts(self) -> list[Account]:
+        return [sql.account_from_row(row) for row in await self.runner().rows(sql.SELECT_ACCOUNTS)]
+
+    async def set_account_disabled(
+        self, account_id: bytes, at: int | None, origin: Origin
+    ) -> tuple[bool, Account] | None:
+        async def work(tx: SqlRunner) -> tuple[tuple[bool, Account] | None, list[Change]]:
+            read = sql.SELECT_ACCOUNT if self.serialized_writes else sql.LOCK_ACCOUNT_ROW
+            rows = await tx.rows(read, (account_id,))
+            if not rows:
+                return None, []
+            old = sql.account_from_row(rows[0])
+            if (old.disabled_at is None) == (at is None):
+                return (False, old), []
+            await tx.run(sql.SET_ACCOUNT_DISABLED, (at, account_id))
+            new = msgspec.structs.replace(old, disabled_at=at)
+            return (True, new), [changes.account_status(old, new)]
+
+        return await self._logged(origin, work)
 
     # --- divisions and profiles
 

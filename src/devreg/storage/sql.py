@@ -47,6 +47,41 @@ INSERT_API_KEY = f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?
 # Moved by triggers (migration 0008) whenever a key's or an account's state changes in a
 # way that may refuse a credential some process holds verified.
 SELECT_ACCESS_MARK = "SELECT generation FROM access_mark WHERE id = 1"
+# A key with its account's state and the access mark, in one statement's snapshot: what
+# every credential check needs, and the generation it was read under (auth/access_gate.py).
+_KEY_STANDING = (
+    "SELECT " + ", ".join("k." + column.strip() for column in KEY_COLUMNS.split(","))
+    + ", a.disabled_at, m.generation FROM api_keys k"
+    " JOIN accounts a ON a.id = k.account_id JOIN access_mark m ON m.id = 1"
+)  # fmt: skip
+SELECT_KEY_STANDING_BY_HASH = _KEY_STANDING + " WHERE k.key_hash = ?"
+SELECT_KEY_STANDING_BY_ID = _KEY_STANDING + " WHERE k.id = ?"
+# The mark and the disabled accounts as of one snapshot (a row with a NULL id: none).
+SELECT_ACCESS_SNAPSHOT = (
+    "SELECT m.generation, a.id FROM access_mark m"
+    " LEFT JOIN accounts a ON a.disabled_at IS NOT NULL WHERE m.id = 1"
+)
+SELECT_API_KEY_BY_ID = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"
+LOCK_API_KEY_BY_ID = SELECT_API_KEY_BY_ID + " FOR NO KEY UPDATE"
+SELECT_ACCOUNT_KEYS = (
+    f"SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at, id"
+)
+COUNT_LIVE_ACCOUNT_KEYS = (
+    "SELECT COUNT(*) FROM api_keys WHERE account_id = ? AND revoked_at IS NULL"
+    " AND (expires_at IS NULL OR expires_at > ?)"
+)
+REVOKE_API_KEY = "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
+EXPIRE_API_KEY = "UPDATE api_keys SET expires_at = ? WHERE id = ? AND revoked_at IS NULL"
+# Every process flushes the times it saw: the latest wins, whatever order they come in.
+TOUCH_API_KEY = (
+    "UPDATE api_keys SET last_used_at = ? WHERE id = ?"
+    " AND (last_used_at IS NULL OR last_used_at < ?)"
+)
+SELECT_ACCOUNTS = (
+    "SELECT id, name, created_at, api_version, disabled_at FROM accounts ORDER BY created_at, id"
+)
+LOCK_ACCOUNT_ROW = SELECT_ACCOUNT + " FOR NO KEY UPDATE"
+SET_ACCOUNT_DISABLED = "UPDATE accounts SET disabled_at = ? WHERE id = ?"
 INSERT_DIVISION = (
     "INSERT INTO divisions (id, account_id, name, is_default, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"

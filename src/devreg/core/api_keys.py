@@ -1,0 +1,244 @@
+"""API keys as the core sees them: what a key may do (its scope), when it stops working
+(revoked, expired, its account disabled), and the use cases that make, list, rotate and
+revoke keys. The CLI and dialect D's `/iot/api/v2/api-key` call these, and every credential
+check (x-api-key, `/login`, bearer tokens) applies `usable_key` and `check_scope`.
+
+A key's secret is `sk_live_` or `sk_test_` plus 256 random bits; only its SHA-256 is
+stored. A fast hash is right here (unlike for passwords): there is nothing to brute-force,
+and finding the key stays one indexed read.
+
+Revocation is instant across processes (ARCHITECTURE.md, "Access mark"): a process trusts
+what it cached for a bounded time after the start of its last read of the access mark, and a
+change that may refuse a credential returns only once that time has passed after its commit
+(core/access_mark.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from enum import StrEnum
+
+from devreg.core.access_mark import Sleep, until_everywhere
+from devreg.core.accounts import check_name
+from devreg.core.clock import now_us
+from devreg.core.errors import (
+    AccountDisabled,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    QuotaExceeded,
+    Unauthenticated,
+)
+from devreg.core.ids import new_id, render_uuid
+from devreg.core.records import ApiKey, KeyStanding, Origin, Scope
+from devreg.core.store import DeviceStore
+
+LIVE_PREFIX = "sk_live_"
+TEST_PREFIX = "sk_test_"
+DEFAULT_KEY_NAME = "default"
+
+MAX_EXPIRES_IN_DAYS = 3650
+DEFAULT_OVERLAP_HOURS = 24.0
+MAX_OVERLAP_HOURS = 720.0
+MAX_USABLE_KEYS = 100  # unrevoked, unexpired keys per account, both modes together
+DAY_US = 86_400_000_000
+HOUR_US = 3_600_000_000
+
+
+class KeyStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+    REVOKED = "REVOKED"
+
+
+def hash_key(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+def new_api_key(
+    account_id: bytes,
+    live_mode: bool,
+    now: int,
+    *,
+    name: str = DEFAULT_KEY_NAME,
+    scope: Scope = Scope.WRITE,
+    expires_at: int | None = None,
+    rotated_from: bytes | None = None,
+) -> tuple[str, ApiKey]:
+    """A fresh key: the secret (shown once) and the record to store."""
+    prefix = LIVE_PREFIX if live_mode else TEST_PREFIX
+    secret = prefix + secrets.token_urlsafe(32)
+    record = ApiKey(
+        id=new_id(), account_id=account_id, live_mode=live_mode, key_hash=hash_key(secret),
+        prefix=secret[: len(prefix) + 4], created_at=now, name=name, scope=scope,
+        expires_at=expires_at, rotated_from=rotated_from,
+    )  # fmt: skip
+    return secret, record
+
+
+def key_status(key: ApiKey, now: int) -> KeyStatus:
+    if key.revoked_at is not None:
+        return KeyStatus.REVOKED
+    if key.expires_at is not None and now >= key.expires_at:
+        return KeyStatus.EXPIRED
+    return KeyStatus.ACTIVE
+
+
+def usable_key(standing: KeyStanding | None, now: int, refusal: str) -> ApiKey:
+    """The key, if it may be used now: unknown, revoked and expired keys are refused alike
+    (`refusal`, the dialect's wording), then a disabled account by name."""
+    if standing is None or key_status(standing.key, now) is not KeyStatus.ACTIVE:
+        raise Unauthenticated(refusal)
+    if standing.account_disabled:
+        raise AccountDisabled(standing.key.account_id)
+    return standing.key
+
+
+def needed_scope(method: str) -> Scope:
+    """Every route of both dialects reads with GET (or HEAD) and writes with anything else."""
+    return Scope.READ if method in ("GET", "HEAD") else Scope.WRITE
+
+
+def check_scope(scope: Scope, method: str) -> None:
+    if scope is Scope.READ and needed_scope(method) is Scope.WRITE:
+        raise Forbidden("This API key is read-only: it may not make changes")
+
+
+def _check_no_more_rights(
+    creator: ApiKey | None, live_mode: bool, scope: Scope, expires_at: int | None
+) -> None:
+    """A key may make only keys with no more rights than its own (the CLI may make any)."""
+    if creator is None:
+        return
+    if creator.scope is not Scope.WRITE:
+        raise Forbidden("This API key is read-only: it may not make changes")
+    if live_mode != creator.live_mode:
+        raise Forbidden("An API key may only make keys of its own mode")
+    del scope  # a write key may make a read or a write key
+    if creator.expires_at is not None and (expires_at is None or expires_at > creator.expires_at):
+        raise Forbidden("An API key may not make a key that outlives it")
+
+
+def check_expires_in(days: int | None) -> None:
+    if days is not None and not 1 <= days <= MAX_EXPIRES_IN_DAYS:
+        raise InvalidInput(
+            f"expires_in_days must be from 1 to {MAX_EXPIRES_IN_DAYS}", "expires_in_days"
+        )
+
+
+async def create_key(
+    store: DeviceStore,
+    account_id: bytes,
+    live_mode: bool,
+    name: str,
+    origin: Origin,
+    *,
+    scope: Scope = Scope.WRITE,
+    expires_in_days: int | None = None,
+    creator: ApiKey | None = None,
+) -> tuple[str, ApiKey]:
+    """A new key of the account (its secret, shown once, and the record)."""
+    name = check_name(name)
+    check_expires_in(expires_in_days)
+    now = now_us()
+    expires_at = None if expires_in_days is None else now + expires_in_days * DAY_US
+    _check_no_more_rights(creator, live_mode, scope, expires_at)
+    if await store.account(account_id) is None:
+        raise NotFound(f"No such account: acc_{account_id.hex()}")
+    secret, key = new_api_key(
+        account_id, live_mode, now, name=name, scope=scope, expires_at=expires_at
+    )
+    if not await store.insert_api_key(key, MAX_USABLE_KEYS, now, origin):
+        raise QuotaExceeded(
+            f"This account may hold at most {MAX_USABLE_KEYS} usable API keys: revoke some first",
+            "MAX_USABLE_KEYS",
+        )
+    return secret, key
+
+
+async def account_keys(store: DeviceStore, account_id: bytes) -> list[ApiKey]:
+    if await store.account(account_id) is None:
+        raise NotFound(f"No such account: acc_{account_id.hex()}")
+    return await store.api_keys(account_id)
+
+
+async def find_key_of(
+    store: DeviceStore,
+    key_id: bytes,
+    account_id: bytes | None = None,
+    live_mode: bool | None = None,
+) -> ApiKey:
+    """The key with this id; NotFound if there is none, or it is another account's or
+    mode's (when those are given: an HTTP caller sees only its own)."""
+    key = await store.api_key(key_id)
+    if (
+        key is None
+        or (account_id is not None and key.account_id != account_id)
+        or (live_mode is not None and key.live_mode != live_mode)
+    ):
+        raise NotFound(f"API key with id {render_uuid(key_id)} does not exist")
+    return key
+
+
+async def revoke_key(
+    store: DeviceStore,
+    key_id: bytes,
+    origin: Origin,
+    *,
+    account_id: bytes | None = None,
+    live_mode: bool | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> ApiKey:
+    """Revokes the key; returns once no devreg process can accept it or a token made from
+    it. Revoking a revoked key changes nothing and answers at once."""
+    await find_key_of(store, key_id, account_id, live_mode)
+    revoked = await store.revoke_api_key(key_id, now_us(), origin)
+    if revoked is None:
+        raise NotFound(f"API key with id {render_uuid(key_id)} does not exist")
+    changed, key = revoked
+    if changed:
+        await until_everywhere(sleep)
+    return key
+
+
+async def rotate_key(
+    store: DeviceStore,
+    key_id: bytes,
+    origin: Origin,
+    *,
+    overlap_hours: float = DEFAULT_OVERLAP_HOURS,
+    account_id: bytes | None = None,
+    live_mode: bool | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> tuple[str, ApiKey, ApiKey]:
+    """A new key like the old one (name, mode, scope, lifetime), and the old one set to
+    expire after `overlap_hours` (0: revoked now), in one transaction. No task has to
+    remember to revoke it later: every process compares the expiry with its clock."""
+    if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
+        raise InvalidInput(
+            f"overlap must be from 0 to {MAX_OVERLAP_HOURS:g} hours", "overlap_hours"
+        )
+    old = await find_key_of(store, key_id, account_id, live_mode)
+    now = now_us()
+    if key_status(old, now) is not KeyStatus.ACTIVE:
+        raise Conflict(
+            f"API key {render_uuid(key_id)} is {key_status(old, now).value.lower()}: only an"
+            " active key can be rotated",
+            "key_not_active",
+        )
+    lifetime = None if old.expires_at is None else old.expires_at - old.created_at
+    secret, new = new_api_key(
+        old.account_id, old.live_mode, now, name=old.name, scope=old.scope,
+        expires_at=None if lifetime is None else now + lifetime, rotated_from=old.id,
+    )  # fmt: skip
+    ends = now + round(overlap_hours * HOUR_US)
+    if old.expires_at is not None:
+        ends = min(ends, old.expires_at)
+    rotated = await store.rotate_api_key(old.id, new, ends, overlap_hours == 0, now, origin)
+    if rotated is None:  # revoked meanwhile
+        raise Conflict(f"API key {render_uuid(key_id)} is revoked", "key_not_active")
+    await until_everywhere(sleep)  # a shorter expiry refuses cached states too
+    return secret, new, rotated
