@@ -116,6 +116,13 @@ def issue(client: Any, device_id: str) -> dict[str, Any]:
     return body
 
 
+def make_key(client: Any, name: str) -> str:
+    made = client.post("/api-key", json={"name": name})
+    assert made.status_code == 201, made.text
+    key_id: str = made.json()["key"]["id"]
+    return key_id
+
+
 def real_objects(account: Account, other: Account) -> Objects:
     """Divisions, profiles, devices and certificates of the account (live and test), and
     some of another account (which must stay out of reach)."""
@@ -138,6 +145,9 @@ def real_objects(account: Account, other: Account) -> Objects:
     made.add("device", *(device["id"] for device in devices), foreign["id"])
     made.add("certificate", *(c["certificate_id"] for c in certificates))
     made.add("certificate", issue(other.live, foreign["id"])["certificate_id"])
+    # Keys to read, rotate and revoke: never the one fuzzing with (it would lock itself out)
+    made.add("api-key", *(make_key(client, f"disposable {n}") for n in range(2)))
+    made.add("api-key", make_key(account.test, "disposable test"), make_key(other.live, "foreign"))
     made.bodies = {
         "d-create-division": [{"name": "West"}],
         "d-create-profile": [{"name": "Gauge", "division_id": east["id"]}],
@@ -160,6 +170,8 @@ def real_objects(account: Account, other: Account) -> Objects:
             {"csr": renewal_csr(certificates[0]["pem"])},
         ],
         "d-revoke-certificate": [{"reason": "superseded"}],
+        "d-create-api-key": [{"name": "made by fuzzing", "scope": "read", "expires_in_days": 1}],
+        "d-rotate-api-key": [{"overlap_hours": 0.5}],
     }
     return made
 
@@ -176,10 +188,10 @@ def test_published_spec_dialect_d_operations(
         key = account.live_key if live else account.test_key
         credentials = Credentials(account.account_id, key, token="")
         operations = [op for op in operations_of(schema) if op.path.startswith(BASE + "/")]
-        assert len(operations) == 24, [op.label for op in operations]
+        assert len(operations) == 29, [op.label for op in operations]
         # Disables and revocations late, deletes after them: the others need live objects;
         # restore last, once the delete has archived the device.
-        late = ("d-disable-device", "d-revoke-certificate")
+        late = ("d-disable-device", "d-revoke-certificate", "d-revoke-api-key")
         operations.sort(
             key=lambda op: 3 if operation_id(op) == "d-restore-device"
             else 2 if op.method == "delete" else operation_id(op) in late

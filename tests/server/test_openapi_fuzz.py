@@ -66,6 +66,7 @@ EXPECTED_LINKS = {
         "RevokeEnrollmentSecret", "RevokeAllCertificates",
     },
     "POST /iot/api/v2/device/{id}/certificate": {"RevokeCertificate", "ListCertificates"},
+    "POST /iot/api/v2/api-key": {"GetApiKey", "RevokeApiKey", "RotateApiKey"},
 }  # fmt: skip
 
 

@@ -33,6 +33,7 @@ from devreg.core.errors import (
     Unauthenticated,
 )
 from devreg.core.ids import new_id, render_uuid
+from devreg.core.paging import check_page
 from devreg.core.records import ApiKey, KeyStanding, Origin, Scope
 from devreg.core.store import DeviceStore
 
@@ -163,6 +164,16 @@ async def account_keys(store: DeviceStore, account_id: bytes) -> list[ApiKey]:
     if await store.account(account_id) is None:
         raise NotFound(f"No such account: acc_{account_id.hex()}")
     return await store.api_keys(account_id)
+
+
+async def key_page(
+    store: DeviceStore, account_id: bytes, live_mode: bool, *, limit: int, offset: int
+) -> tuple[list[ApiKey], int]:
+    """A page of the account's keys of one mode, oldest first, and how many there are (an
+    account holds a few hundred at most: revoked ones and MAX_USABLE_KEYS)."""
+    check_page(limit, offset)
+    keys = [key for key in await account_keys(store, account_id) if key.live_mode == live_mode]
+    return keys[offset : offset + limit], len(keys)
 
 
 async def find_key_of(

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from devreg.core.api_keys import account_keys, create_key, find_key_of, revoke_key, rotate_key
+from devreg.core.api_keys import create_key, find_key_of, key_page, revoke_key, rotate_key
 from devreg.core.clock import now_us
 from devreg.core.errors import Forbidden
 from devreg.core.records import ApiKey, Caller, Scope
@@ -68,14 +68,12 @@ class ApiKeyRoutes:
     async def list(self, request: Request) -> Response:
         caller, _ = await self.manager(request)
         limit, offset = query.page_params(request.query())
-        keys = [
-            key
-            for key in await account_keys(self.store, caller.account_id)
-            if key.live_mode == caller.live_mode
-        ]
+        keys, total = await key_page(
+            self.store, caller.account_id, caller.live_mode, limit=limit, offset=offset
+        )
         now = now_us()
-        records = [render_api_key(key, now) for key in keys[offset : offset + limit]]
-        out = ApiKeyListOut(limit=limit, offset=offset, total=len(keys), records=records)
+        records = [render_api_key(key, now) for key in keys]
+        out = ApiKeyListOut(limit=limit, offset=offset, total=total, records=records)
         return json_response(200, out)
 
     async def get(self, request: Request) -> Response:

@@ -10,6 +10,7 @@ from devreg.changelog.service import (
     MAX_LOG_PAGE,
     MAX_LOG_SCAN,
 )
+from devreg.core.api_keys import MAX_USABLE_KEYS
 from devreg.core.devices import TOTAL_COUNT_BOUND
 from devreg.core.paging import DEFAULT_LIST_PAGE, MAX_LIST_PAGE
 from devreg.core.quotas import DEVICES_SETTING, DIVISIONS_SETTING, PROFILES_SETTING
@@ -19,6 +20,10 @@ from devreg.core.text import TEXT_PATTERN, TEXT_RULE
 from devreg.dialect_d.history import DeviceStateOut, HistoryOut, LogPageOut
 from devreg.dialect_d.pages import MAX_LIST_BYTES, TOTAL_EXACT_HEADER
 from devreg.dialect_d.shapes import (
+    ApiKeyCreatedOut,
+    ApiKeyIn,
+    ApiKeyListOut,
+    ApiKeyOut,
     CertificateIn,
     CertificateListOut,
     CertificateOut,
@@ -40,6 +45,7 @@ from devreg.dialect_d.shapes import (
     RenewOut,
     RevokedCertificatesOut,
     RevokeIn,
+    RotateIn,
 )
 from devreg.est.enrollment import DEFAULT_MAX_OUTSTANDING_SECRETS
 from devreg.pki.admission import (
@@ -49,6 +55,11 @@ from devreg.pki.admission import (
 )
 
 SHAPES: tuple[type, ...] = (
+    ApiKeyIn,
+    ApiKeyOut,
+    ApiKeyCreatedOut,
+    ApiKeyListOut,
+    RotateIn,
     HistoryOut,
     LogPageOut,
     DeviceStateOut,
@@ -233,6 +244,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     return {"in": "query", "name": name, "schema": schema, "description": description}
 
 
+_KEY_MANAGER = "the caller's key is read-only (managing keys needs a write key)"
 _ID = {"in": "path", "name": "id", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _UUID = {"type": "string", "format": "uuid"}
 _TIME = {"type": "string", "description": "ISO 8601 date or date-time"}
@@ -304,6 +316,16 @@ _PROFILE_TEXT = (
     " devices created afterwards; existing devices keep their own. A field made mandatory is"
     " enforced on each device's next update."
 )
+
+
+def _key_links() -> dict[str, Any]:
+    """From a key made (or made by a rotation) to what can be done with it."""
+    key_id = "$response.body#/key/id"
+    return {
+        "GetApiKey": _link("d-get-api-key", "Read it", id=key_id),
+        "RevokeApiKey": _link("d-revoke-api-key", "Revoke it", id=key_id),
+        "RotateApiKey": _link("d-rotate-api-key", "Rotate it", id=key_id),
+    }
 
 
 def _profile_links() -> dict[str, Any]:
@@ -691,6 +713,66 @@ def _paths() -> dict[str, Any]:
                 " moment this returns, by every process; listed in /crl.pem and /crl.der."
                 " With reason keyCompromise, every certificate it minted (EST re-enrollments"
                 " and renewals it authenticated, and theirs) is revoked with it.",
+            ),
+        },
+        f"{base}/api-key": {
+            "post": _op(
+                "d-create-api-key",
+                "Make an API key of the caller's account and mode",
+                "201",
+                "ApiKeyCreatedOut",
+                body="ApiKeyIn",
+                forbidden=_KEY_MANAGER
+                + "; or the new key would outlive the caller's (a key never makes a key with"
+                " more rights than its own)",
+                limit=f"quota_exceeded: {MAX_USABLE_KEYS} usable keys per account",
+                description="The secret is in this answer only (Cache-Control: no-store).",
+                links=_key_links(),
+            ),
+            "get": _op(
+                "d-list-api-keys",
+                "The account's keys in the caller's mode, never their secrets",
+                "200",
+                "ApiKeyListOut",
+                params=_PAGE,
+                forbidden=_KEY_MANAGER,
+                description="`last_used` is up to a minute late: each process writes the times"
+                " it saw once a minute.",
+            ),
+        },
+        f"{base}/api-key/{{id}}": {
+            "parameters": [_ID],
+            "get": _op("d-get-api-key", "One key", "200", "ApiKeyOut", forbidden=_KEY_MANAGER),
+        },
+        f"{base}/api-key/{{id}}/revoke": {
+            "parameters": [_ID],
+            "put": _op(
+                "d-revoke-api-key",
+                "Revoke a key",
+                "200",
+                "ApiKeyOut",
+                forbidden=_KEY_MANAGER,
+                body_required=False,
+                description="Answers once every devreg process (every worker, every host on"
+                " the same database) refuses the key and every bearer token made from it,"
+                " on connections already open: about a quarter of a second. A key may revoke"
+                " itself; revoking a revoked key changes nothing.",
+            ),
+        },
+        f"{base}/api-key/{{id}}/rotate": {
+            "parameters": [_ID],
+            "post": _op(
+                "d-rotate-api-key",
+                "Make a key's successor; the old one expires after the overlap",
+                "201",
+                "ApiKeyCreatedOut",
+                body="RotateIn",
+                body_required=False,
+                forbidden=_KEY_MANAGER,
+                links=_key_links(),
+                description="The new key has the old one's name, mode, scope and lifetime."
+                " The old key stops working `overlap_hours` from now (0: at once) in every"
+                " process, with no task left to remember it.",
             ),
         },
     }
