@@ -321,8 +321,11 @@ CALLS: tuple[Call, ...] = (
         "Flatpeak",
         "account disabled (422 `account_disabled`)",
         FP + "guides/system/errors",
-        "not served yet",
-        "#15",
+        "same",
+        "`devreg account disable`: every endpoint, `/login` included, answers 422 `api_error` /"
+        ' `account_disabled` "Your account is disabled" with its context and mode, until'
+        " `account enable`",
+        ("flatpeak.test_errors:test_a_disabled_account_is_flatpeak_s_422_on_every_endpoint",),
     ),
     Call(
         "Flatpeak",

@@ -36,12 +36,6 @@ def check_name(name: str, what: str = "name") -> str:
     return stripped
 
 
-async def account_exists(store: DeviceStore, account_id: bytes) -> bool:
-    """Every account is made with its default profile in one transaction (and neither is
-    ever deleted), so that one indexed row answers."""
-    return await store.default_profile(account_id) is not None
-
-
 def build_account(name: str, now: int, api_version: str = DEFAULT_VERSION) -> NewAccount:
     account = Account(
         id=new_id(), name=check_name(name), created_at=now, api_version=check_served(api_version)

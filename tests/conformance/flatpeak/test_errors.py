@@ -1,5 +1,5 @@
 """Flatpeak's errors page: the whole error object on every error, in the caller's mode,
-naming where it failed; seed 000's 429."""
+naming where it failed; seed 000's 429; a disabled account's 422."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import httpx
 from tests.conformance.conftest import LIMITED_BURST, Vendors
 from tests.conformance.flatpeak.test_devices import error_of
 from tests.dialect_f.helpers import new_tenant
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, run_cli
 
 NO_SUCH = "dev_" + "0" * 32
 
@@ -63,3 +63,31 @@ def test_too_many_requests_as_seed_000(limited_server: RunningServer) -> None:
     assert body["message"] == "Too many requests. Please retry after a short delay."
     assert body["live_mode"] is True
     assert refused.headers["retry-after"].isdigit()
+
+
+def test_a_disabled_account_is_flatpeak_s_422_on_every_endpoint(vendors: Vendors) -> None:
+    """Flatpeak's errors page: a disabled account's calls answer 422 `api_error` /
+    `account_disabled` "Your account is disabled", with the endpoint's context, in the
+    caller's mode; enabling the account again lets the same token through."""
+    tenant = new_tenant(vendors.server, "Disabled Ltd")
+    try:
+        made = tenant.live.post("/devices", json={"reference_id": "D1"}).json()
+        done = run_cli(vendors.server.env, "account", "disable", tenant.account_id)
+        assert done.returncode == 0, done.stderr
+        cases = [
+            (tenant.live.post("/devices", json={}), True, "api.device_create"),
+            (tenant.live.get("/devices"), True, "api.device_list"),
+            (tenant.live.get(f"/devices/{made['id']}"), True, "api.device_get"),
+            (tenant.test.patch(f"/devices/{made['id']}", json={}), False, "api.device_update"),
+            (tenant.live.delete(f"/devices/{made['id']}"), True, "api.device_delete"),
+        ]
+        for answer, live_mode, context in cases:
+            body = error_of(answer, 422, "api_error", "account_disabled")
+            assert body["message"] == "Your account is disabled", body
+            assert (body["live_mode"], body["context"]) == (live_mode, context), body
+        login = tenant.anon.get("/login", auth=(tenant.account_id, tenant.live_key))
+        assert error_of(login, 422, "api_error", "account_disabled")["context"] == "api.login"
+        assert run_cli(vendors.server.env, "account", "enable", tenant.account_id).returncode == 0
+        assert tenant.live.get(f"/devices/{made['id']}").status_code == 200
+    finally:
+        tenant.close()
