@@ -65,6 +65,7 @@ class AccessGate:
         self._keys: dict[bytes, KeyStanding] = {}
         self._reading: tuple[float, asyncio.Task[None]] | None = None
         self._used: dict[bytes, int] = {}
+        self._flushing: asyncio.Future[None] | None = None
 
     # --- the mark
 
@@ -105,9 +106,12 @@ class AccessGate:
                 await self.refresh()
             except DomainError as exc:  # the store is away: requests answer 503 meanwhile
                 log.warning("access mark not read: %s", exc)
+            except Exception:  # never let the task die: requests would all read the mark
+                log.exception("access mark not read")
             if self._clock() - flushed >= LAST_USED_FLUSH_SECONDS:
                 flushed = self._clock()
-                await self.flush_last_used()
+                # on its own: a slow write must not hold up the mark's reads
+                self._flushing = asyncio.ensure_future(self.flush_last_used())
             await asyncio.sleep(self._max_age / 2)
 
     # --- keys (bearer tokens)
@@ -179,12 +183,15 @@ class AccessGate:
             return
         try:
             await self._store.touch_api_keys(used)
-        except DomainError as exc:
+        except Exception as exc:  # kept for the next flush, whatever went wrong
             log.warning("last-used times of %d keys not stored yet: %s", len(used), exc)
             for key_id, at in used.items():
                 self._used[key_id] = max(at, self._used.get(key_id, 0))
 
     async def close(self) -> None:
+        if self._flushing is not None:
+            with contextlib.suppress(Exception):
+                await self._flushing
         if self._reading is not None:
             self._reading[1].cancel()
             with contextlib.suppress(asyncio.CancelledError, DomainError):

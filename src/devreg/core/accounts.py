@@ -93,12 +93,12 @@ async def set_account_disabled(
 ) -> Account:
     """Disables or enables the account. Nothing is deleted: while it is disabled its keys,
     tokens and device certificates are refused, and enabling restores all of them. Returns
-    once every devreg process holds the new state; doing it twice changes nothing."""
+    once every devreg process holds the new state; doing it twice changes nothing, and
+    waits all the same (a second call must not return before the first one's change holds
+    everywhere)."""
     account_id = parse_account_id(account_id_text)
     result = await store.set_account_disabled(account_id, now_us() if disabled else None, origin)
     if result is None:
         raise NotFound(f"No such account: {account_id_text[:64]!r}")
-    changed, account = result
-    if changed:
-        await until_everywhere(sleep)
-    return account
+    await until_everywhere(sleep)
+    return result[1]

@@ -35,7 +35,7 @@ from devreg.core.errors import (
 from devreg.core.ids import new_id, render_uuid
 from devreg.core.paging import check_page
 from devreg.core.records import ApiKey, KeyStanding, Origin, Scope
-from devreg.core.store import DeviceStore
+from devreg.core.store import DeviceStore, NotRotatable, OverLimit
 
 LIVE_PREFIX = "sk_live_"
 TEST_PREFIX = "sk_test_"
@@ -153,10 +153,7 @@ async def create_key(
         account_id, live_mode, now, name=name, scope=scope, expires_at=expires_at
     )
     if not await store.insert_api_key(key, MAX_USABLE_KEYS, now, origin):
-        raise QuotaExceeded(
-            f"This account may hold at most {MAX_USABLE_KEYS} usable API keys: revoke some first",
-            "MAX_USABLE_KEYS",
-        )
+        raise _over_the_cap()
     return secret, key
 
 
@@ -204,15 +201,14 @@ async def revoke_key(
     sleep: Sleep = asyncio.sleep,
 ) -> ApiKey:
     """Revokes the key; returns once no devreg process can accept it or a token made from
-    it. Revoking a revoked key changes nothing and answers at once."""
+    it. Revoking a revoked key changes nothing, and waits all the same: a second call made
+    while the first is still waiting must not return sooner than it."""
     await find_key_of(store, key_id, account_id, live_mode)
     revoked = await store.revoke_api_key(key_id, now_us(), origin)
     if revoked is None:
         raise NotFound(f"API key with id {render_uuid(key_id)} does not exist")
-    changed, key = revoked
-    if changed:
-        await until_everywhere(sleep)
-    return key
+    await until_everywhere(sleep)
+    return revoked[1]
 
 
 async def rotate_key(
@@ -223,33 +219,48 @@ async def rotate_key(
     overlap_hours: float = DEFAULT_OVERLAP_HOURS,
     account_id: bytes | None = None,
     live_mode: bool | None = None,
+    creator: ApiKey | None = None,
     sleep: Sleep = asyncio.sleep,
 ) -> tuple[str, ApiKey, ApiKey]:
-    """A new key like the old one (name, mode, scope, lifetime), and the old one set to
+    """A successor like the old key (name, mode, scope, lifetime), and the old one set to
     expire after `overlap_hours` (0: revoked now), in one transaction. No task has to
-    remember to revoke it later: every process compares the expiry with its clock."""
+    remember to revoke it later: every process compares the expiry with its clock. A key is
+    rotated once (its successor is rotated next); the successor of a key rotated by another
+    key (`creator`, over HTTP) never outlives that key."""
     if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
         raise InvalidInput(
-            f"overlap must be from 0 to {MAX_OVERLAP_HOURS:g} hours", "overlap_hours"
+            f"overlap_hours must be from 0 to {MAX_OVERLAP_HOURS:g}", "overlap_hours"
         )
     old = await find_key_of(store, key_id, account_id, live_mode)
     now = now_us()
-    if key_status(old, now) is not KeyStatus.ACTIVE:
-        raise Conflict(
-            f"API key {render_uuid(key_id)} is {key_status(old, now).value.lower()}: only an"
-            " active key can be rotated",
-            "key_not_active",
-        )
     lifetime = None if old.expires_at is None else old.expires_at - old.created_at
+    expires_at = None if lifetime is None else now + lifetime
+    if creator is not None and creator.expires_at is not None:
+        expires_at = min(expires_at or creator.expires_at, creator.expires_at)
+    _check_no_more_rights(creator, old.live_mode, old.scope, expires_at)
     secret, new = new_api_key(
         old.account_id, old.live_mode, now, name=old.name, scope=old.scope,
-        expires_at=None if lifetime is None else now + lifetime, rotated_from=old.id,
+        expires_at=expires_at, rotated_from=old.id,
     )  # fmt: skip
-    ends = now + round(overlap_hours * HOUR_US)
-    if old.expires_at is not None:
-        ends = min(ends, old.expires_at)
-    rotated = await store.rotate_api_key(old.id, new, ends, overlap_hours == 0, now, origin)
-    if rotated is None:  # revoked meanwhile
-        raise Conflict(f"API key {render_uuid(key_id)} is revoked", "key_not_active")
+    overlap = round(overlap_hours * HOUR_US)
+    try:
+        rotated = await store.rotate_api_key(
+            old.id, new, None if overlap == 0 else now + overlap, now, MAX_USABLE_KEYS, origin
+        )
+    except NotRotatable as refused:
+        raise Conflict(
+            f"API key {render_uuid(key_id)} is {refused.why}: only an active key without a"
+            " successor can be rotated (rotate its successor)",
+            "key_not_rotatable",
+        ) from None
+    except OverLimit:
+        raise _over_the_cap() from None
     await until_everywhere(sleep)  # a shorter expiry refuses cached states too
     return secret, new, rotated
+
+
+def _over_the_cap() -> QuotaExceeded:
+    return QuotaExceeded(
+        f"This account may hold at most {MAX_USABLE_KEYS} usable API keys: revoke some first",
+        "MAX_USABLE_KEYS",
+    )

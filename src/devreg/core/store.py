@@ -72,6 +72,15 @@ class OverLimit(Exception):
     secrets) is already at its limit: nothing was written."""
 
 
+class NotRotatable(Exception):
+    """The key to rotate is revoked or expired, or was rotated already (it has a
+    successor), as its row said under the lock: nothing was written."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
 class ParentRevoked(Exception):
     """The certificate that authorised an issuance was revoked (or expired) before the new
     one could be recorded: nothing was written."""
@@ -194,10 +203,13 @@ class DeviceStore(Protocol):
         ...
 
     async def rotate_api_key(
-        self, old_id: bytes, new: ApiKey, ends: int, revoke: bool, at: int, origin: Origin
-    ) -> ApiKey | None:
-        """In one transaction: the old key set to expire at `ends` (or revoked at `at`) and
-        `new` stored. The old key as it is now; None if it was revoked meanwhile."""
+        self, old_id: bytes, new: ApiKey, ends: int | None, at: int, at_most: int, origin: Origin
+    ) -> ApiKey:
+        """In one transaction, under the account's lock and the old key's: the old key set
+        to expire at `ends` (never later than it already would; None: revoked at `at`) and
+        `new` stored. The old key as it is now. NotRotatable if the old key is revoked,
+        expired or already has a successor; OverLimit if the account holds `at_most`
+        usable keys and the old one does not end now."""
         ...
 
     async def touch_api_keys(self, used: dict[bytes, int]) -> None:

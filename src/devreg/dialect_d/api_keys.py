@@ -93,11 +93,11 @@ class ApiKeyRoutes:
         return json_response(200, render_api_key(key, now_us()))
 
     async def rotate(self, request: Request) -> Response:
-        caller, _ = await self.manager(request)
+        caller, own = await self.manager(request)
         body = await decode_body(request, RotateIn)  # no body: the default overlap
         secret, new, old = await rotate_key(
             self.store, self.key_id(request), caller.origin, overlap_hours=body.overlap_hours,
-            account_id=caller.account_id, live_mode=caller.live_mode,
+            account_id=caller.account_id, live_mode=caller.live_mode, creator=own,
         )  # fmt: skip
         out = ApiKeyCreatedOut(
             secret=secret, key=render_api_key(new, now_us()), replaces=render_api_key(old, 0).id

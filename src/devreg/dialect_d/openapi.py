@@ -770,9 +770,11 @@ def _paths() -> dict[str, Any]:
                 body_required=False,
                 forbidden=_KEY_MANAGER,
                 links=_key_links(),
-                description="The new key has the old one's name, mode, scope and lifetime."
-                " The old key stops working `overlap_hours` from now (0: at once) in every"
-                " process, with no task left to remember it.",
+                description="The new key has the old one's name, mode, scope and lifetime"
+                " (never longer than the caller's key has). The old key stops working"
+                " `overlap_hours` from now (0: at once) in every process, with no task left to"
+                " remember it. A key is rotated once: rotating it again, or a revoked or"
+                " expired key, is 400 invalid_input.",
             ),
         },
     }

@@ -37,6 +37,7 @@ from devreg.core.store import (
     DeviceImport,
     DuplicateValue,
     ListDirection,
+    NotRotatable,
     OverLimit,
     ParentRevoked,
 )
@@ -223,18 +224,28 @@ class SqlDeviceStore:
         return await self._logged(origin, work)
 
     async def rotate_api_key(
-        self, old_id: bytes, new: ApiKey, ends: int, revoke: bool, at: int, origin: Origin
-    ) -> ApiKey | None:
-        async def work(tx: SqlRunner) -> tuple[ApiKey | None, list[Change]]:
+        self, old_id: bytes, new: ApiKey, ends: int | None, at: int, at_most: int, origin: Origin
+    ) -> ApiKey:
+        async def work(tx: SqlRunner) -> tuple[ApiKey, list[Change]]:
+            await tx.run(sql.LOCK_ACCOUNT, (new.account_id,))  # the count and the successor
             old = await self._locked_key(tx, old_id)
             if old is None or old.revoked_at is not None:
-                return None, []
-            if revoke:
+                raise NotRotatable("revoked")
+            if old.expires_at is not None and old.expires_at <= at:
+                raise NotRotatable("expired")
+            if await tx.rows(sql.HAS_SUCCESSOR, (old.account_id, old.id)):
+                raise NotRotatable("rotated already")
+            if ends is None:
                 await tx.run(sql.REVOKE_API_KEY, (at, old_id))
                 after = msgspec.structs.replace(old, revoked_at=at)
             else:
-                await tx.run(sql.EXPIRE_API_KEY, (ends, old_id))
-                after = msgspec.structs.replace(old, expires_at=ends)
+                (held,) = (await tx.rows(sql.COUNT_LIVE_ACCOUNT_KEYS, (old.account_id, at)))[0]
+                if int(held) >= at_most:
+                    raise OverLimit
+                # never later than it would have ended anyway
+                until = ends if old.expires_at is None else min(ends, old.expires_at)
+                await tx.run(sql.EXPIRE_API_KEY, (until, old_id))
+                after = msgspec.structs.replace(old, expires_at=until)
             await tx.run(sql.INSERT_API_KEY, sql.key_row(new))
             return after, [
                 changes.created_key(new),

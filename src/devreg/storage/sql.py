@@ -70,6 +70,7 @@ COUNT_LIVE_ACCOUNT_KEYS = (
     "SELECT COUNT(*) FROM api_keys WHERE account_id = ? AND revoked_at IS NULL"
     " AND (expires_at IS NULL OR expires_at > ?)"
 )
+HAS_SUCCESSOR = "SELECT 1 FROM api_keys WHERE account_id = ? AND rotated_from = ? LIMIT 1"
 REVOKE_API_KEY = "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
 EXPIRE_API_KEY = "UPDATE api_keys SET expires_at = ? WHERE id = ? AND revoked_at IS NULL"
 # Every process flushes the times it saw: the latest wins, whatever order they come in.
