@@ -58,7 +58,7 @@ from tests.security.credential_matrix import (
     markdown,
     readme_block,
 )
-from tests.support.server import RunningServer, create_account, login, start_server
+from tests.support.server import RunningServer, create_account, login, run_cli, start_server
 from tests.tls.helpers import devreg_ca, issue, nginx_escaped, other_ca
 
 OTHER_PROXY = "10.9.9.9"  # the second server trusts this address, and no other
@@ -193,9 +193,14 @@ def common_name(cert: x509.Certificate) -> str:
 # --- the database, every row of it -----------------------------------------------------
 
 
+# Columns the servers write on their own schedule, not as any request's effect: each process
+# keeps its keys' last use in memory and flushes it once a minute (auth/access_gate.py).
+UNWATCHED = frozenset({("api_keys", "last_used_at")})
+
+
 class Database:
     """A digest per table of every row, read beside the servers (SQLite: the data dir's
-    file, read-only; PostgreSQL: the same database)."""
+    file, read-only; PostgreSQL: the same database), without the UNWATCHED columns."""
 
     def __init__(self, data_dir: Path, database_url: str | None) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -215,7 +220,11 @@ class Database:
         if self.sqlite is not None:
             names = self.sqlite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             for (name,) in names.fetchall():
-                tables[name] = self.sqlite.execute(f'SELECT * FROM "{name}"').fetchall()
+                cursor = self.sqlite.execute(f'SELECT * FROM "{name}"')
+                columns = [d[0] for d in cursor.description]
+                tables[name] = [
+                    watched(name, zip(columns, row, strict=True)) for row in cursor.fetchall()
+                ]
         else:
             assert self.loop is not None
             tables = self.loop.run_until_complete(self._postgres_tables())
@@ -229,7 +238,10 @@ class Database:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
         )
         return {
-            row[0]: [tuple(r) for r in await self.postgres.fetch(f'SELECT * FROM "{row[0]}"')]
+            row[0]: [
+                watched(row[0], r.items())
+                for r in await self.postgres.fetch(f'SELECT * FROM "{row[0]}"')
+            ]
             for row in names
         }
 
@@ -239,6 +251,11 @@ class Database:
         if self.loop is not None:
             self.loop.run_until_complete(self.postgres.close())
             self.loop.close()
+
+
+def watched(table: str, row: Any) -> tuple[Any, ...]:
+    """A row's values without its UNWATCHED columns."""
+    return tuple(value for column, value in row if (table, column) not in UNWATCHED)
 
 
 # --- the world: servers, accounts, targets ---------------------------------------------
@@ -266,6 +283,8 @@ class World:
         self.device_clients: dict[Path, tuple[httpx.Client, httpx.Client]] = {}
         self.serial = itertools.count()
         self.cases: dict[str, Case] = {}
+        self.key_ids: dict[str, str] = {}  # a target device's key (its account and mode)
+        self.made_once: dict[str, Any] = {}  # what several rows share
         self.owner = self.new_account("Acme")
         self.other = self.new_account("Globex")
         self.profile = self.new_profile(self.owner)
@@ -347,9 +366,15 @@ class World:
         return Profile(division["id"], profile["id"], profile["fields"][0]["id"])
 
     def new_target(
-        self, account: Account, *, live: bool = True, flags: dict[str, bool] | None = None
+        self,
+        account: Account,
+        *,
+        live: bool = True,
+        flags: dict[str, bool] | None = None,
+        profile: Profile | None = None,
     ) -> Target:
-        profile = self.profile if account is self.owner else self.other_profile
+        if profile is None:
+            profile = self.profile if account is self.owner else self.other_profile
         identifier = self.unique("device")
         values = [{"id": profile.field_id, "value": "v0"}]
         device = self.made(
@@ -398,6 +423,28 @@ class World:
         )  # fmt: skip
         secret: str = made["secret"]
         return secret
+
+    def once(self, name: str, make: Callable[[], Any]) -> Any:
+        """`make()`, called the first time only: set-up several rows (or cells) share."""
+        if name not in self.made_once:
+            self.made_once[name] = make()
+        return self.made_once[name]
+
+    def new_key(self, account: Account, live: bool, scope: str = "write") -> tuple[str, str]:
+        """A new key of the account and mode, made with its own write key: (secret, id)."""
+        made = self.made(
+            self.api(account, live, "POST", "/api-key",
+                     json={"name": self.unique("key"), "scope": scope})
+        )  # fmt: skip
+        return made["secret"], made["key"]["id"]
+
+    def target_key(self, target: Target) -> str:
+        """The id of the target's key, made for it the first time: the api-key columns'
+        target. No cell revokes or rotates a key another cell uses: a success on those
+        acts on a fresh target, so on a fresh key."""
+        if target.device_id not in self.key_ids:
+            self.key_ids[target.device_id] = self.new_key(target.account, target.live, "read")[1]
+        return self.key_ids[target.device_id]
 
     def target(self, live: bool, fresh: bool) -> Target:
         if fresh:
@@ -663,6 +710,90 @@ def secret_of_inactive(then: Callable[[World, Target], None]) -> Builder:
     return build
 
 
+@dataclass(frozen=True)
+class OwnerKey:
+    """A live key of the owner's and a token made from it at `/login`."""
+
+    secret: str
+    key_id: str
+    token: str
+
+
+def owner_key(world: World, scope: str = "write") -> OwnerKey:
+    secret, key_id = world.new_key(world.owner, True, scope)
+    return OwnerKey(secret, key_id, login(world.server, world.owner.account_id, secret))
+
+
+def key_status(world: World, key: OwnerKey) -> str:
+    shown = world.made(world.api(world.owner, True, "GET", f"/api-key/{key.key_id}"), 200)
+    status: str = shown["status"]
+    return status
+
+
+def read_key(world: World) -> OwnerKey:
+    return world.once("read key", lambda: owner_key(world, "read"))
+
+
+def revoked_key(world: World) -> OwnerKey:
+    def make() -> OwnerKey:
+        key = owner_key(world)
+        world.made(world.api(world.owner, True, "PUT", f"/api-key/{key.key_id}/revoke"), 200)
+        assert key_status(world, key) == "REVOKED"
+        return key
+
+    return world.once("revoked key", make)
+
+
+def expired_key(world: World) -> OwnerKey:
+    """Rotated with an overlap of 36 ms, then waited for: expired, not revoked."""
+
+    def make() -> OwnerKey:
+        key = owner_key(world)
+        rotated = world.api(world.owner, True, "POST", f"/api-key/{key.key_id}/rotate",
+                            json={"overlap_hours": 0.00001})  # fmt: skip
+        world.made(rotated)
+        time.sleep(0.1)
+        assert key_status(world, key) == "EXPIRED"
+        return key
+
+    return world.once("expired key", make)
+
+
+@dataclass(frozen=True)
+class DisabledAccount:
+    """An account with a live device (its certificate, an enrollment secret and the
+    target's key made for it), keys and tokens, all made before it was disabled."""
+
+    account: Account
+    target: Target
+    secret: str
+
+
+def disabled_account(world: World) -> DisabledAccount:
+    def make() -> DisabledAccount:
+        account = world.new_account("Initech")
+        target = world.new_target(account, profile=world.new_profile(account))
+        secret = world.secret(target)
+        world.target_key(target)
+        done = run_cli(world.server.env, "account", "disable", account.account_id, "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["status"] == "DISABLED", done.stdout
+        return DisabledAccount(account, target, secret)
+
+    return world.once("disabled account", make)
+
+
+def disabled_row(credential: Callable[[DisabledAccount], Credential]) -> Builder:
+    """A credential of the disabled account about its device (no write succeeds: no fresh
+    target is ever needed)."""
+
+    def build(world: World, fresh: bool) -> Case:
+        made = disabled_account(world)
+        return Case(made.target, credential(made), made.target.device_id)
+
+    return build
+
+
 BUILDERS: dict[str, Builder] = {
     "none": header_row(lambda w, t: {}),
     "bearer-garbage": header_row(lambda w, t: bearer("garbage")),
@@ -748,6 +879,29 @@ BUILDERS: dict[str, Builder] = {
     "cert-write-off": own_certificate(device_api_allow_write=False),
     "cert-renew-off": own_certificate(device_api_allow_renew_certificate=False),
     "cert-unregistered": stray_certificate(unregistered),
+    "key-read": header_row(lambda w, t: {"x-api-key": read_key(w).secret}),
+    "token-read": header_row(lambda w, t: bearer(read_key(w).token)),
+    "key-revoked": header_row(lambda w, t: {"x-api-key": revoked_key(w).secret}),
+    "token-of-revoked-key": header_row(lambda w, t: bearer(revoked_key(w).token)),
+    "key-expired": header_row(lambda w, t: {"x-api-key": expired_key(w).secret}),
+    "token-of-expired-key": header_row(lambda w, t: bearer(expired_key(w).token)),
+    "key-disabled-account": disabled_row(
+        lambda d: Credential("api", {"x-api-key": d.account.live_key})
+    ),
+    "token-disabled-account": disabled_row(
+        lambda d: Credential("api", bearer(d.account.live_token))
+    ),
+    "basic-disabled-account": disabled_row(
+        lambda d: Credential(
+            "api", {"authorization": basic(d.account.account_id, d.account.live_key)}
+        )
+    ),
+    "cert-disabled-account": disabled_row(
+        lambda d: Credential("device", cert=(d.target.cert, d.target.key))
+    ),
+    "secret-disabled-account": disabled_row(
+        lambda d: Credential("api", {"authorization": basic(d.target.device_id, d.secret)})
+    ),
     "cert-expired": stray_certificate(expired),
     "cert-untrusted-ca": stray_certificate(untrusted),
 }
@@ -855,6 +1009,17 @@ def request_for(world: World, endpoint: Endpoint, case: Case) -> Request:
             EST + "simplereenroll", content=est_body(t).content, headers=est_body(t).headers
         ),
         ("GET", "/docs/static/{name}"): lambda: Request("/docs/static/swagger-ui.css"),
+        ("GET", D + "/api-key"): lambda: Request(D + "/api-key", params={"limit": "1000"}),
+        ("POST", D + "/api-key"): lambda: Request(
+            D + "/api-key", json={"name": world.unique("key"), "scope": "read"}
+        ),
+        ("GET", D + "/api-key/{id}"): lambda: Request(f"{D}/api-key/{world.key_ids[t.device_id]}"),
+        ("PUT", D + "/api-key/{id}/revoke"): lambda: Request(
+            f"{D}/api-key/{world.key_ids[t.device_id]}/revoke"
+        ),
+        ("POST", D + "/api-key/{id}/rotate"): lambda: Request(
+            f"{D}/api-key/{world.key_ids[t.device_id]}/rotate", json={"overlap_hours": 0}
+        ),
     }
     if endpoint in made:
         return made[endpoint]()
@@ -875,6 +1040,8 @@ SUCCESS: dict[Endpoint, int] = {
     ("PUT", D + "/device/{id}"): 201,  # seed 003's status for the update
     ("POST", D + "/device/{id}/certificate"): 201,
     ("POST", D + "/device/{id}/enrollment-secret"): 201,
+    ("POST", D + "/api-key"): 201,
+    ("POST", D + "/api-key/{id}/rotate"): 201,
 }
 
 
@@ -938,6 +1105,23 @@ def check_success(world: World, case: Case, endpoint: Endpoint, response: httpx.
     elif endpoint == ("POST", D + "/device/{id}/renew"):
         assert body["status"] == "AUTO_APPROVED"
         assert common_name(x509.load_pem_x509_certificate(body["pem"].encode())) == t.device_id
+    elif endpoint == ("GET", D + "/api-key"):
+        assert (world.key_ids[t.device_id] in ids_of(response, "records")) is not own, body
+    elif endpoint == ("POST", D + "/api-key"):
+        new = body["key"]
+        assert body["secret"].startswith("sk_") and new["scope"] == "read", body
+        # the target's account and mode hold the new key (ok), or not (own)
+        seen = world.api(t.account, t.live, "GET", f"/api-key/{new['id']}").status_code
+        assert seen == (400 if own else 200), (seen, body)
+    elif endpoint == ("GET", D + "/api-key/{id}"):
+        assert body["id"] == world.key_ids[t.device_id], body
+    elif endpoint == ("PUT", D + "/api-key/{id}/revoke"):
+        assert (body["id"], body["status"]) == (world.key_ids[t.device_id], "REVOKED"), body
+    elif endpoint == ("POST", D + "/api-key/{id}/rotate"):
+        old = world.key_ids[t.device_id]
+        assert body["replaces"] == old and body["key"]["rotated_from"] == old, body
+        after = world.made(world.api(t.account, t.live, "GET", f"/api-key/{old}"), 200)
+        assert after["status"] == "REVOKED", after  # overlap 0
     elif endpoint == ("GET", EST + "cacerts"):
         (cert,) = pkcs7.load_der_pkcs7_certificates(base64.b64decode(response.content))
         assert cert == world.ca
@@ -963,7 +1147,11 @@ def check_success(world: World, case: Case, endpoint: Endpoint, response: httpx.
 
 # --- what a refusal looks like ---------------------------------------------------------------
 
-F_CODES = {403: "access_denied", 404: "not_found"}
+F_CODES = {  # status: (type, code)
+    403: ("invalid_request", "access_denied"),
+    404: ("invalid_request", "not_found"),
+    422: ("api_error", "account_disabled"),
+}
 D_CODES = {400: "entity_not_found", 401: "invalid_api_key", 403: "access_denied"}
 F_ERROR_KEYS = {"object", "live_mode", "context", "type", "code", "message", "time_created"}
 
@@ -973,9 +1161,9 @@ def check_refusal(column: Column, response: httpx.Response, status: int) -> None
     if column.envelope == "F":
         body = response.json()
         assert set(body) == F_ERROR_KEYS, body
-        assert (body["object"], body["type"], body["code"]) == (
-            "error", "invalid_request", F_CODES[status],
-        ), body  # fmt: skip
+        assert (body["object"], body["type"], body["code"]) == ("error", *F_CODES[status]), body
+        if status == 422:
+            assert body["message"] == "Your account is disabled", body
         assert isinstance(body["message"], str) and body["message"], body
         assert isinstance(body["live_mode"], bool), body
         assert body["context"] == "api" or body["context"].startswith("api."), body
@@ -1077,6 +1265,8 @@ def check_cell(world: World, row: Row, column: Column, endpoint: Endpoint) -> No
     writes = endpoint[0] != "GET"
     # A success that changes its target gets a target of its own.
     case = world.case(row, fresh=expected == "ok" and writes)
+    if "/api-key" in endpoint[1]:
+        world.target_key(case.target)  # made now, not inside the cell
     if endpoint == RESTORE and expected == "ok":  # what a restore succeeds on
         world.made(world.api(case.target.account, case.target.live, "DELETE",
                              f"/device/{case.target.device_id}"), 200)  # fmt: skip
