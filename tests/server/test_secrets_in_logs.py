@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import secrets
 import socket
+import sqlite3
 import ssl
+import subprocess
 import sys
 from pathlib import Path
 
@@ -183,6 +185,24 @@ def test_no_secret_reaches_the_log_or_the_commands_output(tmp_path: Path) -> Non
     done = run_cli(env, "export", "devices", "--account", acme["account_id"])
     assert done.returncode == 0, done.stderr
     outputs["export"] = done.stdout + done.stderr
+    # Operators (cli/users.py), with every logger at DEBUG: the passwords go in on stdin.
+    passwords = {"operator password": secrets.token_urlsafe(16), "new operator password": ""}
+    passwords["new operator password"] = secrets.token_urlsafe(16)
+    for args, password in (
+        (("create", "--email", "ops@example.com", "--role", "admin", "--json"),
+         passwords["operator password"]),
+        (("set-password", "ops@example.com"), passwords["new operator password"]),
+    ):  # fmt: skip
+        ran = subprocess.run(
+            [*DEBUG_DEVREG, "user", *args], env=env, input=password + "\n",
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        outputs[f"user {args[0]}"] = ran.stdout + ran.stderr
+    with sqlite3.connect(data / "devreg.sqlite3") as db:
+        (password_hash,) = db.execute("SELECT password_hash FROM operators").fetchone()
+        changes = "\n".join(str(row) for row in db.execute("SELECT * FROM change_log"))
+    outputs["change log"] = changes
     log = server.log()
     assert "debug logging on" in log and marker in log  # the log is complete and at DEBUG
     for fragment in (
@@ -212,6 +232,10 @@ def test_no_secret_reaches_the_log_or_the_commands_output(tmp_path: Path) -> Non
     secrets_["enrollment secret, in Basic"] = basic(enroll_device, enrollment_secret)
     secrets_["wrong enrollment secret"] = wrong_secret
     secrets_["JWT signing key"] = (data / "jwt-signing.key").read_text().strip()
+    secrets_.update(passwords)
+    secrets_["operator password hash"] = password_hash
+    secrets_["operator password hash's digest"] = password_hash.rsplit("$", 1)[1]
+    secrets_["TOTP key"] = (data / "totp.key").read_text().strip()
     keys = {
         "server-made device key": server_made_key,
         "CSR key": private_pem(csr_key).decode(),

@@ -17,6 +17,8 @@ class ObjectType(StrEnum):
     DEVICE = "device"
     CERTIFICATE = "certificate"
     ENROLLMENT_SECRET = "enrollment_secret"  # noqa: S105 (a name, not a secret)
+    OPERATOR = "operator"
+    OPERATOR_SESSION = "operator_session"
 
 
 class Action(StrEnum):
@@ -47,6 +49,13 @@ class Action(StrEnum):
     SECRET_CREATE = "enrollment_secret.create"  # noqa: S105
     SECRET_REVOKE = "enrollment_secret.revoke"  # noqa: S105
     SECRET_USE = "enrollment_secret.use"  # noqa: S105
+    OPERATOR_CREATE = "operator.create"
+    OPERATOR_DISABLE = "operator.disable"
+    OPERATOR_ENABLE = "operator.enable"
+    OPERATOR_SET_PASSWORD = "operator.set_password"  # noqa: S105
+    OPERATOR_TOTP_ENROLL = "operator.totp_enroll"
+    OPERATOR_TOTP_REMOVE = "operator.totp_remove"
+    OPERATOR_SESSION_REVOKE = "operator_session.revoke"
 
 
 class Change(msgspec.Struct, frozen=True):

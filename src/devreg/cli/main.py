@@ -13,7 +13,7 @@ from pathlib import Path
 
 from devreg.auth.api_keys import new_api_key
 from devreg.auth.tokens import load_or_create_signing_key
-from devreg.cli import audit, bulk, certificates, keys
+from devreg.cli import audit, bulk, certificates, keys, users
 from devreg.cli.origin import cli_origin
 from devreg.core.accounts import build_account, set_default_version
 from devreg.core.clock import now_us
@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_commands(commands, _common)
     certificates.add_commands(commands, _common)
     audit.add_commands(commands, _common)
+    users.add_commands(commands, _common)
     return parser
 
 
@@ -269,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return certificates.run(args, config)
         elif args.command == "audit":
             return audit.run(args, config)
+        elif args.command == "user":
+            return users.run(args, config)
     except Exception as exc:
         if not _is_operator_error(exc):
             raise

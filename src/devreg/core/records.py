@@ -146,6 +146,7 @@ class ActorKind(StrEnum):
     # EST with a one-time secret: the secret's id
     ENROLLMENT_SECRET = "enrollment_secret"  # noqa: S105
     CLI = "cli"  # an operator's command: the OS user
+    OPERATOR = "operator"  # a console user (core/operators.py): the user's id
     SYSTEM = "system"  # devreg itself (migrations, retention)
 
 

@@ -721,4 +721,6 @@ def duplicate_field(index_or_message: str) -> str | None:
         return "fingerprint"
     if "certificates_serial" in text or "certificates.serial" in text:
         return "serial"
+    if "operators_email" in text or "operators.email" in text:
+        return "email"
     return None
