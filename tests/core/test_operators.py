@@ -344,3 +344,107 @@ async def test_the_change_log_has_every_change_and_no_secret(
         signed.token, signed.session.token_hash.hex(), encoded, "argon2",
     ):  # fmt: skip
         assert secret_text not in text
+
+
+# --- from review: the limits under concurrency, lock-outs, races and odd input
+
+
+async def test_guesses_sent_at_once_are_tried_at_most_up_to_the_limit(users: Operators) -> None:
+    import asyncio
+
+    await users.create(EMAIL, "admin", None, PASSWORD, TEST_ORIGIN)
+    tried: list[int] = []
+    real = ops._verify
+
+    def counting(hashed: str, password: str) -> bool:
+        tried.append(1)
+        return real(hashed, password)
+
+    ops._verify = counting  # type: ignore[assignment]
+    try:
+        answers = await asyncio.gather(
+            *(users.authenticate(EMAIL, f"wrong guess {n}!!", address="198.51.100.9")
+              for n in range(40)),
+            return_exceptions=True,
+        )  # fmt: skip
+    finally:
+        ops._verify = real  # type: ignore[assignment]
+    assert len(tried) <= ops.FAILURE_LIMIT, len(tried)
+    assert all(isinstance(a, Unauthenticated | RateLimited) for a in answers), answers
+
+
+async def test_failures_from_one_address_do_not_lock_the_user_out_elsewhere(
+    users: Operators,
+) -> None:
+    await users.create(EMAIL, "admin", None, PASSWORD, TEST_ORIGIN)
+    for _ in range(ops.FAILURE_LIMIT + 3):
+        with pytest.raises((Unauthenticated, RateLimited)):
+            await users.authenticate(EMAIL, "wrong password!", address="198.51.100.1")
+    with pytest.raises(RateLimited):
+        await users.authenticate(EMAIL, PASSWORD, address="198.51.100.1")
+    assert (await users.authenticate(EMAIL, PASSWORD, address="192.0.2.50")).operator
+
+
+async def test_a_session_opened_before_a_password_change_is_refused(
+    users: Operators, clock: Clock
+) -> None:
+    made = await users.create(EMAIL, "admin", None, PASSWORD, TEST_ORIGIN)
+    signed = await users.authenticate(EMAIL, PASSWORD)
+    clock.advance(1_000_000)
+    await users.set_password(made.id, PASSWORD + " new", TEST_ORIGIN)
+    # as if the sign-in had raced the change: its session stored after the revocation
+    late = msgspec.structs.replace(
+        signed.session, id=uuid.uuid4().bytes, token_hash=secrets.token_bytes(32)
+    )
+    await users.store.insert_session(late)
+    found = await users.store.session_by_token_hash(late.token_hash)
+    assert found is not None and found[0].revoked_at is None
+    with pytest.raises(Unauthenticated):
+        await users.session(signed.token)
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [("a\ud800@x.io", PASSWORD), ("a\x00@x.io", PASSWORD), (EMAIL, "x\ud800" * 12)],
+)
+async def test_unreadable_input_is_refused_like_a_wrong_password(
+    users: Operators, email: str, password: str
+) -> None:
+    await users.create(EMAIL, "admin", None, PASSWORD, TEST_ORIGIN)
+    with pytest.raises(Unauthenticated) as refused:
+        await users.authenticate(email, password)
+    assert refused.value.message == ops.REFUSED
+
+
+async def test_operators_of_a_disabled_account_are_refused(
+    users: Operators, store: DeviceStore
+) -> None:
+    tenant = await make_tenant(store)
+    await users.create(EMAIL, "admin", tenant.account_id, PASSWORD, TEST_ORIGIN)
+    signed = await users.authenticate(EMAIL, PASSWORD)
+    await store.set_account_disabled(tenant.account_id, START, TEST_ORIGIN)
+    with pytest.raises(Unauthenticated):
+        await users.session(signed.token)
+    with pytest.raises(Unauthenticated):
+        await users.authenticate(EMAIL, PASSWORD)
+    await store.set_account_disabled(tenant.account_id, None, TEST_ORIGIN)
+    assert (await users.session(signed.token))[1].email == EMAIL.casefold()
+
+
+async def test_the_user_removes_its_own_second_factor_only_with_a_code(
+    users: Operators, clock: Clock
+) -> None:
+    made = await users.create(EMAIL, "admin", None, PASSWORD, TEST_ORIGIN)
+    enrolment = await users.begin_totp(made)
+    encoded = enrolment.uri.split("secret=")[1].split("&")[0]
+    secret = base64.b32decode(encoded + "=" * (-len(encoded) % 8))
+    await users.confirm_totp(made.id, totp.totp(secret, clock.now / 1e6), TEST_ORIGIN)
+    with pytest.raises(Conflict):  # the caller's stale copy says none: the store says one
+        await users.begin_totp(made)
+    with pytest.raises(Unauthenticated):
+        await users.remove_totp(made.id, TEST_ORIGIN, by=made)
+    clock.advance(30_000_000)
+    removed = await users.remove_totp(
+        made.id, TEST_ORIGIN, by=made, code=totp.totp(secret, clock.now / 1e6)
+    )
+    assert removed.totp_enabled_at is None

@@ -103,6 +103,10 @@ class OperatorStore(Protocol):
 
     # --- failed sign-ins, per email key
 
+    async def account_disabled(self, account_id: bytes) -> bool:
+        """Whether the account is disabled (or gone): its operators are refused meanwhile."""
+        ...
+
     async def count_login_failures(self, email_key: bytes, since: int) -> int:
         """Failures recorded after `since`."""
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
+import logging
 import secrets
 import unicodedata
 from collections.abc import Callable
@@ -35,6 +35,7 @@ from typing import Protocol
 import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
 
 from devreg.auth import totp
 from devreg.core.clock import now_us
@@ -48,7 +49,9 @@ from devreg.core.store import DuplicateValue, MissingReference
 MINUTE_US = 60 * 1_000_000
 IDLE_TIMEOUT_US = 30 * MINUTE_US
 ABSOLUTE_TIMEOUT_US = 12 * 60 * MINUTE_US
-FAILURE_LIMIT = 5  # failed sign-ins per email ...
+log = logging.getLogger("devreg.operators")
+FAILURE_LIMIT = 5  # failed sign-ins per email and client address ...
+EMAIL_FAILURE_LIMIT = 50  # ... and per email from anywhere ...
 FAILURE_WINDOW_US = 15 * MINUTE_US  # ... in this long
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # Argon2 hashes any length; a bound keeps a request's cost bounded
@@ -123,8 +126,19 @@ def _dummy() -> str:
     return _dummy_hash
 
 
-def _email_key(normal_email: str) -> bytes:
-    return hashlib.sha256(b"devreg-operator-email\0" + normal_email.encode()).digest()
+def _email_key(normal_email: str, address: str | None) -> bytes:
+    """The failure counter's key: an email, alone or from one client address."""
+    where = b"" if address is None else b"\0" + address.encode("utf-8", "replace")
+    return hashlib.sha256(b"devreg-operator-email\0" + normal_email.encode() + where).digest()
+
+
+def _readable(text: str) -> bool:
+    """Text that can be a stored email or password: UTF-8 (no lone surrogates), no NUL."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\0" not in text
 
 
 def token_hash(token: str) -> bytes | None:
@@ -252,17 +266,34 @@ class Operators:
     async def authenticate(
         self, email: str, password: str, code: str | None = None, address: str | None = None
     ) -> NewSession:
-        """A new session, or Unauthenticated (always REFUSED) / RateLimited."""
+        """A new session, or Unauthenticated (always REFUSED) / RateLimited.
+
+        Each attempt is counted before its password is checked (a failure reserved, and
+        cleared on success), so requests sent at once cannot all be tried. The hard limit
+        is per email and client address (FAILURE_LIMIT), so nobody locks a user out from
+        elsewhere; a looser one per email alone (EMAIL_FAILURE_LIMIT) bounds a guesser with
+        many addresses."""
         bucket = ADDRESS_BUCKET + (address or "-")
         if self.limiter is not None:
-            await self.limiter.check(bucket, cost=0)
-        normal = normalise_email(email)
-        key = _email_key(normal)
+            await self.limiter.check(bucket)  # every attempt costs, before any work
+        readable = _readable(email) and _readable(password)
+        normal = normalise_email(email) if readable else ""
+        here, anywhere = _email_key(normal, address or "-"), _email_key(normal, None)
         now = self.clock()
-        if await self.store.count_login_failures(key, now - FAILURE_WINDOW_US) >= FAILURE_LIMIT:
+        since = now - FAILURE_WINDOW_US
+        await self.store.add_login_failure(here, now, since)
+        await self.store.add_login_failure(anywhere, now, since)
+        if (
+            await self.store.count_login_failures(here, since) > FAILURE_LIMIT
+            or await self.store.count_login_failures(anywhere, since) > EMAIL_FAILURE_LIMIT
+        ):
             raise RateLimited(FAILURE_WINDOW_US // 1_000_000)
-        operator = await self.store.operator_by_email(normal) if len(normal) <= MAX_EMAIL else None
-        candidate = password[: MAX_PASSWORD + 1]
+        operator = (
+            await self.store.operator_by_email(normal)
+            if readable and 0 < len(normal) <= MAX_EMAIL
+            else None
+        )
+        candidate = password[: MAX_PASSWORD + 1] if readable else ""
         # Always an Argon2 verification: an unknown email costs what a known one does.
         matched = await asyncio.to_thread(
             _verify, operator.password_hash if operator else _dummy(), candidate
@@ -271,29 +302,34 @@ class Operators:
             operator is None
             or not matched
             or operator.disabled_at is not None
+            or await self._account_disabled(operator)
             or not await self._second_factor(operator, code, now)
         ):
-            await self._failed(key, bucket, now)
-            raise Unauthenticated(REFUSED)
-        await self.store.clear_login_failures(key)
+            raise Unauthenticated(REFUSED)  # the failures reserved above stay
+        await self.store.clear_login_failures(here)
+        await self.store.clear_login_failures(anywhere)
         return await self._open_session(operator, now, address)
+
+    async def _account_disabled(self, operator: Operator) -> bool:
+        """An account's operators are refused while it is disabled, like its keys."""
+        if operator.account_id is None:
+            return False
+        return await self.store.account_disabled(operator.account_id)
 
     async def _second_factor(self, operator: Operator, code: str | None, now: int) -> bool:
         if operator.totp_enabled_at is None or operator.totp_secret is None:
             return True
         if not code:
             return False
-        secret = self.box.open(operator.totp_secret, operator.id)
+        try:
+            secret = self.box.open(operator.totp_secret, operator.id)
+        except InvalidTag:  # totp.key lost or replaced: the factor cannot be checked
+            log.error("operator %s: TOTP secret cannot be opened with totp.key", operator.id.hex())
+            return False
         step = totp.matching_step(secret, code, now / 1_000_000)
         if step is None:
             return False
         return await self.store.use_totp_step(operator.id, step)  # each step once
-
-    async def _failed(self, key: bytes, bucket: str, now: int) -> None:
-        await self.store.add_login_failure(key, now, now - FAILURE_WINDOW_US)
-        if self.limiter is not None:
-            with contextlib.suppress(RateLimited):  # this failure is answered as itself
-                await self.limiter.check(bucket)
 
     async def _open_session(self, operator: Operator, now: int, address: str | None) -> NewSession:
         raw = secrets.token_bytes(TOKEN_BYTES)
@@ -320,6 +356,9 @@ class Operators:
             or now >= session.expires_at
             or now - session.last_seen_at >= IDLE_TIMEOUT_US
             or operator.disabled_at is not None
+            # opened with a password changed since (a sign-in racing the change)
+            or session.created_at < operator.password_changed_at
+            or await self._account_disabled(operator)
         ):
             raise Unauthenticated("The session has ended: sign in again")
         await self.store.touch_session(session.id, now)
@@ -351,8 +390,12 @@ class Operators:
 
     async def begin_totp(self, operator: Operator) -> TotpEnrolment:
         """A new secret (the URI shows it once), not yet required: `confirm_totp` with a
-        first code turns it on. Refused while one is on (remove it first)."""
-        if operator.totp_enabled_at is not None:
+        first code turns it on. Refused while one is on (remove it first), as the store
+        holds it now, not as the caller last read it."""
+        current = await self.store.operator(operator.id)
+        if current is None:
+            raise NotFound("No such user")
+        if current.totp_enabled_at is not None:
             raise Conflict("A TOTP second factor is enrolled already", "totp_enrolled")
         secret = totp.new_secret()
         sealed = self.box.seal(secret, operator.id)
@@ -378,10 +421,22 @@ class Operators:
         return done
 
     async def remove_totp(
-        self, operator_id: bytes, origin: Origin, by: Operator | None = None
+        self,
+        operator_id: bytes,
+        origin: Origin,
+        by: Operator | None = None,
+        code: str | None = None,
     ) -> Operator:
+        """By an administrator of the user (or the CLI), or by the user with a current code:
+        a session alone must not switch the second factor off."""
         if by is not None and by.id != operator_id:
             await self._managed(operator_id, by)
+        elif by is not None:
+            current = await self.store.operator(operator_id)
+            if current is None:
+                raise NotFound("No such user")
+            if not await self._second_factor(current, code, self.clock()):
+                raise Unauthenticated("A current TOTP code is needed to remove the second factor")
         done = await self.store.set_operator_totp(operator_id, None, None, None, origin)
         if done is None:
             raise NotFound("No such user")

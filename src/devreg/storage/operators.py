@@ -260,6 +260,10 @@ class SqlOperatorStore:
 
         return await self._store._logged(origin, work)
 
+    async def account_disabled(self, account_id: bytes) -> bool:
+        account = await self._store.account(account_id)
+        return account is None or account.disabled_at is not None
+
     async def count_login_failures(self, email_key: bytes, since: int) -> int:
         row = await self._one(COUNT_FAILURES, (email_key, since))
         return 0 if row is None else int(row[0])
