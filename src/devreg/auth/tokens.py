@@ -36,18 +36,24 @@ def signing_key_id(key: bytes) -> str:
 
 
 def load_or_create_signing_key(data_dir: Path) -> bytes:
-    """The signing secret, created on first use with mode 0600 and never rewritten.
+    """The signing secret, created on first use with mode 0600 and never rewritten."""
+    return load_or_create_secret(data_dir, SIGNING_KEY_FILE)
+
+
+def load_or_create_secret(data_dir: Path, name: str) -> bytes:
+    """A 256-bit secret kept in the data directory as hex (mode 0600), made on first use
+    and never rewritten: the signing key here, the TOTP key (auth/totp.py).
 
     The key is written and fsynced under a private temporary name, then hard-linked into
     place: the link either creates the complete file or fails because another process
     linked its own first, so no caller ever reads a half-written (or empty) key."""
-    path = data_dir / SIGNING_KEY_FILE
+    path = data_dir / name
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
-    temporary = data_dir / f".{SIGNING_KEY_FILE}.{os.getpid()}.{secrets.token_hex(8)}"
+    temporary = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(8)}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as handle:

@@ -5,15 +5,15 @@ And the key that encrypts the stored secrets (`totp.key` in the data directory, 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hmac
-import os
 import secrets
 import struct
 from pathlib import Path
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from devreg.auth.tokens import load_or_create_secret
 
 STEP_SECONDS = 30
 DIGITS = 6
@@ -78,20 +78,5 @@ class SecretBox:
 
 
 def load_or_create_totp_key(data_dir: Path) -> SecretBox:
-    """The key, made on first use with mode 0600 and never rewritten (written under a
-    private name, then linked into place, as auth/tokens.py's signing key)."""
-    path = data_dir / KEY_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        temporary = data_dir / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(8)}"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(FileExistsError):  # another process made it first
-                os.link(temporary, path)
-        finally:
-            temporary.unlink()
-    return SecretBox(bytes.fromhex(path.read_text().strip()))
+    """The key, made on first use with mode 0600 and never rewritten."""
+    return SecretBox(load_or_create_secret(data_dir, KEY_FILE))

@@ -15,6 +15,7 @@ from devreg.cli.origin import cli_origin
 from devreg.core.accounts import parse_account_id, set_account_disabled
 from devreg.core.api_keys import (
     DEFAULT_OVERLAP_HOURS,
+    KeyStatus,
     account_keys,
     create_key,
     key_status,
@@ -101,7 +102,7 @@ def key_summary(key: ApiKey, now: int) -> dict[str, Any]:
 
 
 def account_summary(account: Account, keys: list[ApiKey], now: int) -> dict[str, Any]:
-    usable = [key for key in keys if key_status(key, now).value == "ACTIVE"]
+    usable = [key for key in keys if key_status(key, now) is KeyStatus.ACTIVE]
     return {
         "account_id": "acc_" + account.id.hex(),
         "name": account.name,

@@ -57,7 +57,7 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # Argon2 hashes any length; a bound keeps a request's cost bounded
 MAX_EMAIL = 254
 TOKEN_PREFIX = "dvs_"  # noqa: S105 (a prefix, not a secret)
-TOKEN_BYTES = 32  # 256 random bits
+SESSION_RANDOM_BYTES = 32  # 256 random bits in a session token (a length, not a secret)
 REFUSED = "Wrong email, password or code"
 ADDRESS_BUCKET = "operator-login-failures:"
 
@@ -150,7 +150,7 @@ def token_hash(token: str) -> bytes | None:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (binascii.Error, ValueError):
         return None
-    if len(raw) != TOKEN_BYTES:
+    if len(raw) != SESSION_RANDOM_BYTES:
         return None
     return hashlib.sha256(raw).digest()
 
@@ -332,7 +332,7 @@ class Operators:
         return await self.store.use_totp_step(operator.id, step)  # each step once
 
     async def _open_session(self, operator: Operator, now: int, address: str | None) -> NewSession:
-        raw = secrets.token_bytes(TOKEN_BYTES)
+        raw = secrets.token_bytes(SESSION_RANDOM_BYTES)
         token = TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
         session = OperatorSession(
             id=new_id(), token_hash=hashlib.sha256(raw).digest(), operator_id=operator.id,

@@ -11,6 +11,7 @@ import msgspec
 from devreg.core.api_keys import create_key, find_key_of, key_page, revoke_key, rotate_key
 from devreg.core.clock import now_us
 from devreg.core.errors import Forbidden
+from devreg.core.ids import render_uuid
 from devreg.core.records import ApiKey, Caller, Scope
 from devreg.core.store import DeviceStore
 from devreg.dialect_d import params as query
@@ -100,6 +101,6 @@ class ApiKeyRoutes:
             account_id=caller.account_id, live_mode=caller.live_mode, creator=own,
         )  # fmt: skip
         out = ApiKeyCreatedOut(
-            secret=secret, key=render_api_key(new, now_us()), replaces=render_api_key(old, 0).id
+            secret=secret, key=render_api_key(new, now_us()), replaces=render_uuid(old.id)
         )
         return json_response(201, out, [NO_STORE])
