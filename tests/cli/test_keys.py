@@ -4,6 +4,8 @@ on SQLite: the JSON a script reads, the secret printed once, and clean one-line 
 from __future__ import annotations
 
 import json
+import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,30 @@ def test_a_bad_key_is_refused_and_not_made(
     overlap = run_cli(env, "key", "rotate", "00000000-0000-4000-8000-000000000000",
                       "--overlap-hours", "nan")  # fmt: skip
     assert_clean_failure(overlap, "overlap")
+
+
+def test_a_key_limited_to_divisions(env: dict[str, str]) -> None:
+    account = cli_json(env, "account", "create", "--name", "Acme")["account_id"]
+    other = cli_json(env, "account", "create", "--name", "Other")["account_id"]
+    database = Path(env["DEVREG_DATA_DIR"]) / "devreg.sqlite3"
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        ours, theirs = (
+            str(uuid.UUID(bytes=conn.execute(
+                "SELECT id FROM divisions WHERE account_id = ?", (bytes.fromhex(acc[4:]),)
+            ).fetchone()[0]))
+            for acc in (account, other)
+        )  # fmt: skip
+    made = cli_json(
+        env, "key", "create", "--account", account, "--mode", "live", "--name", "north",
+        "--division", ours, "--division", ours,
+    )  # fmt: skip
+    assert made["division_ids"] == [ours]
+    rotated = cli_json(env, "key", "rotate", made["key_id"], "--overlap-hours", "0")
+    assert rotated["division_ids"] == [ours]
+    listed = {k["key_id"]: k for k in cli_json(env, "key", "list", "--account", account)["keys"]}
+    assert listed[rotated["key_id"]]["division_ids"] == [ours]
+    assert sum(1 for k in listed.values() if k["division_ids"] is None) == 2  # the defaults
+    base = ("key", "create", "--account", account, "--mode", "live", "--name", "x")
+    assert_clean_failure(run_cli(env, *base, "--division", theirs), theirs, "does not exist")
+    assert_clean_failure(run_cli(env, *base, "--division", "north"), "--division")
+    assert len(cli_json(env, "key", "list", "--account", account)["keys"]) == 4

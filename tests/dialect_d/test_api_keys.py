@@ -4,6 +4,7 @@ disabled account's answers (dialect F's 422 `account_disabled`, dialect D's 403)
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -54,7 +55,7 @@ async def test_a_key_made_over_http_works_in_both_dialects_and_its_secret_is_sho
     assert key | {"id": None, "prefix": None, "created": None} == {
         "id": None, "name": "ci deploy", "mode": "live", "scope": "write", "prefix": None,
         "status": "ACTIVE", "created": None, "last_used": None, "expires_at": None,
-        "revoked_at": None, "rotated_from": None,
+        "revoked_at": None, "rotated_from": None, "division_ids": None,
     }  # fmt: skip
     assert (await key_client(app_client, secret).get("/device")).status_code == 200
     assert (await (await token_client(app_client, secret)).get("/devices")).status_code == 200
@@ -215,3 +216,54 @@ async def test_a_disabled_account_is_refused_in_each_dialect_s_words_until_enabl
     await set_account_disabled(store, account, False, CLI)
     assert (await f.get("/devices")).status_code == 200  # the same token works again
     assert (await app_client.d().get("/device")).status_code == 200
+
+
+async def test_a_write_whose_body_arrives_after_the_revocation_is_refused(
+    app_client: AppClient,
+) -> None:
+    """The credential is checked again once the body is in: a request that passed the
+    check, then held its body back until the key's revocation returned, changes nothing."""
+    made = await new_key(app_client)
+    d = key_client(app_client, made["secret"])
+    f = await token_client(app_client, made["secret"])
+    device = await app_client.device(await app_client.profile(), "held-1")
+    f_id = "dev_" + device["id"].replace("-", "")
+    assert (await f.get(f"/devices/{f_id}")).status_code == 200  # the token is cached
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    def held(body: dict[str, Any]) -> Any:
+        async def chunks() -> Any:
+            entered.set()
+            await release.wait()
+            yield json.dumps(body).encode()
+
+        return chunks()
+
+    async def revoke_then_release() -> None:
+        await entered.wait()
+        revoked = await app_client.d().put(f"/api-key/{made['key']['id']}/revoke")
+        assert revoked.status_code == 200, revoked.text
+        release.set()
+
+    patch, _ = await asyncio.gather(
+        f.patch(f"/devices/{f_id}", content=held({"reference_id": "late"}),
+                headers={"content-type": "application/json"}),
+        revoke_then_release(),
+    )  # fmt: skip
+    assert patch.status_code == 403 and patch.json()["code"] == "access_denied", patch.text
+    # The same for dialect D with a second key.
+    second = await new_key(app_client)
+    d = key_client(app_client, second["secret"])
+    release.clear(), entered.clear()
+    made = second
+    put, _ = await asyncio.gather(
+        d.put(f"/device/{device['id']}", content=held({"device_identifier": "late"}),
+              headers={"content-type": "application/json"}),
+        revoke_then_release(),
+    )  # fmt: skip
+    assert_d_error(put, 401, "invalid_api_key", "Invalid API key")
+    now = await app_client.d().get(f"/device/{device['id']}")
+    assert now.json()["device_identifier"] == "held-1"
+    owner_f = await app_client.f()
+    assert (await owner_f.get(f"/devices/{f_id}")).json()["reference_id"] == ""

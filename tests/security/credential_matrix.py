@@ -233,6 +233,20 @@ ROWS: tuple[Row, ...] = (
     Row("token-read", "token from the owner's live read key",
         "403 403 ok  ok  403 | 401 401 401 401 401 401 401 401 401 401 403 "
         "| 401 401 401 401 | ok  401 401 | ok"),
+    # Keys limited to divisions (and tokens made from them): to another division of the
+    # owner's, then to the target's own division.
+    Row("key-limited", "owner's live key limited to another division",
+        "403 403 403 403 403 | own 403 own 400 400 400 400 400 400 400 403 "
+        "| own 403 400 400 | ok  401 401 | ok"),
+    Row("token-limited", "token from the owner's key limited to another division",
+        "403 403 own 404 404 | 401 401 401 401 401 401 401 401 401 401 403 "
+        "| 401 401 401 401 | ok  401 401 | ok"),
+    Row("key-limited-inside", "owner's live key limited to the target's division",
+        "403 403 403 403 403 | ok  403 ok  ok  ok  ok  ok  ok  ok  ok  403 "
+        "| own 403 400 400 | ok  401 401 | ok"),
+    Row("token-limited-inside", "token from the owner's key limited to the target's division",
+        "403 403 ok  ok  ok  | 401 401 401 401 401 401 401 401 401 401 403 "
+        "| 401 401 401 401 | ok  401 401 | ok"),
     Row("key-revoked", "owner's revoked live key", REFUSED),
     Row("token-of-revoked-key", "token made from a live key before it was revoked", REFUSED),
     Row("key-expired", "owner's expired live key (rotated, its overlap over)", REFUSED),
@@ -335,9 +349,12 @@ over TLS with that client certificate to the client-auth listener (EST columns: 
 port). The target is a live device of the owner's account unless the row says otherwise; in
 the rows that say "of the target" and the `device_api_allow_*` rows the certificate or
 secret is the target's own. The disabled account's rows are about that account's own live
-device (its certificate and secret are that device's), the read, revoked and expired keys'
-rows about the owner's; each key row's target key is one of the target's account and
-mode.
+device (its certificate and secret are that device's), the read, limited, revoked and
+expired keys' rows about the owner's; each key row's target key is one of the target's
+account and mode (not limited: a limited key neither sees nor manages it). A limited key
+reads the audit log one object of its divisions at a time (`object_id`, as the column
+asks), and finds nothing for an object outside them; `POST /device` without a division
+or profile, and F's `POST /devices` (both land in the default division), are its 403.
 
 - **ok**: the endpoint's success (200; 201 for creates, D's `PUT /device/{id}`, the
   enrollment secret and a key's rotation; 202 for F's `DELETE`).

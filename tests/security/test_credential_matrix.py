@@ -773,6 +773,28 @@ def expired_key(world: World) -> OwnerKey:
     return world.once("expired key", make)
 
 
+def limited_key(world: World, inside: bool) -> OwnerKey:
+    """A live write key of the owner limited to the targets' division (`inside`) or to
+    another division of the owner's, made with the owner's key, and a token of it."""
+
+    def make() -> OwnerKey:
+        if inside:
+            division = world.profile.division_id
+        else:
+            made = world.api(world.owner, True, "POST", "/division",
+                             json={"name": world.unique("division")})  # fmt: skip
+            division = world.made(made)["id"]
+        key = world.made(
+            world.api(world.owner, True, "POST", "/api-key",
+                      json={"name": world.unique("key"), "division_ids": [division]})
+        )  # fmt: skip
+        assert key["key"]["division_ids"] == [division], key
+        secret, key_id = key["secret"], key["key"]["id"]
+        return OwnerKey(secret, key_id, login(world.server, world.owner.account_id, secret))
+
+    return world.once(f"limited key {inside}", make)
+
+
 @dataclass(frozen=True)
 class DisabledAccount:
     """An account with a live device (its certificate, an enrollment secret and the
@@ -895,6 +917,10 @@ BUILDERS: dict[str, Builder] = {
     "cert-unregistered": stray_certificate(unregistered),
     "key-read": header_row(lambda w, t: {"x-api-key": read_key(w).secret}),
     "token-read": header_row(lambda w, t: bearer(read_key(w).token)),
+    "key-limited": header_row(lambda w, t: {"x-api-key": limited_key(w, False).secret}),
+    "token-limited": header_row(lambda w, t: bearer(limited_key(w, False).token)),
+    "key-limited-inside": header_row(lambda w, t: {"x-api-key": limited_key(w, True).secret}),
+    "token-limited-inside": header_row(lambda w, t: bearer(limited_key(w, True).token)),
     "key-revoked": header_row(lambda w, t: {"x-api-key": revoked_key(w).secret}),
     "token-of-revoked-key": header_row(lambda w, t: bearer(revoked_key(w).token)),
     "key-expired": header_row(lambda w, t: {"x-api-key": expired_key(w).secret}),

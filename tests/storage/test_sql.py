@@ -11,7 +11,7 @@ import pytest
 from devreg.core.accounts import build_account
 from devreg.core.ids import new_id
 from devreg.core.records import DeviceStatus
-from devreg.core.store import DeviceChange
+from devreg.core.store import DeviceChange, DeviceFilter
 from devreg.storage import sql
 from devreg.storage.migrations import migration_scripts, split_statements
 from devreg.storage.postgres import numbered
@@ -176,7 +176,8 @@ def placeholders(statement: str) -> list[int]:
         (sql.INSERT_DIVISION, 6),
         (sql.INSERT_PROFILE, len(sql.PROFILE_COLUMNS.split(","))),
         (sql.INSERT_DEVICE, len(sql.DEVICE_COLUMNS.split(","))),
-        (sql.SELECT_API_KEY, 1),
+        (sql.SELECT_KEY_STANDING_BY_HASH, 1),
+        (sql.INSERT_KEY_DIVISION, 2),
         (sql.SELECT_DEFAULT_PROFILE, 1),
         (sql.SELECT_DEVICE, 3),
         (sql.SELECT_DEVICE_ANY_STATUS, 3),
@@ -193,15 +194,26 @@ def test_insert_device_takes_a_device_row() -> None:
     assert row[7] == DeviceStatus.ACTIVE.value  # status goes to the database as text
 
 
+LIMITS = [None, frozenset(), frozenset({b"\x02" * 16}), frozenset({b"\x03" * 16, b"\x02" * 16})]
+
+
 @pytest.mark.parametrize("reference", [None, "ref"])
 @pytest.mark.parametrize("cursor", [None, (NOW, b"\x01" * 16)])
 @pytest.mark.parametrize("direction", ["older", "newer"])
+@pytest.mark.parametrize("divisions", LIMITS)
 def test_list_query_parameters_match_placeholders(
-    reference: str | None, cursor: tuple[int, bytes] | None, direction: str
+    reference: str | None,
+    cursor: tuple[int, bytes] | None,
+    direction: str,
+    divisions: frozenset[bytes] | None,
 ) -> None:
     statement, params, ascending = sql.list_devices_query(
-        b"\x00" * 16, True, 31, reference, cursor, direction
+        b"\x00" * 16, True, 31, reference, cursor, direction, divisions
     )
+    for division_id in divisions or ():
+        assert division_id in params
+    if divisions is not None and not divisions:
+        assert "0 = 1" in statement  # a limit to no division matches nothing
     assert placeholders(statement) == list(range(1, len(params) + 1))
     assert params[-1] == 31  # LIMIT is last
     assert ascending == (cursor is not None and direction == "newer")
@@ -224,6 +236,18 @@ def test_update_statement_parameters_match_placeholders(changes: dict[str, objec
     assert params[-4:] == [NOW, b"d" * 16, b"a" * 16, False]
     for column in changes:
         assert f"{column} = ?" in statement
+
+
+@pytest.mark.parametrize("divisions", LIMITS)
+def test_query_statements_limit_to_divisions(divisions: frozenset[bytes] | None) -> None:
+    where = DeviceFilter(division_id=b"\x04" * 16, division_ids=divisions)
+    page, count, page_params, count_params = sql.query_devices_statements(
+        b"\x00" * 16, True, where, 10, 5
+    )
+    assert placeholders(page) == list(range(1, len(page_params) + 1))
+    assert placeholders(count) == list(range(1, len(count_params) + 2))  # and the bound
+    assert page_params[-2:] == [10, 5]
+    assert sorted(divisions or ()) == [p for p in page_params if p in (divisions or ())]
 
 
 def test_update_statement_writes_status_as_text() -> None:

@@ -140,25 +140,34 @@ class AccessGate:
             self._keys[key_id] = standing
         return standing
 
-    def admit(self, caller: Caller, standing: KeyStanding | None, method: str) -> ApiKey:
+    def admit(
+        self,
+        caller: Caller,
+        standing: KeyStanding | None,
+        method: str,
+        refusal: str = STALE_KEY_REFUSAL,
+    ) -> ApiKey:
         """The key of a bearer token's caller (verified, cached across requests), if it
         may be used now for `method`, by the same account and mode. The caller takes the
         key's scope as stored from it, never from a claim."""
         now = now_us()
-        key = usable_key(standing, now, STALE_KEY_REFUSAL)
+        key = usable_key(standing, now, refusal)
         if key.account_id != caller.account_id or key.live_mode != caller.live_mode:
-            raise Unauthenticated(STALE_KEY_REFUSAL)  # cannot be signed by us; cheap to check
+            raise Unauthenticated(refusal)  # cannot be signed by us; cheap to check
         check_scope(key.scope, method)
         self._used[key.id] = now
         return key
 
-    async def token_key(self, caller: Caller, method: str) -> ApiKey:
-        """`admit` with the key read when the cached state may not be trusted now."""
+    async def token_key(
+        self, caller: Caller, method: str, refusal: str = STALE_KEY_REFUSAL
+    ) -> ApiKey:
+        """`admit` with the key read when the cached state may not be trusted now: for a
+        bearer token's caller, and for any key's once its request's body has arrived."""
         assert caller.key_id is not None  # a token's caller always names its key
         standing = self.cached_key(caller.key_id)
         if standing is None:
             standing = await self.load_key(caller.key_id)
-        return self.admit(caller, standing, method)
+        return self.admit(caller, standing, method, refusal)
 
     def used(self, key: ApiKey, at: int) -> None:
         """An x-api-key request: its key's last use (flushed later)."""

@@ -151,7 +151,7 @@ def account_record(account: Account) -> AccountRecord:
     )  # fmt: skip
 
 
-class ApiKeyRecord(msgspec.Struct, frozen=True):
+class ApiKeyRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     """Not even the key's prefix: its characters are part of the secret. Not its last use
     either: that is not a change."""
 
@@ -163,6 +163,7 @@ class ApiKeyRecord(msgspec.Struct, frozen=True):
     scope: str
     expires_at: int | None
     rotated_from: str | None
+    division_ids: list[str] | None = None  # None: every division (and records before them)
 
 
 def api_key_record(key: ApiKey) -> ApiKeyRecord:
@@ -170,6 +171,7 @@ def api_key_record(key: ApiKey) -> ApiKeyRecord:
         render_uuid(key.id), key.live_mode, key.created_at, key.revoked_at, key.name,
         key.scope.value, key.expires_at,
         None if key.rotated_from is None else render_uuid(key.rotated_from),
+        None if key.divisions is None else sorted(map(render_uuid, key.divisions)),
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from devreg.changelog.chain import Broken, verify
 from devreg.changelog.entries import Entry, Head, ObjectType
 from devreg.changelog.records import DeviceRecord, ProfileRecord, device_record
 from devreg.changelog.store import ChangeLogStore, EntryFilter
+from devreg.core import reach
 from devreg.core.clock import render_rfc3339
 from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.paging import check_page
@@ -74,12 +75,7 @@ class ChangeLogService:
 
     async def _device(self, caller: Caller, device_id: bytes) -> Device:
         """The caller's device, deleted or not (its history outlives its deletion)."""
-        device = await self.store.get_device(
-            caller.account_id, caller.live_mode, device_id, include_deleted=True
-        )
-        if device is None:
-            raise NotFound("No such device")
-        return device
+        return await reach.reachable_device(self.store, caller, device_id, include_deleted=True)
 
     async def device_history(
         self, caller: Caller, device_id: bytes, *, limit: int, offset: int
@@ -142,6 +138,15 @@ class ChangeLogService:
             action=None if where.action is None
             else check_text(where.action, "action", MAX_FILTER_TEXT),
         )  # fmt: skip
+        # Entries carry no division to filter on: a limited key reads the log of one object
+        # of its divisions at a time, and of anything else finds nothing.
+        if reach.limited(caller):
+            if where.object_id is None:
+                reach.check_unlimited(
+                    caller, "read the account's whole audit log (name an object_id)"
+                )
+            elif not await reach.reaches_object(self.store, caller, where.object_id):
+                return [], None
         account = caller.account_id
         through = None
         if where.object_id is None:  # else the object's own entries are all it examines

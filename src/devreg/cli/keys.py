@@ -23,7 +23,7 @@ from devreg.core.api_keys import (
     rotate_key,
 )
 from devreg.core.clock import now_us, render_rfc3339
-from devreg.core.errors import NotFound
+from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.ids import parse_uuid, render_uuid
 from devreg.core.records import Account, ApiKey, Scope
 from devreg.core.store import DeviceStore
@@ -43,6 +43,13 @@ def add_commands(commands: argparse._SubParsersAction, common: Common) -> None: 
     create.add_argument("--name", required=True)
     create.add_argument("--scope", choices=[s.value for s in Scope], default=Scope.WRITE.value)
     create.add_argument("--expires-in", type=int, metavar="DAYS", help="1-3650 days; none: never")
+    create.add_argument(
+        "--division",
+        action="append",
+        metavar="DIVISION_ID",
+        help="limit the key to this division's devices, profiles and certificates (repeat for"
+        " several; none: every division)",
+    )
     listing = actions.add_parser("list", help="an account's keys, never their secrets")
     listing.add_argument("--account", required=True, help="acc_<32 hex>")
     revoke = actions.add_parser(
@@ -98,6 +105,7 @@ def key_summary(key: ApiKey, now: int) -> dict[str, Any]:
         "expires_at": _time(key.expires_at),
         "revoked_at": _time(key.revoked_at),
         "rotated_from": None if key.rotated_from is None else render_uuid(key.rotated_from),
+        "division_ids": None if key.divisions is None else sorted(map(render_uuid, key.divisions)),
     }
 
 
@@ -115,6 +123,15 @@ def account_summary(account: Account, keys: list[ApiKey], now: int) -> dict[str,
             "test": sum(1 for key in usable if not key.live_mode),
         },
     }
+
+
+def _division_ids(texts: list[str] | None) -> list[bytes] | None:
+    if texts is None:
+        return None
+    found = [parse_uuid(text) for text in texts]
+    if None in found:
+        raise InvalidInput("--division must be a division's UUID", "division_ids")
+    return [division_id for division_id in found if division_id is not None]
 
 
 def _key_id(text: str) -> bytes:
@@ -142,6 +159,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             secret, key = await create_key(
                 store, parse_account_id(args.account), args.mode == "live", args.name, origin,
                 scope=Scope(args.scope), expires_in_days=args.expires_in,
+                division_ids=_division_ids(args.division),
             )  # fmt: skip
             return {"secret": secret, **key_summary(key, now_us())}
         if command == "list":

@@ -20,6 +20,7 @@ import hashlib
 import secrets
 from enum import StrEnum
 
+from devreg.core import reach
 from devreg.core.access_mark import Sleep, until_everywhere
 from devreg.core.accounts import check_name
 from devreg.core.clock import now_us
@@ -45,6 +46,7 @@ MAX_EXPIRES_IN_DAYS = 3650
 DEFAULT_OVERLAP_HOURS = 24.0
 MAX_OVERLAP_HOURS = 720.0
 MAX_USABLE_KEYS = 100  # unrevoked, unexpired keys per account, both modes together
+MAX_KEY_DIVISIONS = 100  # divisions one key may be limited to
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
 
@@ -68,6 +70,7 @@ def new_api_key(
     scope: Scope = Scope.WRITE,
     expires_at: int | None = None,
     rotated_from: bytes | None = None,
+    divisions: frozenset[bytes] | None = None,
 ) -> tuple[str, ApiKey]:
     """A fresh key: the secret (shown once) and the record to store."""
     prefix = LIVE_PREFIX if live_mode else TEST_PREFIX
@@ -75,7 +78,7 @@ def new_api_key(
     record = ApiKey(
         id=new_id(), account_id=account_id, live_mode=live_mode, key_hash=hash_key(secret),
         prefix=secret[: len(prefix) + 4], created_at=now, name=name, scope=scope,
-        expires_at=expires_at, rotated_from=rotated_from,
+        expires_at=expires_at, rotated_from=rotated_from, divisions=divisions,
     )  # fmt: skip
     return secret, record
 
@@ -98,9 +101,12 @@ def usable_key(standing: KeyStanding | None, now: int, refusal: str) -> ApiKey:
     return standing.key
 
 
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 def needed_scope(method: str) -> Scope:
     """Every route of both dialects reads with GET (or HEAD) and writes with anything else."""
-    return Scope.READ if method in ("GET", "HEAD") else Scope.WRITE
+    return Scope.READ if method in READ_METHODS else Scope.WRITE
 
 
 def check_scope(scope: Scope, method: str) -> None:
@@ -109,7 +115,11 @@ def check_scope(scope: Scope, method: str) -> None:
 
 
 def _check_no_more_rights(
-    creator: ApiKey | None, live_mode: bool, scope: Scope, expires_at: int | None
+    creator: ApiKey | None,
+    live_mode: bool,
+    scope: Scope,
+    expires_at: int | None,
+    divisions: frozenset[bytes] | None,
 ) -> None:
     """A key may make only keys with no more rights than its own (the CLI may make any)."""
     if creator is None:
@@ -119,8 +129,34 @@ def _check_no_more_rights(
     if live_mode != creator.live_mode:
         raise Forbidden("An API key may only make keys of its own mode")
     del scope  # a write key may make a read or a write key
+    if not reach.within(creator.divisions, divisions):
+        raise Forbidden("An API key may only make keys limited to divisions it reaches itself")
     if creator.expires_at is not None and (expires_at is None or expires_at > creator.expires_at):
         raise Forbidden("An API key may not make a key that outlives it")
+
+
+async def check_divisions(
+    store: DeviceStore, account_id: bytes, division_ids: list[bytes] | None
+) -> frozenset[bytes] | None:
+    """The divisions a new key is limited to: the account's own, at least one (None: the
+    key is not limited)."""
+    if division_ids is None:
+        return None
+    chosen = frozenset(division_ids)
+    if not 1 <= len(chosen) <= MAX_KEY_DIVISIONS:
+        raise InvalidInput(
+            f"division_ids must name from 1 to {MAX_KEY_DIVISIONS} divisions", "division_ids"
+        )
+    for division_id in sorted(chosen):
+        if await store.get_division(account_id, division_id) is None:
+            raise NotFound(f"Division {render_uuid(division_id)} does not exist")
+    return chosen
+
+
+def in_reach_of(manager: ApiKey | None, key: ApiKey) -> bool:
+    """Whether the managing key (None: the CLI) may see and manage `key`: a limited key
+    only those that reach no further than it does."""
+    return manager is None or reach.within(manager.divisions, key.divisions)
 
 
 def check_expires_in(days: int | None) -> None:
@@ -139,19 +175,23 @@ async def create_key(
     *,
     scope: Scope = Scope.WRITE,
     expires_in_days: int | None = None,
+    division_ids: list[bytes] | None = None,
     creator: ApiKey | None = None,
 ) -> tuple[str, ApiKey]:
-    """A new key of the account (its secret, shown once, and the record)."""
+    """A new key of the account (its secret, shown once, and the record), limited to
+    `division_ids` when given."""
     name = check_name(name)
     check_expires_in(expires_in_days)
     now = now_us()
     expires_at = None if expires_in_days is None else now + expires_in_days * DAY_US
-    _check_no_more_rights(creator, live_mode, scope, expires_at)
     if await store.account(account_id) is None:
         raise NotFound(f"No such account: acc_{account_id.hex()}")
+    divisions = await check_divisions(store, account_id, division_ids)
+    _check_no_more_rights(creator, live_mode, scope, expires_at, divisions)
     secret, key = new_api_key(
-        account_id, live_mode, now, name=name, scope=scope, expires_at=expires_at
-    )
+        account_id, live_mode, now, name=name, scope=scope, expires_at=expires_at,
+        divisions=divisions,
+    )  # fmt: skip
     if not await store.insert_api_key(key, MAX_USABLE_KEYS, now, origin):
         raise _over_the_cap()
     return secret, key
@@ -164,12 +204,23 @@ async def account_keys(store: DeviceStore, account_id: bytes) -> list[ApiKey]:
 
 
 async def key_page(
-    store: DeviceStore, account_id: bytes, live_mode: bool, *, limit: int, offset: int
+    store: DeviceStore,
+    account_id: bytes,
+    live_mode: bool,
+    *,
+    limit: int,
+    offset: int,
+    manager: ApiKey | None = None,
 ) -> tuple[list[ApiKey], int]:
-    """A page of the account's keys of one mode, oldest first, and how many there are (an
-    account holds a few hundred at most: revoked ones and MAX_USABLE_KEYS)."""
+    """A page of the account's keys of one mode that `manager` may see, oldest first, and
+    how many there are (an account holds a few hundred at most: revoked ones and
+    MAX_USABLE_KEYS)."""
     check_page(limit, offset)
-    keys = [key for key in await account_keys(store, account_id) if key.live_mode == live_mode]
+    keys = [
+        key
+        for key in await account_keys(store, account_id)
+        if key.live_mode == live_mode and in_reach_of(manager, key)
+    ]
     return keys[offset : offset + limit], len(keys)
 
 
@@ -178,14 +229,17 @@ async def find_key_of(
     key_id: bytes,
     account_id: bytes | None = None,
     live_mode: bool | None = None,
+    manager: ApiKey | None = None,
 ) -> ApiKey:
     """The key with this id; NotFound if there is none, or it is another account's or
-    mode's (when those are given: an HTTP caller sees only its own)."""
+    mode's (when those are given: an HTTP caller sees only its own), or reaches further
+    than the `manager` key asking."""
     key = await store.api_key(key_id)
     if (
         key is None
         or (account_id is not None and key.account_id != account_id)
         or (live_mode is not None and key.live_mode != live_mode)
+        or not in_reach_of(manager, key)
     ):
         raise NotFound(f"API key with id {render_uuid(key_id)} does not exist")
     return key
@@ -198,12 +252,13 @@ async def revoke_key(
     *,
     account_id: bytes | None = None,
     live_mode: bool | None = None,
+    manager: ApiKey | None = None,
     sleep: Sleep = asyncio.sleep,
 ) -> ApiKey:
     """Revokes the key; returns once no devreg process can accept it or a token made from
     it. Revoking a revoked key changes nothing, and waits all the same: a second call made
     while the first is still waiting must not return sooner than it."""
-    await find_key_of(store, key_id, account_id, live_mode)
+    await find_key_of(store, key_id, account_id, live_mode, manager)
     revoked = await store.revoke_api_key(key_id, now_us(), origin)
     if revoked is None:
         raise NotFound(f"API key with id {render_uuid(key_id)} does not exist")
@@ -222,7 +277,7 @@ async def rotate_key(
     creator: ApiKey | None = None,
     sleep: Sleep = asyncio.sleep,
 ) -> tuple[str, ApiKey, ApiKey]:
-    """A successor like the old key (name, mode, scope, lifetime), and the old one set to
+    """A successor like the old key (name, mode, scope, divisions, lifetime), and the old one set to
     expire after `overlap_hours` (0: revoked now), in one transaction. No task has to
     remember to revoke it later: every process compares the expiry with its clock. A key is
     rotated once (its successor is rotated next); the successor of a key rotated by another
@@ -231,16 +286,16 @@ async def rotate_key(
         raise InvalidInput(
             f"overlap_hours must be from 0 to {MAX_OVERLAP_HOURS:g}", "overlap_hours"
         )
-    old = await find_key_of(store, key_id, account_id, live_mode)
+    old = await find_key_of(store, key_id, account_id, live_mode, creator)
     now = now_us()
     lifetime = None if old.expires_at is None else old.expires_at - old.created_at
     expires_at = None if lifetime is None else now + lifetime
     if creator is not None and creator.expires_at is not None:
         expires_at = min(expires_at or creator.expires_at, creator.expires_at)
-    _check_no_more_rights(creator, old.live_mode, old.scope, expires_at)
+    _check_no_more_rights(creator, old.live_mode, old.scope, expires_at, old.divisions)
     secret, new = new_api_key(
         old.account_id, old.live_mode, now, name=old.name, scope=old.scope,
-        expires_at=expires_at, rotated_from=old.id,
+        expires_at=expires_at, rotated_from=old.id, divisions=old.divisions,
     )  # fmt: skip
     overlap = round(overlap_hours * HOUR_US)
     try:

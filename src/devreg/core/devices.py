@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from devreg.changelog.entries import Action
+from devreg.core import reach
 from devreg.core.access import DeviceFlags, check_own_flags, own_record
 from devreg.core.clock import now_us
 from devreg.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -193,6 +194,7 @@ class DeviceService:
         profile = await self.store.default_profile(caller.account_id)
         if profile is None:  # every account is created with one; a missing one is corruption
             raise RuntimeError("account has no default device profile")
+        reach.check_default_division(caller, profile.division_id)
         now = self.clock()
         device = Device(
             id=new_id(),
@@ -218,10 +220,7 @@ class DeviceService:
         return device
 
     async def get(self, caller: Caller, device_id: bytes) -> Device:
-        device = await self.store.get_device(caller.account_id, caller.live_mode, device_id)
-        if device is None:
-            raise NotFound("No such device")
-        return device
+        return await reach.reachable_device(self.store, caller, device_id)
 
     async def list_page(
         self,
@@ -251,11 +250,12 @@ class DeviceService:
         )
         cursor = None
         if cursor_id is not None:
-            anchor = await self.store.get_device(
-                caller.account_id, caller.live_mode, cursor_id, include_deleted=True
-            )
-            if anchor is None:
-                raise InvalidInput(f"{field} names no device of this account", field)
+            try:
+                anchor = await reach.reachable_device(
+                    self.store, caller, cursor_id, include_deleted=True
+                )
+            except NotFound:
+                raise InvalidInput(f"{field} names no device of this account", field) from None
             cursor = (anchor.created_at, anchor.id)
         newer = ending_before is not None
         found = await self.store.list_devices(
@@ -265,6 +265,7 @@ class DeviceService:
             reference_id=reference_id,
             cursor=cursor,
             direction="newer" if newer else "older",
+            division_ids=caller.divisions,
         )
         has_more = len(found) > limit
         if has_more:
@@ -281,6 +282,7 @@ class DeviceService:
         change = DeviceChange(
             reference_id=check_reference_id(reference_id) if reference_id is not None else None
         )
+        await reach.check_device(self.store, caller, device_id)
         try:
             device = await self.store.update_device(
                 caller.account_id, caller.live_mode, device_id, change, self.clock(),
@@ -298,6 +300,7 @@ class DeviceService:
         quota, and its reference_id and device_identifier are free again. Its
         certificates are revoked (cessationOfOperation), so the CRL says so too. Returns
         the device as archived (status DELETED)."""
+        await reach.check_device(self.store, caller, device_id)
         deleted = await self.store.update_device(
             caller.account_id, caller.live_mode, device_id,
             DeviceChange(status=DeviceStatus.DELETED), self.clock(), caller.origin,
@@ -311,11 +314,7 @@ class DeviceService:
         """A deleted device back to ACTIVE, if its device_identifier and reference_id are
         still free (else InvalidInput naming the clash) and the quota has room (it counts
         again). Its certificates stay revoked: a revocation is never undone."""
-        device = await self.store.get_device(
-            caller.account_id, caller.live_mode, device_id, include_deleted=True
-        )
-        if device is None:
-            raise NotFound("No such device")
+        device = await reach.reachable_device(self.store, caller, device_id, include_deleted=True)
         if device.status is not DeviceStatus.DELETED:
             raise InvalidInput(NOT_DELETED.format(id=render_uuid(device_id)), "id")
         await self.check_room(caller)
@@ -346,6 +345,7 @@ class DeviceService:
             default = await self.store.default_profile(caller.account_id)
             if default is None:
                 raise RuntimeError("account has no default device profile")
+            reach.check_default_division(caller, default.division_id)
             profile_id = default.id
         profile = await self.profiles.profile(caller, profile_id)
         if division_id is not None and division_id != profile.division.id:
@@ -447,6 +447,7 @@ class DeviceService:
         if status is DeviceStatus.DELETED:
             raise ValueError("use delete()")
         action = Action.DEVICE_ENABLE if status is DeviceStatus.ACTIVE else Action.DEVICE_DISABLE
+        await reach.check_device(self.store, caller, device_id)
         updated = await self.store.update_device(
             caller.account_id, caller.live_mode, device_id, DeviceChange(status=status),
             self.clock(), caller.origin, action,
@@ -462,8 +463,9 @@ class DeviceService:
         return await self.devices_by_ids(caller, page.ids), page.total
 
     async def devices_by_ids(self, caller: Caller, device_ids: Sequence[bytes]) -> list[Device]:
-        """The caller's non-deleted devices among `device_ids`, in that order."""
-        return await self.store.devices_by_ids(caller.account_id, caller.live_mode, device_ids)
+        """The caller's non-deleted devices among `device_ids` it reaches, in that order."""
+        found = await self.store.devices_by_ids(caller.account_id, caller.live_mode, device_ids)
+        return [device for device in found if reach.sees_division(caller, device.division_id)]
 
     async def query_page(
         self, caller: Caller, where: DeviceFilter, *, limit: int, offset: int
@@ -477,6 +479,8 @@ class DeviceService:
                 where,
                 device_identifier=check_text(where.device_identifier, "device_identifier", None),
             )
+        # Set here from the credential, whatever the dialect parsed: never the client's to say.
+        where = msgspec.structs.replace(where, division_ids=caller.divisions)
         account, mode = caller.account_id, caller.live_mode
         ids = await self.store.query_device_ids(account, mode, where, limit=limit, offset=offset)
         if where == DeviceFilter():

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from devreg.core import reach
 from devreg.core.access import DeviceFlags
 from devreg.core.accounts import check_name
 from devreg.core.clock import now_us
@@ -72,6 +73,10 @@ def build_fields(
     return made
 
 
+NO_DIVISION = "Division does not exist"
+NO_PROFILE = "Device profile does not exist"
+
+
 class ProfileService:
     def __init__(
         self, store: DeviceStore, clock: Callable[[], int] = now_us, quotas: Quotas = DEFAULT_QUOTAS
@@ -81,6 +86,7 @@ class ProfileService:
         self.quotas = quotas
 
     async def create_division(self, caller: Caller, name: str) -> Division:
+        reach.check_unlimited(caller, "create divisions")  # one outside its own reach
         now = self.clock()
         division = Division(
             id=new_id(), account_id=caller.account_id, name=check_name(name),
@@ -97,18 +103,23 @@ class ProfileService:
 
     async def division(self, caller: Caller, division_id: bytes) -> Division:
         division = await self.store.get_division(caller.account_id, division_id)
-        if division is None:
-            raise NotFound("Division does not exist")
+        if division is None or not reach.sees_division(caller, division.id):
+            raise NotFound(NO_DIVISION)
         return division
 
     async def divisions(self, caller: Caller) -> list[Division]:
-        return await self.store.list_divisions(caller.account_id)
+        found = await self.store.list_divisions(caller.account_id)
+        return [d for d in found if reach.sees_division(caller, d.id)]
 
     async def division_page(
         self, caller: Caller, *, limit: int, offset: int
     ) -> tuple[list[Division], int]:
-        """Oldest first, and how many the account has (at most its quota: counted)."""
+        """Oldest first, and how many the account has (at most its quota: counted). A
+        limited key's page is cut from the divisions it reaches (at most the quota's)."""
         check_page(limit, offset)
+        if reach.limited(caller):
+            reached = await self.divisions(caller)
+            return reached[offset : offset + limit], len(reached)
         page = await self.store.list_divisions(caller.account_id, limit=limit, offset=offset)
         return page, await self.store.count_divisions(caller.account_id)
 
@@ -125,6 +136,7 @@ class ProfileService:
             default = await self.store.default_profile(caller.account_id)
             if default is None:
                 raise RuntimeError("account has no default device profile")
+            reach.check_default_division(caller, default.division_id)
             division_id = default.division_id
         division = await self.division(caller, division_id)
         if len(fields) > MAX_FIELDS:
@@ -188,18 +200,24 @@ class ProfileService:
 
     async def profile(self, caller: Caller, profile_id: bytes) -> Profile:
         profile = await self.store.get_profile(caller.account_id, profile_id)
-        if profile is None:
-            raise NotFound("Device profile does not exist")
+        if profile is None or not reach.sees_division(caller, profile.division_id):
+            raise NotFound(NO_PROFILE)
         return (await self.complete([profile]))[0]
 
     async def profiles(self, caller: Caller) -> list[Profile]:
-        return await self.complete(await self.store.list_profiles(caller.account_id))
+        found = await self.store.list_profiles(caller.account_id)
+        return await self.complete([p for p in found if reach.sees_division(caller, p.division_id)])
 
     async def profile_page(
         self, caller: Caller, *, limit: int, offset: int
     ) -> tuple[list[DeviceProfile], int]:
-        """Oldest first, and how many the account has; `complete` them a batch at a time."""
+        """Oldest first, and how many the account has; `complete` them a batch at a time.
+        A limited key's page is cut from the profiles it reaches (at most the quota's)."""
         check_page(limit, offset)
+        if reach.limited(caller):
+            found = await self.store.list_profiles(caller.account_id)
+            reached = [p for p in found if reach.sees_division(caller, p.division_id)]
+            return reached[offset : offset + limit], len(reached)
         page = await self.store.list_profiles(caller.account_id, limit=limit, offset=offset)
         return page, await self.store.count_profiles(caller.account_id)
 

@@ -45,6 +45,8 @@ class ApiKey(msgspec.Struct, frozen=True):
     expires_at: int | None = None
     last_used_at: int | None = None  # kept late on purpose: not a write per request
     rotated_from: bytes | None = None  # the key this one replaces
+    # The divisions it is limited to (fixed when it is made); None: all of its account's
+    divisions: frozenset[bytes] | None = None
 
 
 class KeyStanding(msgspec.Struct, frozen=True):
@@ -183,6 +185,8 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     # (never a token's claim): None and WRITE for the CLI, devices and devreg itself.
     key_id: bytes | None = None
     scope: Scope = Scope.WRITE
+    # The divisions that key is limited to (core/reach.py); None: every division.
+    divisions: frozenset[bytes] | None = None
 
     @property
     def origin(self) -> Origin:

@@ -116,6 +116,8 @@ class DeviceFilter(msgspec.Struct, frozen=True):
     created_to: int | None = None
     updated_from: int | None = None
     updated_to: int | None = None
+    # Any of these divisions (an API key's limit, core/reach.py; set by the core only)
+    division_ids: frozenset[bytes] | None = None
 
 
 class DeviceImport(Protocol):
@@ -166,7 +168,8 @@ class DeviceStore(Protocol):
         origin: Origin,
     ) -> None: ...
 
-    async def find_api_key(self, key_hash: bytes) -> ApiKey | None: ...
+    async def find_api_key(self, key_hash: bytes) -> ApiKey | None:
+        """The key with this secret's hash, with its divisions."""
 
     async def key_standing_by_hash(self, key_hash: bytes) -> KeyStanding | None:
         """The key with this secret's hash, its account's state and the access mark, in one
@@ -302,9 +305,11 @@ class DeviceStore(Protocol):
         reference_id: str | None = None,
         cursor: tuple[int, bytes] | None = None,
         direction: ListDirection = "older",
+        division_ids: frozenset[bytes] | None = None,
     ) -> list[Device]:
         """Non-deleted devices, newest first. With a cursor (created_at, id), only those
-        older (or newer) than it; the result is always ordered newest first."""
+        older (or newer) than it; the result is always ordered newest first. With
+        `division_ids`, only devices in those divisions."""
 
     async def query_devices(
         self, account_id: bytes, live_mode: bool, where: DeviceFilter, *, limit: int, offset: int

@@ -59,37 +59,42 @@ class ApiKeyRoutes:
         caller, own = await self.manager(request)
         body = await decode_body(request, ApiKeyIn)
         days = None if isinstance(body.expires_in_days, msgspec.UnsetType) else body.expires_in_days
+        divisions = (
+            None if isinstance(body.division_ids, msgspec.UnsetType)
+            else [query.uuid_param(text, "division_ids") for text in body.division_ids]
+        )  # fmt: skip
         secret, key = await create_key(
             self.store, caller.account_id, caller.live_mode, body.name, caller.origin,
-            scope=Scope(body.scope), expires_in_days=days, creator=own,
+            scope=Scope(body.scope), expires_in_days=days, division_ids=divisions, creator=own,
         )  # fmt: skip
         out = ApiKeyCreatedOut(secret=secret, key=render_api_key(key, now_us()))
         return json_response(201, out, [NO_STORE])
 
     async def list(self, request: Request) -> Response:
-        caller, _ = await self.manager(request)
+        caller, own = await self.manager(request)
         limit, offset = query.page_params(request.query())
         keys, total = await key_page(
-            self.store, caller.account_id, caller.live_mode, limit=limit, offset=offset
-        )
+            self.store, caller.account_id, caller.live_mode, limit=limit, offset=offset,
+            manager=own,
+        )  # fmt: skip
         now = now_us()
         records = [render_api_key(key, now) for key in keys]
         out = ApiKeyListOut(limit=limit, offset=offset, total=total, records=records)
         return json_response(200, out)
 
     async def get(self, request: Request) -> Response:
-        caller, _ = await self.manager(request)
+        caller, own = await self.manager(request)
         key = await find_key_of(
-            self.store, self.key_id(request), caller.account_id, caller.live_mode
+            self.store, self.key_id(request), caller.account_id, caller.live_mode, own
         )
         return json_response(200, render_api_key(key, now_us()))
 
     async def revoke(self, request: Request) -> Response:
         """Answers once every devreg process refuses the key (a key may revoke itself)."""
-        caller, _ = await self.manager(request)
+        caller, own = await self.manager(request)
         key = await revoke_key(
             self.store, self.key_id(request), caller.origin,
-            account_id=caller.account_id, live_mode=caller.live_mode,
+            account_id=caller.account_id, live_mode=caller.live_mode, manager=own,
         )  # fmt: skip
         return json_response(200, render_api_key(key, now_us()))
 

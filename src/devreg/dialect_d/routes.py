@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 import msgspec
 from cryptography import x509
@@ -17,7 +18,7 @@ from devreg.auth.rate_limit import RateLimiter
 from devreg.changelog.export import entry_out
 from devreg.changelog.service import ChangeLogService
 from devreg.core.access import Action, DeviceFlags, authenticate_device
-from devreg.core.api_keys import check_scope
+from devreg.core.api_keys import READ_METHODS, check_scope
 from devreg.core.clock import now_us, render_rfc3339
 from devreg.core.devices import DeviceService, FieldLabel
 from devreg.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -109,6 +110,9 @@ def device_named(text: str) -> Iterator[None]:
         raise NotFound(f"Device with id {text[:64]} does not exist") from None
 
 
+INVALID_KEY = "Invalid API key"
+
+
 class DialectD:
     def __init__(
         self,
@@ -169,16 +173,18 @@ class DialectD:
             raise Unauthenticated("Missing x-api-key header")
         # One statement per request (the key, its account, now): always current, no wait.
         key = await guarded(
-            self.limiter, request.scope, lambda: find_key(self.store, secret, "Invalid API key")
+            self.limiter, request.scope, lambda: find_key(self.store, secret, INVALID_KEY)
         )
         caller = Caller(
             account_id=key.account_id, live_mode=key.live_mode,
             credential_id="key:" + key.id.hex(),
             actor=Actor(ActorKind.API_KEY, render_uuid(key.id)), request_id=request.request_id,
-            key_id=key.id, scope=key.scope,
+            key_id=key.id, scope=key.scope, divisions=key.divisions,
         )  # fmt: skip
         request.credential = caller.credential_id
         check_scope(key.scope, request.method)
+        if request.method not in READ_METHODS:  # a body may come: checked again after it
+            request.after_body = partial(self.gate.token_key, caller, request.method, INVALID_KEY)
         self.gate.used(key, now_us())
         await self.limiter.check(caller.credential_id)
         return caller

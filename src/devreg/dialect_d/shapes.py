@@ -11,6 +11,7 @@ from devreg.core.accounts import MAX_NAME
 from devreg.core.api_keys import (
     DEFAULT_OVERLAP_HOURS,
     MAX_EXPIRES_IN_DAYS,
+    MAX_KEY_DIVISIONS,
     MAX_OVERLAP_HOURS,
     key_status,
 )
@@ -390,6 +391,18 @@ class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True):
         Annotated[int, Meta(ge=1, le=MAX_EXPIRES_IN_DAYS, description="None sent: never")]
         | UnsetType
     ) = UNSET
+    division_ids: (
+        Annotated[
+            list[Uuid],
+            Meta(
+                min_length=1,
+                max_length=MAX_KEY_DIVISIONS,
+                description="Limit the key to these divisions' devices, profiles and"
+                " certificates (none sent: all of them)",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class RotateIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -417,6 +430,7 @@ class ApiKeyOut(msgspec.Struct):
     expires_at: str | None
     revoked_at: str | None
     rotated_from: Uuid | None
+    division_ids: Annotated[list[Uuid] | None, Meta(description="None: every division")]
 
 
 class ApiKeyCreatedOut(msgspec.Struct):
@@ -446,4 +460,5 @@ def render_api_key(key: ApiKey, now: int) -> ApiKeyOut:
         created=render_rfc3339(key.created_at), last_used=_time_or_none(key.last_used_at),
         expires_at=_time_or_none(key.expires_at), revoked_at=_time_or_none(key.revoked_at),
         rotated_from=None if key.rotated_from is None else render_uuid(key.rotated_from),
+        division_ids=None if key.divisions is None else sorted(map(render_uuid, key.divisions)),
     )  # fmt: skip

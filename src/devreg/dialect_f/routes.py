@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import msgspec
 
@@ -12,6 +13,7 @@ from devreg.auth.api_keys import authenticate_key, parse_basic
 from devreg.auth.failures import guarded
 from devreg.auth.rate_limit import RateLimiter
 from devreg.auth.tokens import TokenSigner, parse_bearer
+from devreg.core.api_keys import READ_METHODS
 from devreg.core.clock import now_us
 from devreg.core.devices import DEFAULT_PAGE, MAX_PAGE, DeviceService
 from devreg.core.errors import InvalidInput, NotFound
@@ -151,11 +153,15 @@ class DialectF:
         if standing is None:
             standing = await self.gate.load_key(caller.key_id)
         key = self.gate.admit(caller, standing, request.method)
+        if request.method not in READ_METHODS:  # a body may come: checked again after it
+            request.after_body = partial(self.gate.token_key, caller, request.method)
         await self.limiter.check(caller.credential_id)
         exchange.settle(caller.api_version)  # carried in the token: no look-up
         # The verified token's caller is cached across requests; the request id is this
         # one's, and the scope the key has now.
-        return msgspec.structs.replace(caller, request_id=request.request_id, scope=key.scope)
+        return msgspec.structs.replace(
+            caller, request_id=request.request_id, scope=key.scope, divisions=key.divisions
+        )
 
     async def login(self, request: Request, exchange: Exchange) -> Response:
         user, secret = parse_basic(request.credential_header(b"authorization"))

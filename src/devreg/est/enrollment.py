@@ -15,11 +15,12 @@ import msgspec
 from cryptography import x509
 
 from devreg.changelog.entries import Action
+from devreg.core import reach
 from devreg.core.access import AccountGate
 from devreg.core.clock import now_us
-from devreg.core.errors import AccountDisabled, LimitReached, NotFound, Unauthenticated
+from devreg.core.errors import AccountDisabled, LimitReached, Unauthenticated
 from devreg.core.ids import new_id, render_uuid
-from devreg.core.records import Actor, ActorKind, Caller, Certificate, Device, DeviceStatus
+from devreg.core.records import Actor, ActorKind, Caller, Certificate, DeviceStatus
 from devreg.core.store import DeviceStore, OverLimit
 from devreg.pki.issuing import CertificateService, check_csr, csr_key
 from devreg.pki.provenance import IssuedBy
@@ -39,13 +40,6 @@ def _hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8")).digest()
 
 
-async def _device(store: DeviceStore, caller: Caller, device_id: bytes) -> Device:
-    device = await store.get_device(caller.account_id, caller.live_mode, device_id)
-    if device is None:
-        raise NotFound("No such device")
-    return device
-
-
 async def create_secret(
     store: DeviceStore,
     caller: Caller,
@@ -55,7 +49,7 @@ async def create_secret(
 ) -> EnrollmentSecret:
     """A new secret for the device, replacing (revoking) its outstanding one; LimitReached
     when the account already has `max_outstanding` outstanding secrets."""
-    device = await _device(store, caller, device_id)
+    device = await reach.reachable_device(store, caller, device_id)
     secret = secrets.token_urlsafe(24)
     now = now_us()
     expires_at = now + SECRET_LIFETIME_US
@@ -75,7 +69,7 @@ async def create_secret(
 
 async def revoke_secrets(store: DeviceStore, caller: Caller, device_id: bytes) -> int:
     """Revoke the device's outstanding secret(s); how many there were (0: nothing to do)."""
-    device = await _device(store, caller, device_id)
+    device = await reach.reachable_device(store, caller, device_id)
     return await store.revoke_enrollment_secrets(device, now_us(), caller.origin)
 
 

@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from devreg.changelog.entries import Action
+from devreg.core import reach
 from devreg.core.clock import now_us
-from devreg.core.errors import Forbidden, InvalidInput, NotFound
+from devreg.core.errors import Forbidden, InvalidInput
 from devreg.core.ids import new_id, render_uuid
 from devreg.core.paging import check_page
 from devreg.core.records import Caller, Certificate, Device, Origin
@@ -112,10 +113,7 @@ class CertificateService:
         self.limits = limits or IssuanceLimits()
 
     async def _device(self, caller: Caller, device_id: bytes) -> Device:
-        device = await self.store.get_device(caller.account_id, caller.live_mode, device_id)
-        if device is None:
-            raise NotFound("No such device")
-        return device
+        return await reach.reachable_device(self.store, caller, device_id)
 
     async def admit(self, device: Device) -> None:
         """The device's cap and issuance bucket: every issuance passes here before any

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import msgspec
 from cryptography import x509
 
+from devreg.core import reach
 from devreg.core.clock import now_us
 from devreg.core.errors import InvalidInput, NotFound
 from devreg.core.records import Caller, Certificate, RevokedEntry
@@ -66,6 +67,7 @@ def reason_name(text: str) -> str:
 # A certificate whose key is compromised may have minted others (re-enrollments and
 # renewals it authenticated, with keys its thief chose): they go with it.
 CASCADING_REASON = "keyCompromise"
+NO_CERTIFICATE = "Certificate does not exist"
 
 
 class Revocation(msgspec.Struct, frozen=True):
@@ -88,12 +90,20 @@ async def revoke_with_minted(
     keyCompromise, every certificate it minted is revoked too, transitively, in the same
     transaction (also when it was revoked before for another reason)."""
     name = reason_name(reason)
+    if reach.limited(caller):  # its device must be in reach (what it minted is that device's)
+        cert = await store.get_certificate(caller.account_id, caller.live_mode, cert_id)
+        if cert is None:
+            raise NotFound(NO_CERTIFICATE)
+        try:
+            await reach.reachable_device(store, caller, cert.device_id, include_deleted=True)
+        except NotFound:
+            raise NotFound(NO_CERTIFICATE) from None
     if name == CASCADING_REASON:
         found = await store.revoke_with_minted(
             caller.account_id, caller.live_mode, cert_id, name, now, caller.origin
         )
         if found is None:
-            raise NotFound("Certificate does not exist")
+            raise NotFound(NO_CERTIFICATE)
         return Revocation(certificate=found[0], minted=found[1])
     revoked = await store.revoke_certificate(
         caller.account_id, caller.live_mode, cert_id, name, now, caller.origin
@@ -102,7 +112,7 @@ async def revoke_with_minted(
         return Revocation(certificate=revoked, minted=[])
     existing = await store.get_certificate(caller.account_id, caller.live_mode, cert_id)
     if existing is None:
-        raise NotFound("Certificate does not exist")
+        raise NotFound(NO_CERTIFICATE)
     return Revocation(certificate=existing, minted=[])
 
 
@@ -113,9 +123,7 @@ async def revoke_device_certificates(
     A deleted device is not found, as everywhere (deleting revoked its certificates). What
     a device's certificates minted is the same device's, so nothing else needs following."""
     name = reason_name(reason)
-    device = await store.get_device(caller.account_id, caller.live_mode, device_id)
-    if device is None:
-        raise NotFound("No such device")
+    device = await reach.reachable_device(store, caller, device_id)
     return await store.revoke_all_certificates(
         device.account_id, device.id, name, now, caller.origin
     )

@@ -59,15 +59,37 @@ class SqlRunner(Protocol):
     async def run(self, statement: str, params: Params = ()) -> None: ...
 
 
-def _standing(row: Sequence[Any] | None) -> KeyStanding | None:
-    if row is None:
+def _standing(rows: Sequence[Sequence[Any]]) -> KeyStanding | None:
+    """A key's standing from its rows: one per division it is limited to, else one."""
+    if not rows:
         return None
     columns = len(sql.KEY_COLUMNS.split(","))
+    row = rows[0]
+    limits = [bytes(r[columns + 2]) for r in rows if r[columns + 2] is not None]
+    key = sql.key_from_row(row[:columns])
     return KeyStanding(
-        key=sql.key_from_row(row[:columns]),
+        key=msgspec.structs.replace(key, divisions=frozenset(limits)) if limits else key,
         account_disabled=row[columns] is not None,
         generation=int(row[columns + 1]),
     )
+
+
+def _limited(keys: list[ApiKey], rows: Sequence[Sequence[Any]]) -> list[ApiKey]:
+    """`keys` with their divisions, from (key_id, division_id) rows."""
+    limits: dict[bytes, set[bytes]] = {}
+    for key_id, division_id in rows:
+        limits.setdefault(bytes(key_id), set()).add(bytes(division_id))
+    return [
+        msgspec.structs.replace(key, divisions=frozenset(limits[key.id]))
+        if key.id in limits else key
+        for key in keys
+    ]  # fmt: skip
+
+
+async def _insert_key(tx: SqlRunner, key: ApiKey) -> None:
+    await tx.run(sql.INSERT_API_KEY, sql.key_row(key))
+    for division_id in sorted(key.divisions or ()):
+        await tx.run(sql.INSERT_KEY_DIVISION, (key.id, division_id))
 
 
 class SqlDeviceStore:
@@ -164,14 +186,14 @@ class SqlDeviceStore:
         return await self._logged(origin, work)
 
     async def find_api_key(self, key_hash: bytes) -> ApiKey | None:
-        row = await self._one(sql.SELECT_API_KEY, (key_hash,))
-        return None if row is None else sql.key_from_row(row)
+        standing = await self.key_standing_by_hash(key_hash)
+        return None if standing is None else standing.key
 
     async def key_standing_by_hash(self, key_hash: bytes) -> KeyStanding | None:
-        return _standing(await self._one(sql.SELECT_KEY_STANDING_BY_HASH, (key_hash,)))
+        return _standing(await self.runner().rows(sql.SELECT_KEY_STANDING_BY_HASH, (key_hash,)))
 
     async def key_standing_by_id(self, key_id: bytes) -> KeyStanding | None:
-        return _standing(await self._one(sql.SELECT_KEY_STANDING_BY_ID, (key_id,)))
+        return _standing(await self.runner().rows(sql.SELECT_KEY_STANDING_BY_ID, (key_id,)))
 
     async def access_mark(self) -> int:
         """The access mark's generation (migration 0008): it moves in the transaction of
@@ -192,23 +214,31 @@ class SqlDeviceStore:
             (held,) = (await tx.rows(sql.COUNT_LIVE_ACCOUNT_KEYS, (key.account_id, now)))[0]
             if int(held) >= at_most:
                 return False, []
-            await tx.run(sql.INSERT_API_KEY, sql.key_row(key))
+            await _insert_key(tx, key)
             return True, [changes.created_key(key)]
 
         return await self._logged(origin, work)
 
     async def api_keys(self, account_id: bytes) -> list[ApiKey]:
-        rows = await self.runner().rows(sql.SELECT_ACCOUNT_KEYS, (account_id,))
-        return [sql.key_from_row(row) for row in rows]
+        # A key's divisions are written with it and never change: two reads agree.
+        reader = self.runner()
+        rows = await reader.rows(sql.SELECT_ACCOUNT_KEYS, (account_id,))
+        limits = await reader.rows(sql.SELECT_ACCOUNT_KEY_DIVISIONS, (account_id,))
+        return _limited([sql.key_from_row(row) for row in rows], limits)
 
     async def api_key(self, key_id: bytes) -> ApiKey | None:
-        row = await self._one(sql.SELECT_API_KEY_BY_ID, (key_id,))
-        return None if row is None else sql.key_from_row(row)
+        return await self._key(self.runner(), key_id, sql.SELECT_API_KEY_BY_ID)
+
+    async def _key(self, tx: SqlRunner, key_id: bytes, read: str) -> ApiKey | None:
+        rows = await tx.rows(read, (key_id,))
+        if not rows:
+            return None
+        limits = await tx.rows(sql.SELECT_KEY_DIVISIONS, (key_id,))
+        return _limited([sql.key_from_row(rows[0])], limits)[0]
 
     async def _locked_key(self, tx: SqlRunner, key_id: bytes) -> ApiKey | None:
         read = sql.SELECT_API_KEY_BY_ID if self.serialized_writes else sql.LOCK_API_KEY_BY_ID
-        rows = await tx.rows(read, (key_id,))
-        return sql.key_from_row(rows[0]) if rows else None
+        return await self._key(tx, key_id, read)
 
     async def revoke_api_key(
         self, key_id: bytes, at: int, origin: Origin
@@ -246,7 +276,7 @@ class SqlDeviceStore:
                 until = ends if old.expires_at is None else min(ends, old.expires_at)
                 await tx.run(sql.EXPIRE_API_KEY, (until, old_id))
                 after = msgspec.structs.replace(old, expires_at=until)
-            await tx.run(sql.INSERT_API_KEY, sql.key_row(new))
+            await _insert_key(tx, new)
             return after, [
                 changes.created_key(new),
                 changes.changed_key(Action.API_KEY_ROTATE, old, after),
@@ -443,9 +473,10 @@ class SqlDeviceStore:
         reference_id: str | None = None,
         cursor: tuple[int, bytes] | None = None,
         direction: ListDirection = "older",
+        division_ids: frozenset[bytes] | None = None,
     ) -> list[Device]:
         statement, params, ascending = sql.list_devices_query(
-            account_id, live_mode, limit, reference_id, cursor, direction
+            account_id, live_mode, limit, reference_id, cursor, direction, division_ids
         )
         devices = [sql.device_from_row(row) for row in await self.runner().rows(statement, params)]
         if ascending:

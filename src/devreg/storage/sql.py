@@ -51,8 +51,9 @@ SELECT_ACCESS_MARK = "SELECT generation FROM access_mark WHERE id = 1"
 # every credential check needs, and the generation it was read under (auth/access_gate.py).
 _KEY_STANDING = (
     "SELECT " + ", ".join("k." + column.strip() for column in KEY_COLUMNS.split(","))
-    + ", a.disabled_at, m.generation FROM api_keys k"
+    + ", a.disabled_at, m.generation, d.division_id FROM api_keys k"
     " JOIN accounts a ON a.id = k.account_id JOIN access_mark m ON m.id = 1"
+    " LEFT JOIN api_key_divisions d ON d.key_id = k.id"
 )  # fmt: skip
 SELECT_KEY_STANDING_BY_HASH = _KEY_STANDING + " WHERE k.key_hash = ?"
 SELECT_KEY_STANDING_BY_ID = _KEY_STANDING + " WHERE k.id = ?"
@@ -60,6 +61,13 @@ SELECT_KEY_STANDING_BY_ID = _KEY_STANDING + " WHERE k.id = ?"
 SELECT_ACCESS_SNAPSHOT = (
     "SELECT m.generation, a.id FROM access_mark m"
     " LEFT JOIN accounts a ON a.disabled_at IS NOT NULL WHERE m.id = 1"
+)
+# A limited key's divisions (a row each; none: the key reaches every division).
+INSERT_KEY_DIVISION = "INSERT INTO api_key_divisions (key_id, division_id) VALUES (?, ?)"
+SELECT_KEY_DIVISIONS = "SELECT key_id, division_id FROM api_key_divisions WHERE key_id = ?"
+SELECT_ACCOUNT_KEY_DIVISIONS = (
+    "SELECT d.key_id, d.division_id FROM api_key_divisions d"
+    " JOIN api_keys k ON k.id = d.key_id WHERE k.account_id = ?"
 )
 SELECT_API_KEY_BY_ID = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"
 LOCK_API_KEY_BY_ID = SELECT_API_KEY_BY_ID + " FOR NO KEY UPDATE"
@@ -93,7 +101,6 @@ INSERT_PROFILE = (
 INSERT_DEVICE = (
     f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-SELECT_API_KEY = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
 SELECT_DEFAULT_PROFILE = (
     f"SELECT {PROFILE_COLUMNS} FROM device_profiles WHERE account_id = ? AND is_default"
 )
@@ -423,6 +430,17 @@ def count_slot(device_id: bytes) -> int:
 SELECT_DEVICES_BY_IDS = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id IN (?)"
 
 
+def division_condition(division_ids: frozenset[bytes]) -> tuple[str, list[Any]]:
+    """A device list's condition for a key limited to `division_ids` (core/reach.py): one
+    division uses the listing index on `division_id =`; none matches nothing."""
+    if not division_ids:
+        return " AND 0 = 1", []
+    ordered = sorted(division_ids)
+    if len(ordered) == 1:
+        return " AND division_id = ?", ordered
+    return " AND division_id IN (" + ", ".join("?" * len(ordered)) + ")", ordered
+
+
 def query_devices_statements(
     account_id: bytes,
     live_mode: bool,
@@ -448,6 +466,10 @@ def query_devices_statements(
             conditions.append(f"{column} {op} ?")
             params.append(value)
     condition = " AND ".join(conditions)
+    if where.division_ids is not None:
+        limit_sql, limit_params = division_condition(where.division_ids)
+        condition += limit_sql
+        params.extend(limit_params)
     page = (
         f"SELECT {columns} FROM devices WHERE {condition} ORDER BY created_at, id LIMIT ? OFFSET ?"
     )
@@ -571,11 +593,16 @@ def list_devices_query(
     reference_id: str | None,
     cursor: tuple[int, bytes] | None,
     direction: str,
+    division_ids: frozenset[bytes] | None = None,
 ) -> tuple[str, list[Any], bool]:
     """The listing statement, its parameters, and whether its rows come oldest first
     (paging towards newer devices walks the index upwards, then the caller reverses)."""
     sql = _LIST_HEAD
     params: list[Any] = [account_id, live_mode]
+    if division_ids is not None:
+        limit_sql, limit_params = division_condition(division_ids)
+        sql += limit_sql
+        params.extend(limit_params)
     if reference_id is not None:
         sql += _BY_REFERENCE
         params.append(reference_id)

@@ -21,7 +21,8 @@ MAX_QUERY_PARAMS = 32
 
 class Request:
     __slots__ = (
-        "_body", "_receive", "credential", "method", "path", "path_params", "request_id", "scope",
+        "_body", "_receive", "after_body", "credential", "method", "path", "path_params",
+        "request_id", "scope",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
@@ -32,6 +33,10 @@ class Request:
         self.path: str = scope["path"]
         self.path_params: dict[str, str] = {}
         self.credential: str | None = None  # set once authenticated, for the access log
+        # The credential's check again, once the body has arrived (set by the dialect that
+        # authenticated the request): what was revoked while a body was still coming is
+        # refused before anything is done with it.
+        self.after_body: Callable[[], Awaitable[object]] | None = None
         self.request_id: str = request_id_of(scope["headers"])
 
     def header(self, name: bytes) -> str | None:
@@ -92,6 +97,8 @@ class Request:
             if not message.get("more_body", False):
                 break
         self._body = b"".join(chunks)
+        if self.after_body is not None:
+            await self.after_body()
         return self._body
 
 
