@@ -25,6 +25,7 @@ from devreg.core.errors import (
     RateLimited,
     Unauthenticated,
 )
+from devreg.core.ids import render_uuid
 from devreg.core.operators import Operators
 from devreg.core.roles import Role
 from devreg.core.store import DeviceStore
@@ -318,7 +319,7 @@ async def test_the_change_log_has_every_change_and_no_secret(
     assert isinstance(store, SqlDeviceStore)
     head = (await store.change_head()).seq
     made = await users.create(EMAIL, "admin", None, PASSWORD, TEST_ORIGIN)
-    signed = await users.authenticate(EMAIL, PASSWORD)
+    signed = await users.authenticate(EMAIL, PASSWORD, address="192.0.2.7", request_id="req_in")
     secret_uri = (await users.begin_totp(made)).uri
     encoded = secret_uri.split("secret=")[1].split("&")[0]
     secret = base64.b32decode(encoded + "=" * (-len(encoded) % 8))
@@ -331,11 +332,16 @@ async def test_the_change_log_has_every_change_and_no_secret(
     await users.set_disabled(made.id, False, TEST_ORIGIN)
     logged = [e for e in await entries(store, head) if e.object_type.startswith("operator")]
     assert [e.action for e in logged] == [
-        "operator.create", "operator.totp_enroll", "operator.totp_remove",
-        "operator_session.revoke", "operator.set_password", "operator.disable",
-        "operator.enable",
+        "operator.create", "operator_session.create", "operator.totp_enroll",
+        "operator.totp_remove", "operator_session.revoke", "operator.set_password",
+        "operator.disable", "operator.enable",
     ]  # fmt: skip
-    assert logged[1].actor_kind == "operator" and logged[1].request_id == "req_console"
+    signed_in = logged[1]  # by the operator, with the request's id and the address
+    assert (signed_in.actor_kind, signed_in.actor_id, signed_in.request_id) == (
+        "operator", render_uuid(made.id), "req_in",
+    )  # fmt: skip
+    assert msgspec.json.decode(signed_in.after or "{}")["address"] == "192.0.2.7"
+    assert logged[2].actor_kind == "operator" and logged[2].request_id == "req_console"
     assert msgspec.json.decode(logged[0].after or "{}")["email"] == made.email
     current = await users.find(EMAIL)
     text = msgspec.json.encode(logged).decode() + caplog.text
@@ -396,7 +402,7 @@ async def test_a_session_opened_before_a_password_change_is_refused(
     late = msgspec.structs.replace(
         signed.session, id=uuid.uuid4().bytes, token_hash=secrets.token_bytes(32)
     )
-    await users.store.insert_session(late)
+    await users.store.insert_session(late, made, TEST_ORIGIN)
     found = await users.store.session_by_token_hash(late.token_hash)
     assert found is not None and found[0].revoked_at is None
     with pytest.raises(Unauthenticated):

@@ -55,6 +55,7 @@ class Action(StrEnum):
     OPERATOR_SET_PASSWORD = "operator.set_password"  # noqa: S105
     OPERATOR_TOTP_ENROLL = "operator.totp_enroll"
     OPERATOR_TOTP_REMOVE = "operator.totp_remove"
+    OPERATOR_SESSION_CREATE = "operator_session.create"  # a sign-in
     OPERATOR_SESSION_REVOKE = "operator_session.revoke"
 
 

@@ -61,6 +61,13 @@ def changed_operator(action: Action, old: Operator, new: Operator) -> Change:
     )  # fmt: skip
 
 
+def created_session(operator: Operator, session: OperatorSession) -> Change:
+    return Change(
+        Action.OPERATOR_SESSION_CREATE, ObjectType.OPERATOR_SESSION, session.id,
+        operator.account_id, None, None, None, session_record(session),
+    )  # fmt: skip
+
+
 def revoked_session(operator: Operator, old: OperatorSession, new: OperatorSession) -> Change:
     return Change(
         Action.OPERATOR_SESSION_REVOKE, ObjectType.OPERATOR_SESSION, new.id,

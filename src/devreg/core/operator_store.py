@@ -83,9 +83,11 @@ class OperatorStore(Protocol):
     async def use_totp_step(self, operator_id: bytes, step: int) -> bool:
         """Record `step` as used; False if it (or a later one) was used already."""
 
-    # --- sessions (their creation and use are not changes of record)
+    # --- sessions (a sign-in is in the change log; a session's use is not a change)
 
-    async def insert_session(self, session: OperatorSession) -> None: ...
+    async def insert_session(
+        self, session: OperatorSession, operator: Operator, origin: Origin
+    ) -> None: ...
 
     async def session_by_token_hash(
         self, token_hash: bytes

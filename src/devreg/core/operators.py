@@ -264,9 +264,15 @@ class Operators:
     # --- sign-in and sessions
 
     async def authenticate(
-        self, email: str, password: str, code: str | None = None, address: str | None = None
+        self,
+        email: str,
+        password: str,
+        code: str | None = None,
+        address: str | None = None,
+        request_id: str = "",
     ) -> NewSession:
-        """A new session, or Unauthenticated (always REFUSED) / RateLimited.
+        """A new session, or Unauthenticated (always REFUSED) / RateLimited. The sign-in is
+        in the change log (`operator_session.create`), by the operator, with `request_id`.
 
         Each attempt is counted before its password is checked (a failure reserved, and
         cleared on success), so requests sent at once cannot all be tried. The hard limit
@@ -308,7 +314,7 @@ class Operators:
             raise Unauthenticated(REFUSED)  # the failures reserved above stay
         await self.store.clear_login_failures(here)
         await self.store.clear_login_failures(anywhere)
-        return await self._open_session(operator, now, address)
+        return await self._open_session(operator, now, address, request_id)
 
     async def _account_disabled(self, operator: Operator) -> bool:
         """An account's operators are refused while it is disabled, like its keys."""
@@ -331,7 +337,9 @@ class Operators:
             return False
         return await self.store.use_totp_step(operator.id, step)  # each step once
 
-    async def _open_session(self, operator: Operator, now: int, address: str | None) -> NewSession:
+    async def _open_session(
+        self, operator: Operator, now: int, address: str | None, request_id: str
+    ) -> NewSession:
         raw = secrets.token_bytes(SESSION_RANDOM_BYTES)
         token = TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
         session = OperatorSession(
@@ -339,7 +347,9 @@ class Operators:
             created_at=now, last_seen_at=now, expires_at=now + ABSOLUTE_TIMEOUT_US,
             revoked_at=None, address=address,
         )  # fmt: skip
-        await self.store.insert_session(session)
+        await self.store.insert_session(
+            session, operator, operator_origin(operator, request_id or "signin_" + new_id().hex())
+        )
         return NewSession(token, session, operator)
 
     async def session(self, token: str) -> tuple[OperatorSession, Operator]:

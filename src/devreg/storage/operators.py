@@ -209,11 +209,14 @@ class SqlOperatorStore:
 
         return await self._store.atomic(work)
 
-    async def insert_session(self, session: OperatorSession) -> None:
-        async def work(tx: SqlRunner) -> None:
+    async def insert_session(
+        self, session: OperatorSession, operator: Operator, origin: Origin
+    ) -> None:
+        async def work(tx: SqlRunner) -> tuple[None, list[Change]]:
             await tx.run(INSERT_SESSION, session_row(session))
+            return None, [records.created_session(operator, session)]
 
-        await self._store.atomic(work)
+        await self._store._logged(origin, work)
 
     async def session_by_token_hash(
         self, token_hash: bytes
