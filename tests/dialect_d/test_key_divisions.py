@@ -220,8 +220,16 @@ async def test_a_limited_key_manages_only_keys_inside_its_limit(
         await d.post("/api-key", json={"name": "everything"}), 403, "access_denied", "divisions"
     )
     default_division = fleet.default_profile["division"]["id"]
-    wider = {"name": "wider", "division_ids": [*north, default_division]}
-    assert_d_error(await d.post("/api-key", json=wider), 403, "access_denied", "divisions")
+    # A division outside its own does not exist for it: the account's default division
+    # answers as an unknown id does, so a key cannot probe which ids are the account's.
+    for outside in (default_division, str(uuid.uuid4())):
+        wider = await d.post("/api-key", json={"name": "wider", "division_ids": [*north, outside]})
+        assert wider.status_code == 400, wider.text
+        assert wider.json() == {
+            "errors": [
+                {"code": "entity_not_found", "message": f"Division {outside} does not exist"}
+            ]
+        }, wider.text
     child = await made(await d.post("/api-key", json={"name": "child", "division_ids": north}))
     assert child["key"]["division_ids"] == north
     own = fleet.limited["key"]["id"]

@@ -73,6 +73,8 @@ def new_api_key(
     divisions: frozenset[bytes] | None = None,
 ) -> tuple[str, ApiKey]:
     """A fresh key: the secret (shown once) and the record to store."""
+    if divisions is not None and not divisions:  # stored as no rows, it would read as all
+        raise ValueError("a key limited to no division")
     prefix = LIVE_PREFIX if live_mode else TEST_PREFIX
     secret = prefix + secrets.token_urlsafe(32)
     record = ApiKey(
@@ -136,10 +138,14 @@ def _check_no_more_rights(
 
 
 async def check_divisions(
-    store: DeviceStore, account_id: bytes, division_ids: list[bytes] | None
+    store: DeviceStore,
+    account_id: bytes,
+    division_ids: list[bytes] | None,
+    creator: ApiKey | None = None,
 ) -> frozenset[bytes] | None:
     """The divisions a new key is limited to: the account's own, at least one (None: the
-    key is not limited)."""
+    key is not limited). For a limited creator, a division outside its own does not exist,
+    as for another account's: its answer must not tell which ids are the account's."""
     if division_ids is None:
         return None
     chosen = frozenset(division_ids)
@@ -147,8 +153,11 @@ async def check_divisions(
         raise InvalidInput(
             f"division_ids must name from 1 to {MAX_KEY_DIVISIONS} divisions", "division_ids"
         )
+    reached = None if creator is None else creator.divisions
     for division_id in sorted(chosen):
-        if await store.get_division(account_id, division_id) is None:
+        if not reach.within(reached, frozenset({division_id})) or (
+            await store.get_division(account_id, division_id) is None
+        ):
             raise NotFound(f"Division {render_uuid(division_id)} does not exist")
     return chosen
 
@@ -186,7 +195,7 @@ async def create_key(
     expires_at = None if expires_in_days is None else now + expires_in_days * DAY_US
     if await store.account(account_id) is None:
         raise NotFound(f"No such account: acc_{account_id.hex()}")
-    divisions = await check_divisions(store, account_id, division_ids)
+    divisions = await check_divisions(store, account_id, division_ids, creator)
     _check_no_more_rights(creator, live_mode, scope, expires_at, divisions)
     secret, key = new_api_key(
         account_id, live_mode, now, name=name, scope=scope, expires_at=expires_at,

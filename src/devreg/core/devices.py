@@ -190,11 +190,11 @@ class DeviceService:
 
     async def create(self, caller: Caller, reference_id: str | None) -> Device:
         reference = check_reference_id(reference_id) if reference_id is not None else None
-        await self.check_room(caller)
         profile = await self.store.default_profile(caller.account_id)
         if profile is None:  # every account is created with one; a missing one is corruption
             raise RuntimeError("account has no default device profile")
         reach.check_default_division(caller, profile.division_id)
+        await self.check_room(caller)
         now = self.clock()
         device = Device(
             id=new_id(),

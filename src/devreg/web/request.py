@@ -96,10 +96,11 @@ class Request:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        self._body = b"".join(chunks)
+        body = b"".join(chunks)
         if self.after_body is not None:
-            await self.after_body()
-        return self._body
+            await self.after_body()  # kept only once it passed: no second read skips it
+        self._body = body
+        return body
 
 
 def check_query_size(count: int) -> None:
