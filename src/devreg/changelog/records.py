@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from devreg.core.ids import render_uuid
+from devreg.core.ids import render_uuid, render_uuids
 from devreg.core.records import (
     Account,
     ApiKey,
@@ -171,7 +171,7 @@ def api_key_record(key: ApiKey) -> ApiKeyRecord:
         render_uuid(key.id), key.live_mode, key.created_at, key.revoked_at, key.name,
         key.scope.value, key.expires_at,
         None if key.rotated_from is None else render_uuid(key.rotated_from),
-        None if key.divisions is None else sorted(map(render_uuid, key.divisions)),
+        render_uuids(key.divisions),
     )  # fmt: skip
 
 

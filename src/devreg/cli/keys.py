@@ -24,7 +24,7 @@ from devreg.core.api_keys import (
 )
 from devreg.core.clock import now_us, render_rfc3339
 from devreg.core.errors import InvalidInput, NotFound
-from devreg.core.ids import parse_uuid, render_uuid
+from devreg.core.ids import parse_uuid, render_uuid, render_uuids
 from devreg.core.records import Account, ApiKey, Scope
 from devreg.core.store import DeviceStore
 from devreg.server.config import Config
@@ -105,7 +105,7 @@ def key_summary(key: ApiKey, now: int) -> dict[str, Any]:
         "expires_at": _time(key.expires_at),
         "revoked_at": _time(key.revoked_at),
         "rotated_from": None if key.rotated_from is None else render_uuid(key.rotated_from),
-        "division_ids": None if key.divisions is None else sorted(map(render_uuid, key.divisions)),
+        "division_ids": render_uuids(key.divisions),
     }
 
 

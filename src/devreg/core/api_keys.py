@@ -155,7 +155,7 @@ async def check_divisions(
         )
     reached = None if creator is None else creator.divisions
     for division_id in sorted(chosen):
-        if not reach.within(reached, frozenset({division_id})) or (
+        if (reached is not None and division_id not in reached) or (
             await store.get_division(account_id, division_id) is None
         ):
             raise NotFound(f"Division {render_uuid(division_id)} does not exist")

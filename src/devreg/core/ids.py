@@ -7,6 +7,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 
 ID_BYTES = 16
 _HEX_DIGITS = frozenset("0123456789abcdef")
@@ -47,6 +48,12 @@ def render_uuid(object_id: bytes) -> str:
         raise ValueError("an id is 16 bytes")
     h = object_id.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def render_uuids(object_ids: Iterable[bytes] | None) -> list[str] | None:
+    """A set of ids rendered in one order (sorted); None stays None (an API key's divisions:
+    None is every division)."""
+    return None if object_ids is None else sorted(map(render_uuid, object_ids))
 
 
 def parse_uuid(text: str) -> bytes | None:

@@ -205,8 +205,11 @@ class ProfileService:
         return (await self.complete([profile]))[0]
 
     async def profiles(self, caller: Caller) -> list[Profile]:
+        return await self.complete(await self._reached_profiles(caller))
+
+    async def _reached_profiles(self, caller: Caller) -> list[DeviceProfile]:
         found = await self.store.list_profiles(caller.account_id)
-        return await self.complete([p for p in found if reach.sees_division(caller, p.division_id)])
+        return [p for p in found if reach.sees_division(caller, p.division_id)]
 
     async def profile_page(
         self, caller: Caller, *, limit: int, offset: int
@@ -215,8 +218,7 @@ class ProfileService:
         A limited key's page is cut from the profiles it reaches (at most the quota's)."""
         check_page(limit, offset)
         if reach.limited(caller):
-            found = await self.store.list_profiles(caller.account_id)
-            reached = [p for p in found if reach.sees_division(caller, p.division_id)]
+            reached = await self._reached_profiles(caller)
             return reached[offset : offset + limit], len(reached)
         page = await self.store.list_profiles(caller.account_id, limit=limit, offset=offset)
         return page, await self.store.count_profiles(caller.account_id)

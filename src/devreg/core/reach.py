@@ -10,10 +10,11 @@ so a check made before a write cannot race with it. Lists filter in the query
 from __future__ import annotations
 
 from devreg.core.errors import Forbidden, NotFound
-from devreg.core.records import Caller, Device
+from devreg.core.records import Caller, Certificate, Device
 from devreg.core.store import DeviceStore
 
 NO_DEVICE = "No such device"
+NO_CERTIFICATE = "Certificate does not exist"
 
 
 def limited(caller: Caller) -> bool:
@@ -22,12 +23,6 @@ def limited(caller: Caller) -> bool:
 
 def sees_division(caller: Caller, division_id: bytes) -> bool:
     return caller.divisions is None or division_id in caller.divisions
-
-
-def check_division(caller: Caller, division_id: bytes, missing: str) -> None:
-    """NotFound(`missing`) unless the caller reaches `division_id`."""
-    if not sees_division(caller, division_id):
-        raise NotFound(missing)
 
 
 def check_unlimited(caller: Caller, what: str) -> None:
@@ -63,6 +58,19 @@ async def reachable_device(
     return device
 
 
+async def reachable_certificate(store: DeviceStore, caller: Caller, cert_id: bytes) -> Certificate:
+    """The caller's certificate `cert_id` (of a deleted device too) whose device it reaches,
+    else NotFound."""
+    cert = await store.get_certificate(caller.account_id, caller.live_mode, cert_id)
+    if cert is None:
+        raise NotFound(NO_CERTIFICATE)
+    try:
+        await reachable_device(store, caller, cert.device_id, include_deleted=True)
+    except NotFound:
+        raise NotFound(NO_CERTIFICATE) from None
+    return cert
+
+
 async def check_device(store: DeviceStore, caller: Caller, device_id: bytes) -> None:
     """For writes that fetch nothing first: a limited caller's target must be in reach.
     Unlimited callers pay nothing (the write's own scoping answers NotFound)."""
@@ -80,13 +88,12 @@ async def reaches_object(store: DeviceStore, caller: Caller, object_id: bytes) -
     device = await store.get_device(
         caller.account_id, caller.live_mode, object_id, include_deleted=True
     )
-    if device is None:
-        cert = await store.get_certificate(caller.account_id, caller.live_mode, object_id)
-        if cert is not None:
-            device = await store.get_device(
-                caller.account_id, caller.live_mode, cert.device_id, include_deleted=True
-            )
     if device is not None:
         return sees_division(caller, device.division_id)
+    try:
+        await reachable_certificate(store, caller, object_id)
+        return True
+    except NotFound:  # no certificate of the caller's, or one out of reach
+        pass
     profile = await store.get_profile(caller.account_id, object_id)
     return profile is not None and sees_division(caller, profile.division_id)

@@ -17,7 +17,7 @@ from devreg.core.api_keys import (
 )
 from devreg.core.clock import render_rfc3339
 from devreg.core.devices import MAX_IDENTIFIER, DeviceView
-from devreg.core.ids import render_uuid
+from devreg.core.ids import render_uuid, render_uuids
 from devreg.core.profiles import Profile
 from devreg.core.records import ApiKey, Certificate, Division
 from devreg.core.text import TEXT_PATTERN, TEXT_RULE
@@ -460,5 +460,5 @@ def render_api_key(key: ApiKey, now: int) -> ApiKeyOut:
         created=render_rfc3339(key.created_at), last_used=_time_or_none(key.last_used_at),
         expires_at=_time_or_none(key.expires_at), revoked_at=_time_or_none(key.revoked_at),
         rotated_from=None if key.rotated_from is None else render_uuid(key.rotated_from),
-        division_ids=None if key.divisions is None else sorted(map(render_uuid, key.divisions)),
+        division_ids=render_uuids(key.divisions),
     )  # fmt: skip

@@ -20,6 +20,7 @@ from cryptography import x509
 from devreg.core import reach
 from devreg.core.clock import now_us
 from devreg.core.errors import InvalidInput, NotFound
+from devreg.core.reach import NO_CERTIFICATE
 from devreg.core.records import Caller, Certificate, RevokedEntry
 from devreg.core.store import DeviceStore
 from devreg.pki import crl_der
@@ -67,7 +68,6 @@ def reason_name(text: str) -> str:
 # A certificate whose key is compromised may have minted others (re-enrollments and
 # renewals it authenticated, with keys its thief chose): they go with it.
 CASCADING_REASON = "keyCompromise"
-NO_CERTIFICATE = "Certificate does not exist"
 
 
 class Revocation(msgspec.Struct, frozen=True):
@@ -91,13 +91,7 @@ async def revoke_with_minted(
     transaction (also when it was revoked before for another reason)."""
     name = reason_name(reason)
     if reach.limited(caller):  # its device must be in reach (what it minted is that device's)
-        cert = await store.get_certificate(caller.account_id, caller.live_mode, cert_id)
-        if cert is None:
-            raise NotFound(NO_CERTIFICATE)
-        try:
-            await reach.reachable_device(store, caller, cert.device_id, include_deleted=True)
-        except NotFound:
-            raise NotFound(NO_CERTIFICATE) from None
+        await reach.reachable_certificate(store, caller, cert_id)
     if name == CASCADING_REASON:
         found = await store.revoke_with_minted(
             caller.account_id, caller.live_mode, cert_id, name, now, caller.origin

@@ -438,7 +438,7 @@ def division_condition(division_ids: frozenset[bytes]) -> tuple[str, list[Any]]:
     ordered = sorted(division_ids)
     if len(ordered) == 1:
         return " AND division_id = ?", ordered
-    return " AND division_id IN (" + ", ".join("?" * len(ordered)) + ")", ordered
+    return in_list(" AND division_id IN (?)", len(ordered)), ordered
 
 
 def query_devices_statements(
